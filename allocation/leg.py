@@ -8,7 +8,7 @@ leg is not sent. A leg with ``volume == 0`` sends nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import Enum
 
@@ -31,6 +31,7 @@ class Reason(str, Enum):
     NO_WEIGHT = "no-weight"  # zero (or negative) balance, equity, percentage or multiplier
     # copy settings
     SYMBOL_FILTERED = "symbol-filtered"
+    UNKNOWN_SYMBOL = "unknown-symbol"  # the (mapped) symbol is not traded on the follower's venue
     SIDE_NOT_ALLOWED = "side-not-allowed"
     CLOSE_ONLY = "close-only"
     STOPPED_OUT = "stopped-out"
@@ -57,6 +58,7 @@ class Action(str, Enum):
     CLOSE = "close"  # the whole linked position
     PARTIAL_CLOSE = "partial-close"
     MODIFY = "modify"  # SL/TP only
+    PENDING = "pending"  # place a pending order at ``price``
     NONE = "none"  # nothing to send; the reason says why
 
     def __str__(self) -> str:
@@ -77,6 +79,7 @@ class Leg:
     reason: Reason | None = None
     sl: Decimal | None = None
     tp: Decimal | None = None
+    price: Decimal | None = None  # for pending orders
 
     @property
     def sent(self) -> bool:
@@ -101,6 +104,30 @@ class Leg:
             "reason": self.reason.value if self.reason else None,
             "sl": None if self.sl is None else str(self.sl),
             "tp": None if self.tp is None else str(self.tp),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Allocation:
+    """The legs of one master deal (a MAM block, or a copy fan-out), sorted by account id."""
+
+    block: int
+    block_spec: SymbolSpec
+    side: Side
+    legs: tuple[Leg, ...] = field(default_factory=tuple)
+
+    @property
+    def allocated(self) -> int:
+        return sum(leg.volume for leg in self.legs)
+
+    def as_dict(self) -> dict:
+        spec = self.block_spec
+        return {
+            "block_lots": spec.format_lots(self.block),
+            "block_units": self.block,
+            "allocated_lots": spec.format_lots(self.allocated),
+            "allocated_units": self.allocated,
+            "legs": [leg.as_dict() for leg in self.legs],
         }
 
 

@@ -37,12 +37,12 @@ not depend on the order the accounts are given in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
 
 from allocation.errors import AllocationError
-from allocation.leg import Action, Leg, Reason
+from allocation.leg import Action, Allocation, Leg, Reason
 from bridge.domain.deal import Side
 from bridge.domain.volume import UNITS_PER_BASE, SymbolSpec, parse_decimal
 
@@ -95,30 +95,6 @@ class MamGroup:
     method: Method
     leftover: Leftover = Leftover.LARGEST_REMAINDER
     force_minimum: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    """The legs of one block, sorted by account id."""
-
-    block: int
-    block_spec: SymbolSpec
-    side: Side
-    legs: tuple[Leg, ...] = field(default_factory=tuple)
-
-    @property
-    def allocated(self) -> int:
-        return sum(leg.volume for leg in self.legs)
-
-    def as_dict(self) -> dict:
-        spec = self.block_spec
-        return {
-            "block_lots": spec.format_lots(self.block),
-            "block_units": self.block,
-            "allocated_lots": spec.format_lots(self.allocated),
-            "allocated_units": self.allocated,
-            "legs": [leg.as_dict() for leg in self.legs],
-        }
 
 
 def allocate_block(

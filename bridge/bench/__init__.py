@@ -1,0 +1,1 @@
+"""Benchmarks behind ``bridge bench``: speed targets live here, not in timed tests."""

@@ -1,0 +1,1 @@
+"""The ``bridge`` command line: thin click commands over the library."""

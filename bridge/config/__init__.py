@@ -1,0 +1,1 @@
+"""Configuration: strict TOML reading (unknown keys are errors, numbers are exact)."""
