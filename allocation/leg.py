@@ -8,9 +8,10 @@ leg is not sent. A leg with ``volume == 0`` sends nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
+from typing import Callable
 
 from bridge.domain.deal import Side
 from bridge.domain.volume import SymbolSpec, format_lots
@@ -107,18 +108,56 @@ class Leg:
         }
 
 
-@dataclass(frozen=True, slots=True)
 class Allocation:
-    """The legs of one master deal (a MAM block, or a copy fan-out), sorted by account id."""
+    """The legs of one master deal (a MAM block, or a copy fan-out).
 
-    block: int
-    block_spec: SymbolSpec
-    side: Side
-    legs: tuple[Leg, ...] = field(default_factory=tuple)
+    Built either from legs, or from columns (one list per field, in input order)
+    as the MAM engine produces them: a 10,000-account split then costs a few
+    integer lists, and the :class:`Leg` objects are made, sorted by account id,
+    the first time ``legs`` is read.
+    """
+
+    __slots__ = ("block", "block_spec", "side", "_legs", "_columns")
+
+    def __init__(self, block: int, block_spec: SymbolSpec, side: Side, legs=()) -> None:
+        self.block = block
+        self.block_spec = block_spec
+        self.side = side
+        self._legs: tuple[Leg, ...] | None = tuple(sorted(legs, key=_by_account))
+        self._columns = None
+
+    @classmethod
+    def from_columns(cls, block: int, block_spec: SymbolSpec, side: Side, accounts, volumes: list[int],
+                     reason: Callable[[int], "Reason | None"], ideal: Callable[[int], Decimal]) -> "Allocation":
+        """``accounts[i]`` (with ``.account`` and ``.spec``) gets ``volumes[i]``, for ``reason(i)``;
+        ``ideal(i)`` is its exact ideal volume. Both are called only when legs are read."""
+        self = cls(block, block_spec, side)
+        self._legs = None
+        self._columns = (accounts, volumes, reason, ideal)
+        return self
+
+    @property
+    def legs(self) -> tuple[Leg, ...]:
+        if self._legs is None:
+            accounts, volumes, reason, ideal = self._columns
+            side = self.side
+            legs = [
+                Leg(a.account, Action.OPEN if volumes[i] else Action.NONE, a.spec.symbol, side, ideal(i),
+                    volumes[i], a.spec, reason(i))
+                for i, a in enumerate(accounts)
+            ]
+            legs.sort(key=_by_account)
+            self._legs = tuple(legs)
+        return self._legs
 
     @property
     def allocated(self) -> int:
-        return sum(leg.volume for leg in self.legs)
+        if self._columns is not None:
+            return sum(self._columns[1])
+        return sum(leg.volume for leg in self._legs)
+
+    def volume_of(self, account: str) -> int:
+        return next(leg.volume for leg in self.legs if leg.account == account)
 
     def as_dict(self) -> dict:
         spec = self.block_spec
@@ -129,6 +168,21 @@ class Allocation:
             "allocated_units": self.allocated,
             "legs": [leg.as_dict() for leg in self.legs],
         }
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Allocation):
+            return NotImplemented
+        return (self.block, self.block_spec, self.side, self.legs) == (
+            other.block, other.block_spec, other.side, other.legs)
+
+    __hash__ = None  # mutable cache inside: not hashable
+
+    def __repr__(self) -> str:
+        return f"Allocation(block={self.block}, allocated={self.allocated}, legs={len(self.legs)})"
+
+
+def _by_account(leg: Leg) -> str:
+    return leg.account
 
 
 def _round_display(value: Decimal) -> Decimal:

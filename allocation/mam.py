@@ -38,13 +38,16 @@ not depend on the order the accounts are given in.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Decimal, Inexact, InvalidOperation, localcontext
+from itertools import compress, repeat
 from enum import Enum
+from math import lcm
+from operator import attrgetter, gt, lt, mul, sub
 
 from allocation.errors import AllocationError
-from allocation.leg import Action, Allocation, Leg, Reason
+from allocation.leg import Allocation, Reason
 from bridge.domain.deal import Side
-from bridge.domain.volume import UNITS_PER_BASE, SymbolSpec, parse_decimal
+from bridge.domain.volume import UNITS_PER_BASE, SymbolSpec
 
 
 class Method(str, Enum):
@@ -104,180 +107,264 @@ def allocate_block(
     group: MamGroup,
     accounts: list[SubAccount] | tuple[SubAccount, ...],
 ) -> Allocation:
-    """Split ``block`` (canonical volume) across ``accounts`` by ``group``'s method."""
+    """Split ``block`` (canonical volume) across ``accounts`` by ``group``'s method.
+
+    Works on parallel integer lists (one entry per account, in input order) so
+    that a block across 10,000 accounts stays within the benchmark's budget;
+    every ordering decision uses the documented keys, never the input order.
+    """
+    accounts = tuple(accounts)
     _check_inputs(block, group, accounts)
     if group.method.splits_block:
-        volumes, ideals, reasons = _split(block, group, accounts)
+        volumes, reason, ideal = _split(block, group, accounts)
     else:
-        volumes, ideals, reasons = _per_account(block, block_spec, group, accounts)
-    legs = [
-        Leg(a.account, Action.OPEN if volumes[i] else Action.NONE, a.spec.symbol, side,
-            ideals[i], volumes[i], a.spec, reasons[i])
-        for i, a in enumerate(accounts)
-    ]
-    legs.sort(key=lambda leg: leg.account)
-    return Allocation(block, block_spec, side, tuple(legs))
+        volumes, reason, ideal = _per_account(block, block_spec, group, accounts)
+    return Allocation.from_columns(block, block_spec, side, accounts, volumes, reason, ideal)
 
 
 # -- validation --------------------------------------------------------------
 
-def _check_inputs(block: int, group: MamGroup, accounts) -> None:
+def _check_inputs(block: int, group: MamGroup, accounts: tuple[SubAccount, ...]) -> None:
     if not isinstance(block, int) or isinstance(block, bool) or block <= 0:
         raise AllocationError(f"block volume must be a positive integer, got {block!r}")
     if not accounts:
         raise AllocationError("a MAM group needs at least one account")
-    seen: set[str] = set()
-    for a in accounts:
-        if a.account in seen:
-            raise AllocationError(f"duplicate account {a.account!r}")
-        seen.add(a.account)
+    names = [a.account for a in accounts]
+    if len(set(names)) != len(names):
+        seen: set[str] = set()
+        duplicate = next(n for n in names if n in seen or seen.add(n))
+        raise AllocationError(f"duplicate account {duplicate!r}")
     method = group.method
     if method in (Method.PERCENT, Method.LOT, Method.FIXED):
-        for a in accounts:
-            if a.setting < 0:
-                raise AllocationError(f"account {a.account!r}: {method} setting must not be negative")
+        negative = next((a for a in accounts if a.setting < 0), None)
+        if negative is not None:
+            raise AllocationError(f"account {negative.account!r}: {method} setting must not be negative")
     if method is Method.PERCENT:
         total = sum(a.setting for a in accounts)
         if total != 100:
             raise AllocationError(f"percentages must sum to 100, they sum to {total.normalize():f}")
 
 
+# -- orderings -----------------------------------------------------------------
+
+def _by_equity_then_id(indices, accounts) -> list[int]:
+    """Larger equity first, then smaller account id: two stable single-key sorts."""
+    ranked = sorted(indices, key=lambda i: accounts[i].account)
+    ranked.sort(key=lambda i: accounts[i].equity, reverse=True)  # reverse keeps the sort stable
+    return ranked
+
+
+def _leftover_order(policy: Leftover, eligible: list[int], remainders: list[int], accounts) -> list[int]:
+    """Every eligible account, in the order the leftover policy hands out steps."""
+    ranked = _by_equity_then_id(eligible, accounts)
+    if policy is Leftover.LARGEST_REMAINDER:
+        ranked.sort(key=remainders.__getitem__, reverse=True)
+    return ranked
+
+
+def _leftover_winners(policy: Leftover, eligible: list[int], remainders: list[int], accounts, k: int) -> list[int]:
+    """The first ``k`` of :func:`_leftover_order`, without ranking everyone when remainders decide."""
+    if policy is Leftover.LARGEST_EQUITY or k >= len(eligible):
+        return _leftover_order(policy, eligible, remainders, accounts)[:k]
+    ranked = sorted(eligible, key=remainders.__getitem__, reverse=True)
+    threshold = remainders[ranked[k - 1]]
+    if remainders[ranked[k]] != threshold:
+        return ranked[:k]
+    above = [i for i in ranked[:k] if remainders[i] > threshold]
+    tied = _by_equity_then_id([i for i in ranked if remainders[i] == threshold], accounts)
+    return above + tied[: k - len(above)]
+
+
 # -- splitting methods -------------------------------------------------------
 
 def _weights(group: MamGroup, accounts) -> list[int]:
-    """The accounts' weights as exact integers (Decimals scaled by a common power of ten)."""
+    """The accounts' weights as exact non-negative integers (Decimals over a common denominator)."""
     method = group.method
     if method is Method.EQUAL:
         return [1] * len(accounts)
-    raw = [
-        a.setting if method is Method.PERCENT else a.balance if method is Method.BALANCE else a.equity
-        for a in accounts
-    ]
-    exponent = min(min(int(w.as_tuple().exponent) for w in raw), 0)
-    return [max(int(w.scaleb(-exponent)), 0) for w in raw]
+    field = "setting" if method is Method.PERCENT else "balance" if method is Method.BALANCE else "equity"
+    values = list(map(attrgetter(field), accounts))
+    try:
+        cents = _as_cents(values)
+        if cents is not None:
+            return cents
+        ratios = list(map(Decimal.as_integer_ratio, values))
+    except (ValueError, OverflowError, TypeError, InvalidOperation):
+        raise AllocationError(f"every account's {field} must be a finite Decimal") from None
+    denominators = {d for _, d in ratios}
+    if denominators == {1}:
+        return [n if n > 0 else 0 for n, _ in ratios]
+    common = lcm(*denominators)
+    return [n * (common // d) if n > 0 else 0 for n, d in ratios]
+
+
+def _as_cents(values: list[Decimal]) -> list[int] | None:
+    """Non-negative amounts with at most two decimals, as whole hundredths; None for anything else.
+
+    ``int()`` truncates, so for non-negative values the scaled integers add up to
+    the exact scaled sum only if none was truncated: one aggregate comparison
+    proves every conversion exact. The context traps ``Inexact``, so a rounded
+    product or sum falls back to the general path instead of passing the check.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 60
+        ctx.traps[Inexact] = True
+        try:
+            if min(values) < 0:
+                return None
+            scaled = [int(v * _HUNDRED) for v in values]
+            if sum(values) * _HUNDRED == sum(scaled):
+                return scaled
+        except Inexact:
+            return None
+    return None
+
+
+_HUNDRED = Decimal(100)
+
+
+def _grid(accounts) -> tuple[list[SymbolSpec], list[int], list[int], list[int]]:
+    """Each account's spec, step, maximum and minimum, as lists (cheap when all share one spec)."""
+    specs = list(map(attrgetter("spec"), accounts))
+    first, n = specs[0], len(specs)
+    if specs.count(first) == n:  # identity is checked first, so this is fast for one shared spec
+        return specs, [first.step_volume] * n, [first.max_volume] * n, [first.min_volume] * n
+    return (specs, [s.step_volume for s in specs], [s.max_volume for s in specs],
+            [s.min_volume for s in specs])
 
 
 def _split(block: int, group: MamGroup, accounts):
     n = len(accounts)
     weights = _weights(group, accounts)
-    total_weight = sum(weights)
-    volumes = [0] * n
-    reasons: list[Reason | None] = [None] * n
-    ideals = [Decimal(0)] * n
-    if total_weight == 0:
-        return volumes, ideals, [Reason.NO_WEIGHT] * n
+    total = sum(weights)
+    if total == 0:
+        return [0] * n, lambda i: Reason.NO_WEIGHT, lambda i: Decimal(0)
 
-    numerators = [block * w for w in weights]  # ideal share = numerator / total_weight
-    remainders = [0] * n  # in 1/total_weight canonical units
-    distributable = 0
-    clipped = [False] * n
-    big_w = Decimal(total_weight)
-    for i, a in enumerate(accounts):
-        num = numerators[i]
-        if num == 0:
-            reasons[i] = Reason.NO_WEIGHT
-            continue
-        ideals[i] = Decimal(num) / big_w
-        spec = a.spec
-        step = spec.step_volume
-        floor = num // (total_weight * step) * step
-        if floor > spec.max_volume:
-            volumes[i] = spec.max_volume
-            clipped[i] = True
-            reasons[i] = Reason.CLIPPED_TO_MAXIMUM
-            continue
-        volumes[i] = floor
-        remainders[i] = num - floor * total_weight
-        distributable += remainders[i]
+    # ideal share of account i = wanted[i] / total, exactly. The per-account
+    # arithmetic runs in map() over operator functions: C loops, no tuple unpacking.
+    wanted = list(map(mul, weights, repeat(block)))
+    specs, steps, maxima, minima = _grid(accounts)
+    step = steps[0]
+    if steps.count(step) == n:
+        unit = total * step
+        volumes = [want // unit * step for want in wanted]
+    else:
+        volumes = [want // (total * s) * s for want, s in zip(wanted, steps)]
+    explicit: dict[int, Reason] = {}  # reasons not told by comparing volume with ideal
+    if max(volumes) > min(maxima):
+        for i in compress(range(n), map(gt, volumes, maxima)):
+            volumes[i] = maxima[i]
+            explicit[i] = Reason.CLIPPED_TO_MAXIMUM
+    remainders = list(map(sub, wanted, map(mul, volumes, repeat(total))))
+    for i in explicit:
+        remainders[i] = 0  # a clipped account's excess is not handed out
 
-    leftover = distributable // total_weight
+    leftover = sum(remainders) // total
     if leftover:
-        if group.leftover is Leftover.LARGEST_REMAINDER:
-            order = sorted(range(n), key=lambda i: (-remainders[i], -accounts[i].equity, accounts[i].account))
+        if not explicit and 0 not in weights and max(volumes) + step <= min(maxima):
+            eligible = list(range(n))  # nobody clipped, weightless or a step from the maximum
         else:
-            order = sorted(range(n), key=lambda i: (-accounts[i].equity, accounts[i].account))
-        for i in order:
-            if clipped[i] or numerators[i] == 0:
-                continue
-            spec = accounts[i].spec
-            step = spec.step_volume
-            if step <= leftover and volumes[i] + step <= spec.max_volume:
+            eligible = [i for i, (want, v, step_i, m) in enumerate(zip(wanted, volumes, steps, maxima))
+                        if want and v + step_i <= m and i not in explicit]
+        if steps.count(step) == n:  # one grid: each winner takes exactly one step
+            for i in _leftover_winners(group.leftover, eligible, remainders, accounts, leftover // step):
                 volumes[i] += step
-                leftover -= step
-                if leftover == 0:
-                    break
+        else:  # mixed grids: one pass in policy order, a step to each that still fits
+            for i in _leftover_order(group.leftover, eligible, remainders, accounts):
+                if steps[i] <= leftover:
+                    volumes[i] += steps[i]
+                    leftover -= steps[i]
 
-    for i in range(n):
-        if reasons[i] is None:
-            exact = volumes[i] * total_weight
-            if exact > numerators[i]:
-                reasons[i] = Reason.LEFTOVER_STEP
-            elif exact < numerators[i]:
-                reasons[i] = Reason.FLOORED_TO_STEP
-    _apply_minimums(block, group, accounts, volumes, reasons, numerators)
-    return volumes, ideals, reasons
+    _apply_minimums(block, group, accounts, volumes, explicit, wanted, minima)
+
+    def reason(i: int) -> Reason | None:
+        if i in explicit:
+            return explicit[i]
+        if not wanted[i]:
+            return Reason.NO_WEIGHT
+        exact = volumes[i] * total
+        if exact == wanted[i]:
+            return None
+        return Reason.LEFTOVER_STEP if exact > wanted[i] else Reason.FLOORED_TO_STEP
+
+    big_total = Decimal(total)
+    return volumes, reason, lambda i: Decimal(wanted[i]) / big_total
 
 
-def _apply_minimums(block, group, accounts, volumes, reasons, wanted) -> None:
-    """Skip (or force, if allowed and the block has room) every share below its minimum."""
-    short = [i for i, a in enumerate(accounts) if wanted[i] and volumes[i] < a.spec.min_volume]
-    if not short:
-        return
+def _apply_minimums(block, group, accounts, volumes, explicit, wanted, minima) -> None:
+    """Skip every share below its minimum; force them up if the group allows and the block has room."""
+    _force_minimums(block, group, accounts, volumes, explicit, wanted, minima,
+                    _skip_below_minimum(volumes, explicit, wanted, minima))
+
+
+def _skip_below_minimum(volumes, explicit, wanted, minima) -> list[int]:
+    """Zero every volume that asked for something but is below its minimum; return who."""
+    if min(volumes) >= max(minima):
+        return []  # every account at or above every minimum: nothing is short
+    short = [i for i in compress(range(len(volumes)), map(lt, volumes, minima)) if wanted[i]]
     for i in short:
         volumes[i] = 0
-        reasons[i] = Reason.BELOW_MINIMUM
-    if not group.force_minimum:
+        explicit[i] = Reason.BELOW_MINIMUM
+    return short
+
+
+def _force_minimums(block, group, accounts, volumes, explicit, wanted, minima, short) -> None:
+    if not short or not group.force_minimum:
         return
     room = block - sum(volumes)
     # largest share first, so a richer account is never skipped for a poorer one
-    short.sort(key=lambda i: (-wanted[i], -accounts[i].equity, accounts[i].account))
-    for i in short:
-        minimum = accounts[i].spec.min_volume
-        if minimum <= room:
-            volumes[i] = minimum
-            reasons[i] = Reason.FORCED_TO_MINIMUM
-            room -= minimum
+    ranked = _by_equity_then_id(short, accounts)
+    ranked.sort(key=wanted.__getitem__, reverse=True)
+    for i in ranked:
+        if minima[i] <= room:
+            volumes[i] = minima[i]
+            explicit[i] = Reason.FORCED_TO_MINIMUM
+            room -= minima[i]
 
 
 # -- lot and fixed -----------------------------------------------------------
 
 def _per_account(block: int, block_spec: SymbolSpec, group: MamGroup, accounts):
     n = len(accounts)
-    volumes = [0] * n
-    reasons: list[Reason | None] = [None] * n
-    ideals = [Decimal(0)] * n
-    wanted = [0] * n  # the floored volume each account asks for, before minimums
-    for i, a in enumerate(accounts):
-        spec = a.spec
-        if group.method is Method.LOT:
-            ideal = block * a.setting * spec.contract_size / block_spec.contract_size
-        else:
-            ideal = parse_decimal(a.setting, "fixed lots") * spec.contract_size * UNITS_PER_BASE
-        ideals[i] = ideal
-        if ideal <= 0:
-            reasons[i] = Reason.NO_WEIGHT
-            continue
-        volume = spec.floor(int(ideal))
-        if volume > spec.max_volume:
-            volume, reasons[i] = spec.max_volume, Reason.CLIPPED_TO_MAXIMUM
-        elif volume != ideal:
-            reasons[i] = Reason.FLOORED_TO_STEP
-        volumes[i] = wanted[i] = volume
-        if volume == 0:
-            wanted[i] = 1  # asked for something, got less than a step: below minimum
+    specs, steps, maxima, minima = _grid(accounts)
+    settings = list(map(attrgetter("setting"), accounts))
+    if group.method is Method.LOT:
+        factors: dict[int, Decimal] = {}  # block units -> account units, per distinct spec
+        for spec in specs:
+            if id(spec) not in factors:
+                factors[id(spec)] = block * spec.contract_size / block_spec.contract_size
+        ideals = [k * factors[id(spec)] for k, spec in zip(settings, specs)]
+    else:
+        per_lot = [spec.contract_size * UNITS_PER_BASE for spec in specs]
+        ideals = [k * u for k, u in zip(settings, per_lot)]
+    volumes = [int(ideal) // step * step for ideal, step in zip(ideals, steps)]
+    explicit: dict[int, Reason] = {}
+    for i in [i for i, (v, m) in enumerate(zip(volumes, maxima)) if v > m]:
+        volumes[i] = maxima[i]
+        explicit[i] = Reason.CLIPPED_TO_MAXIMUM
+    # what each account asks for, for the minimum check: less than a step still asks for something
+    wanted = [v or (1 if ideal > 0 else 0) for v, ideal in zip(volumes, ideals)]
 
-    # take from the block in a fixed order, so that the sum never exceeds it
-    order = sorted(range(n), key=lambda i: (-accounts[i].equity, accounts[i].account))
-    room = block
-    for i in order:
-        if volumes[i] <= room:
+    # below-minimum shares leave first, so they take nothing from the block
+    short = _skip_below_minimum(volumes, explicit, wanted, minima)
+    if sum(volumes) > block:
+        # the block cannot cover everyone: take from it by larger equity, then account id
+        room = block
+        for i in _by_equity_then_id(range(n), accounts):
+            if volumes[i] <= room:
+                room -= volumes[i]
+                continue
+            rest = room // steps[i] * steps[i]
+            volumes[i] = rest if rest >= minima[i] else 0
+            explicit[i] = Reason.BLOCK_EXHAUSTED
             room -= volumes[i]
-            continue
-        spec = accounts[i].spec
-        rest = spec.floor(room)
-        volumes[i] = rest if rest >= spec.min_volume else 0
-        reasons[i] = Reason.BLOCK_EXHAUSTED
-        wanted[i] = 0  # not a minimum problem: the block ran out
-        room -= volumes[i]
-    _apply_minimums(block, group, accounts, volumes, reasons, wanted)
-    return volumes, ideals, reasons
+    _force_minimums(block, group, accounts, volumes, explicit, wanted, minima, short)
+
+    def reason(i: int) -> Reason | None:
+        if i in explicit:
+            return explicit[i]
+        if ideals[i] <= 0:
+            return Reason.NO_WEIGHT
+        return None if volumes[i] == ideals[i] else Reason.FLOORED_TO_STEP
+
+    return volumes, reason, ideals.__getitem__

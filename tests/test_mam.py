@@ -287,16 +287,11 @@ def test_balance_method_with_cents():
     assert lots(result) == {"a": "0.75", "b": "0.25"}
 
 
-def test_largest_equity_policy_under_balance_method_follows_equity():
-    # documented behaviour: the leftover step goes by equity even though the method weighs balances.
-    # balances 5001 / 4999 of 0.10 -> ideals 0.05001 / 0.04999 -> floors 0.05 / 0.04, one step left
-    accounts = [acct("rich", balance="5001", equity="100"), acct("poor", balance="4999", equity="200")]
-    by_remainder = allocate("0.10", Method.BALANCE, accounts)
-    by_equity = allocate("0.10", Method.BALANCE, accounts, leftover=Leftover.LARGEST_EQUITY)
-    assert lots(by_remainder) == {"poor": "0.05", "rich": "0.05"}
-    assert lots(by_equity) == {"poor": "0.05", "rich": "0.05"}
+def test_largest_equity_policy_under_balance_method_follows_equity_not_balance():
+    # documented rule: under largest-equity the leftover goes by equity even when the method weighs balances.
+    # balances 4501 / 4499 / 1000 of 0.10 -> ideals 0.04501 / 0.04499 / 0.01 -> floors 0.04 / 0.04 / 0.01,
+    # one step left: by remainder it goes to the richer balance, by equity to the poorer balance.
     accounts = [acct("rich", balance="4501", equity="100"), acct("poor", balance="4499", equity="200"), acct("z", balance="1000", equity="1")]
-    # ideals 0.04501 / 0.04499 / 0.01 -> floors 0.04 / 0.04 / 0.01, one step left
     assert lots(allocate("0.10", Method.BALANCE, accounts)) == {"poor": "0.04", "rich": "0.05", "z": "0.01"}
     assert lots(allocate("0.10", Method.BALANCE, accounts, leftover=Leftover.LARGEST_EQUITY)) == {
         "poor": "0.05", "rich": "0.04", "z": "0.01",
@@ -338,8 +333,8 @@ def test_leftover_tie_break_larger_equity_then_account_id(policy):
 
 
 def test_largest_remainder_beats_equity():
-    # ideals 0.0349 (equity 3490) and 0.0651 (6510): remainders .0049 / .0051 -> the larger equity wins anyway;
-    # ideals 0.0369 / 0.0631: remainders .0069 / .0031 -> the smaller equity wins the step
+    # ideals 0.0369 / 0.0631 -> floors 0.03 / 0.06, remainders .0069 / .0031, one step left:
+    # largest-remainder gives it to the smaller equity, largest-equity to the larger
     result = allocate("0.10", Method.EQUITY, [acct("a", equity="3690"), acct("b", equity="6310")])
     assert lots(result) == {"a": "0.04", "b": "0.06"}
     result = allocate("0.10", Method.EQUITY, [acct("a", equity="3690"), acct("b", equity="6310")], leftover=Leftover.LARGEST_EQUITY)
@@ -461,12 +456,15 @@ def test_clip_to_maximum_excess_is_not_redistributed():
     assert leg(result, "a").ideal == D(8_000_000)
 
 
-def test_clipped_account_gets_no_leftover_step():
-    half = spec(max_lots="0.5")
-    result = allocate("1.01", Method.EQUITY, [acct("a", equity="7000", sp=half), acct("b", equity="3000")])
-    # ideals 0.707 (clipped to 0.50) / 0.303 -> b floors to 0.30; the leftover is only b's remainder
-    assert lots(result) == {"a": "0.50", "b": "0.30"}
-    assert reasons(result) == {"a": Reason.CLIPPED_TO_MAXIMUM, "b": Reason.FLOORED_TO_STEP}
+@pytest.mark.parametrize("policy, expected", [(Leftover.LARGEST_REMAINDER, {"b": "0.25", "c": "0.25"}),
+                                              (Leftover.LARGEST_EQUITY, {"b": "0.26", "c": "0.24"})])
+def test_clipped_account_gets_no_leftover_step(policy, expected):
+    # ideals 0.50 (clipped to 0.30) / 0.2505 / 0.2495 -> floors 0.25 / 0.24, one step left for b or c, never a
+    accounts = [acct("a", equity="5000", sp=spec(max_lots="0.3")), acct("b", equity="2505"), acct("c", equity="2495")]
+    result = allocate("1", Method.EQUITY, accounts, leftover=policy)
+    assert lots(result) == {"a": "0.30", **expected}
+    assert reasons(result)["a"] is Reason.CLIPPED_TO_MAXIMUM
+    assert result.allocated == EURUSD.to_volume("0.80")
 
 
 # -- no weight, bad inputs ----------------------------------------------------------------

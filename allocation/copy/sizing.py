@@ -83,6 +83,9 @@ def size_open(inputs: SizingInputs, settings: Effective) -> Sizing:
         for cap, why in ceilings:
             if volume > cap:  # rounding up to the minimum would break a limit
                 return Sizing(ideal, 0, why)
+        if settings.min_lots is not None and volume < settings.min_lots * per_lot:
+            # a chain whose mins exceed its maxes: no volume satisfies both, so none is sent
+            return Sizing(ideal, 0, Reason.BELOW_MIN_TRADE_VOLUME)
     if volume == 0:
         return Sizing(ideal, 0, rounding)
     if rounding is Reason.FLOORED_TO_STEP and reason is not None:

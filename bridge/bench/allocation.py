@@ -76,7 +76,9 @@ def _time(fn: Callable[[], int], repeat: int, warmup: int) -> tuple[tuple[int, .
 def mam_block(accounts: int, repeat: int, warmup: int = 3, seed: int = 7, method: Method = Method.EQUITY) -> Timing:
     rng = random.Random(seed)
     spec = _spec()
-    subs = [SubAccount(f"acct-{i:06d}", spec, balance=e, equity=e) for i, e in enumerate(_equities(rng, accounts))]
+    settings = _settings(method, accounts)
+    subs = [SubAccount(f"acct-{i:06d}", spec, balance=e, equity=e, setting=settings[i])
+            for i, e in enumerate(_equities(rng, accounts))]
     block = spec.to_volume("100")
     group = MamGroup(method)
 
@@ -85,6 +87,18 @@ def mam_block(accounts: int, repeat: int, warmup: int = 3, seed: int = 7, method
 
     samples, allocated = _time(run, repeat, warmup)
     return Timing(f"mam-{method.value}", accounts, samples, allocated)
+
+
+def _settings(method: Method, n: int) -> list[Decimal]:
+    """Per-account settings that make sense for the method (percentages sum to exactly 100)."""
+    if method is Method.PERCENT:
+        share = (Decimal(100) / n).quantize(Decimal("0.0001"), rounding="ROUND_DOWN")
+        return [share] * (n - 1) + [Decimal(100) - share * (n - 1)]
+    if method is Method.LOT:
+        return [Decimal(1) / n] * n
+    if method is Method.FIXED:
+        return [Decimal("0.01")] * n
+    return [Decimal(0)] * n
 
 
 def copy_fanout(accounts: int, repeat: int, warmup: int = 3, seed: int = 7) -> Timing:

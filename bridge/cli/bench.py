@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -41,7 +42,7 @@ def allocation(accounts, repeat, seed, as_json) -> None:
     from allocation.mam import Method
 
     cases = []
-    with click.progressbar(length=len(Method) + 1, label="benchmarking", file=click.get_text_stream("stderr"),
+    with click.progressbar(length=len(Method) + 1, label="benchmarking", file=sys.stderr,
                            show_eta=False) as bar:
         for method in Method:
             cases.append(allocation_bench.mam_block(accounts, repeat, seed=seed, method=method))

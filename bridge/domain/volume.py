@@ -84,8 +84,8 @@ class SymbolSpec:
             raise ValueError(f"{self.symbol}: min must be positive")
         if self.min_volume > self.max_volume:
             raise ValueError(
-                f"{self.symbol}: min {self.to_lots(self.min_volume)} is above max "
-                f"{self.to_lots(self.max_volume)}"
+                f"{self.symbol}: min {self.to_lots(self.min_volume):f} lots is above max "
+                f"{self.to_lots(self.max_volume):f} lots"
             )
         for name in ("min_volume", "max_volume"):
             value = getattr(self, name)
@@ -157,7 +157,7 @@ def lots_to_volume(lots: Decimal, contract_size: Decimal, *, what: str = "volume
     whole = int(exact)
     if whole != exact:
         raise ValueError(
-            f"{what}: {lots} lots x contract size {contract_size} is not a whole "
+            f"{what}: {lots:f} lots x contract size {contract_size:f} is not a whole "
             f"hundredth of a unit"
         )
     return whole
