@@ -164,6 +164,8 @@ def _leftover_order(policy: Leftover, eligible: list[int], remainders: list[int]
 
 def _leftover_winners(policy: Leftover, eligible: list[int], remainders: list[int], accounts, k: int) -> list[int]:
     """The first ``k`` of :func:`_leftover_order`, without ranking everyone when remainders decide."""
+    if k <= 0:
+        return []
     if policy is Leftover.LARGEST_EQUITY or k >= len(eligible):
         return _leftover_order(policy, eligible, remainders, accounts)[:k]
     ranked = sorted(eligible, key=remainders.__getitem__, reverse=True)

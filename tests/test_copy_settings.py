@@ -477,3 +477,9 @@ def test_risk_limit_drawdown_must_be_a_fraction(dd):
 
 def test_risk_limit_of_one_is_valid():
     assert RiskLimit(Period.DAY, Basis.EQUITY, D("1")).max_drawdown == D("1")
+
+
+@pytest.mark.parametrize("key", ["include", "exclude"])
+def test_an_empty_symbol_list_is_refused_rather_than_silently_matching_nothing(key):
+    with pytest.raises(AllocationError, match=rf"where\.{key}: an empty list would match no symbol"):
+        settings_from_mapping({key: []}, "where")

@@ -212,11 +212,6 @@ def test_negative_setting_is_refused(method):
         allocate("1", method, accounts)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: for lot/fixed an account below its minimum still takes its volume from the block "
-    "before it is skipped, so a later account is cut to block-exhausted although the block had room",
-)
 def test_fixed_account_below_minimum_does_not_consume_the_block():
     # 'a' asks 0.015 lots -> 0.01 on its grid, below its minimum 0.02: skipped.
     # 'b' asks 0.10 of a 0.10 block; nothing else is sent, so 'b' should get all of it.

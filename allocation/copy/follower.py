@@ -4,9 +4,10 @@ Pure: everything the decision needs is passed in (the follower's balances,
 symbol specs, the follower position linked to the master position, the
 current time), and nothing is read or written.
 
-Opens and adds go through, in order: copying stopped, stop-out, close-only,
-symbol filter, symbol mapping (the mapped symbol must exist on the follower's
-venue), allowed side (after ``reverse``), signal lifetime, then sizing
+Opens and adds go through, in order (the first that fails is the leg's
+reason): copying stopped, stop-out, close-only, symbol filter, signal
+lifetime, symbol mapping (the mapped symbol must exist on the follower's
+venue), allowed side (after ``reverse``), then sizing
 (:mod:`allocation.copy.sizing`). Closes are never blocked by any of these:
 a follower always follows the master out of a position it holds.
 
@@ -21,7 +22,9 @@ Closes (money.md section 2):
 * a position the follower closed by hand is no longer linked, so every later
   master deal on it yields ``not-linked`` and nothing is reopened;
 * a reversal (netting ``INOUT``) is a full close followed by an open of the
-  new side, sized like any open.
+  new side, sized like any open. The open half is a new signal: it is copied
+  even when the follower holds nothing to close (it skipped the original
+  open, or closed it by hand; what was closed by hand is never reopened).
 """
 
 from __future__ import annotations

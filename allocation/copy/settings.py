@@ -294,6 +294,8 @@ def _names(value):
         value = [value]
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise TypeError("expected a list of symbol names")
+    if not value:
+        raise ValueError("an empty list would match no symbol; leave the key out to match every symbol")
     return frozenset(value)
 
 
