@@ -21,7 +21,9 @@ exact integer arithmetic on canonical volumes:
 3. the leftover (the floored-off remainders, in whole canonical units) is
    handed out one step at a time, at most one step per account, in the order of
    the leftover policy: ``largest-remainder`` (default; ties go to the larger
-   equity, then the smaller account id) or ``largest-equity``;
+   equity, then the smaller account id) or ``largest-equity``; an account that
+   would still be below its minimum with the extra step does not take one, so
+   no leftover step is wasted on a share that is then skipped;
 4. a share that ends below the account's minimum is skipped
    (``below-minimum``), or forced up to the minimum when the group allows it
    and the block still has room (``forced-to-minimum``), largest share first.
@@ -263,11 +265,15 @@ def _split(block: int, group: MamGroup, accounts):
 
     leftover = sum(remainders) // total
     if leftover:
-        if not explicit and 0 not in weights and max(volumes) + step <= min(maxima):
-            eligible = list(range(n))  # nobody clipped, weightless or a step from the maximum
+        # eligible: has weight, not clipped, stays within its maximum and reaches its
+        # minimum with the step (a step that still leaves an account short would be wasted)
+        if (not explicit and 0 not in weights and max(volumes) + step <= min(maxima)
+                and min(volumes) + step >= max(minima)):
+            eligible = list(range(n))
         else:
-            eligible = [i for i, (want, v, step_i, m) in enumerate(zip(wanted, volumes, steps, maxima))
-                        if want and v + step_i <= m and i not in explicit]
+            eligible = [i for i, (want, v, step_i, low, high) in
+                        enumerate(zip(wanted, volumes, steps, minima, maxima))
+                        if want and low <= v + step_i <= high and i not in explicit]
         if steps.count(step) == n:  # one grid: each winner takes exactly one step
             for i in _leftover_winners(group.leftover, eligible, remainders, accounts, leftover // step):
                 volumes[i] += step

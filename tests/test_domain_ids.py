@@ -250,3 +250,8 @@ def test_login_parse_refuses_unknown_platform_naming_it():
 def test_login_parse_refuses_empty_server():
     with pytest.raises(ValueError):
         Login.parse("mt5//1")
+
+
+def test_platform_parse_refuses_a_non_string_with_a_value_error():
+    with pytest.raises(ValueError, match="platform must be a name"):
+        Platform.parse(None)

@@ -410,3 +410,9 @@ def test_money_add_sub_exact_property(a, b, places):
     assert (x + y) - y == x
     q = (x * "0.333").quantize(places)
     assert abs(q.amount) <= abs(x.amount * D("0.333"))
+
+
+def test_negative_lots_are_refused():
+    spec = SymbolSpec.from_lots("EURUSD", contract_size="100000", min_lots="0.01", max_lots="100", step_lots="0.01")
+    with pytest.raises(ValueError, match="cannot be negative"):
+        spec.to_volume("-0.05")

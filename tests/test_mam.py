@@ -560,3 +560,15 @@ def test_as_dict_types():
     assert c["action"] == "none"
     assert d["allocated_units"] == sum(item["units"] for item in d["legs"])
     assert d["allocated_lots"] == "0.67"
+
+
+def test_no_leftover_step_is_wasted_on_an_account_that_stays_below_its_minimum():
+    # min 0.05, step 0.01; block 0.10 by equity 93 / 7: floors 0.09 / 0.00, one step left over.
+    # B has the larger remainder (0.007 vs 0.003) but 0.01 would still leave it below 0.05,
+    # so the step goes to A, who can trade it: nothing is left unallocated.
+    spec = SymbolSpec.from_lots("EURUSD", contract_size="100000", min_lots="0.05", max_lots="100",
+                                step_lots="0.01")
+    accounts = [SubAccount("A", spec, equity=Decimal(93)), SubAccount("B", spec, equity=Decimal(7))]
+    result = allocate_block(spec.to_volume("0.10"), spec, Side.BUY, MamGroup(Method.EQUITY), accounts)
+    assert [(leg.account, leg.lots, leg.reason) for leg in result.legs] == [
+        ("A", Decimal("0.1"), Reason.LEFTOVER_STEP), ("B", Decimal(0), Reason.BELOW_MINIMUM)]

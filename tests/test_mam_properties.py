@@ -16,7 +16,7 @@ from allocation.mam import Allocation, Leftover, MamGroup, Method, SubAccount, a
 from bridge.domain.deal import Side
 from bridge.domain.volume import SymbolSpec
 
-PROPERTY_SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY_SETTINGS = settings(max_examples=75, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 CONTRACT_SIZES = [Decimal(x) for x in ("100000", "10000", "100", "1", "0.1")]
 
 
@@ -131,7 +131,6 @@ def test_volumes_on_grid_in_range_and_explained(case):
     result = case.run()
     accounts = by_name(case)
     assert sorted(accounts) == [leg.account for leg in result.legs]
-    total_weight = sum(max(weight(case, a), 0) for a in case.accounts)
     for leg in result.legs:
         account = accounts[leg.account]
         spec = account.spec
@@ -142,7 +141,7 @@ def test_volumes_on_grid_in_range_and_explained(case):
             assert leg.action is Action.OPEN
         else:
             assert leg.action is Action.NONE
-            if weight(case, account) > 0 and total_weight > 0:
+            if weight(case, account) > 0:
                 assert leg.reason is not None, leg
         if Decimal(leg.volume) != leg.ideal:
             assert leg.reason is not None, leg
@@ -196,35 +195,22 @@ def test_deterministic_and_independent_of_account_order(data, case):
 @PROPERTY_SETTINGS
 @given(case=cases(methods=(Method.BALANCE, Method.EQUITY), identical_specs=True))
 def test_richer_account_never_gets_less(case):
-    """Identical specs: a strictly larger balance (equity) never gets a smaller volume.
+    """Identical specs: a strictly larger balance (equity) never gets a smaller volume,
+    with or without force_minimum, under both leftover policies.
 
-    Under the balance method equities are drawn independently; see the test below for the
-    largest-equity policy, whose documented order is by equity.
+    One carve-out, by the documented rule: ``largest-equity`` hands the leftover out by equity
+    (then account id) even under the balance method, so there equity is made to follow balance
+    (test_mam.py pins the documented behaviour when it does not).
     """
     if case.group.method is Method.BALANCE and case.group.leftover is Leftover.LARGEST_EQUITY:
         case = Case(case.block, case.block_spec, case.side, case.group,
                     tuple(SubAccount(a.account, a.spec, a.balance, a.balance, a.setting) for a in case.accounts))
-    _assert_monotone(case)
-
-
-@PROPERTY_SETTINGS
-@given(case=cases(methods=(Method.BALANCE,), identical_specs=True, monotone_equity=True))
-def test_richer_balance_never_gets_less_when_equity_follows_balance(case):
-    _assert_monotone(case)
-
-
-def _assert_monotone(case: Case) -> None:
     result = case.run()
     volumes = {leg.account: leg.volume for leg in result.legs}
-    ranked = sorted(case.accounts, key=lambda a: weight(case, a))
-    for poorer, richer in zip(ranked, ranked[1:]):
-        if weight(case, richer) > weight(case, poorer):
-            assert volumes[richer.account] >= volumes[poorer.account], (richer, poorer, result.legs)
-        # and transitively: compare every richer account with every poorer one
     for poorer in case.accounts:
         for richer in case.accounts:
             if weight(case, richer) > weight(case, poorer):
-                assert volumes[richer.account] >= volumes[poorer.account], (richer.account, poorer.account)
+                assert volumes[richer.account] >= volumes[poorer.account], (richer, poorer)
 
 
 # -- lot / fixed: the block's room is not wasted -----------------------------------------------
@@ -251,8 +237,8 @@ _SKIPPED_BEFORE_THE_BLOCK = Case(
 def test_block_exhausted_account_could_not_take_another_step(case):
     """An account cut to block-exhausted is cut because the block had no room for one more step
     (or, if it got nothing, for its minimum)."""
-    if case.group.force_minimum:
-        return  # forced minimums are placed after the cuts and may use the room
+    # forced minimums are placed after the cuts and may use the room: check without them
+    case = Case(case.block, case.block_spec, case.side, MamGroup(case.group.method, case.group.leftover), case.accounts)
     result = case.run()
     room = case.block - result.allocated
     for leg in result.legs:

@@ -31,6 +31,8 @@ class Platform(str, Enum):
 
     @classmethod
     def parse(cls, text: str) -> "Platform":
+        if not isinstance(text, str):
+            raise ValueError(f"platform must be a name such as mt5, got {text!r}")
         try:
             return cls(text.strip().lower())
         except ValueError:

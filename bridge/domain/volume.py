@@ -122,8 +122,11 @@ class SymbolSpec:
 
     # -- conversion -------------------------------------------------------
     def to_volume(self, lots: object) -> int:
-        """Lots -> canonical volume, exactly (raises if not a whole unit)."""
-        return lots_to_volume(parse_decimal(lots, "lots"), self.contract_size, what=self.symbol)
+        """Lots -> canonical volume, exactly (raises if negative or not a whole unit)."""
+        value = parse_decimal(lots, "lots")
+        if value < 0:
+            raise ValueError(f"{self.symbol}: a volume cannot be negative, got {value:f} lots")
+        return lots_to_volume(value, self.contract_size, what=self.symbol)
 
     def to_lots(self, volume: int) -> Decimal:
         """Canonical volume -> lots, exact."""
