@@ -290,6 +290,8 @@ def _split(block: int, group: MamGroup, accounts):
             return explicit[i]
         if not wanted[i]:
             return Reason.NO_WEIGHT
+        if not volumes[i]:
+            return Reason.BELOW_MINIMUM
         exact = volumes[i] * total
         if exact == wanted[i]:
             return None
@@ -302,17 +304,20 @@ def _split(block: int, group: MamGroup, accounts):
 def _apply_minimums(block, group, accounts, volumes, explicit, wanted, minima) -> None:
     """Skip every share below its minimum; force them up if the group allows and the block has room."""
     _force_minimums(block, group, accounts, volumes, explicit, wanted, minima,
-                    _skip_below_minimum(volumes, explicit, wanted, minima))
+                    _skip_below_minimum(volumes, wanted, minima))
 
 
-def _skip_below_minimum(volumes, explicit, wanted, minima) -> list[int]:
-    """Zero every volume that asked for something but is below its minimum; return who."""
+def _skip_below_minimum(volumes, wanted, minima) -> list[int]:
+    """Zero every volume that asked for something but is below its minimum; return who.
+
+    The reason, ``below-minimum``, is not stored: a weighted account left at
+    zero with no explicit reason can only be below its minimum.
+    """
     if min(volumes) >= max(minima):
         return []  # every account at or above every minimum: nothing is short
     short = [i for i in compress(range(len(volumes)), map(lt, volumes, minima)) if wanted[i]]
     for i in short:
         volumes[i] = 0
-        explicit[i] = Reason.BELOW_MINIMUM
     return short
 
 
@@ -354,7 +359,7 @@ def _per_account(block: int, block_spec: SymbolSpec, group: MamGroup, accounts):
     wanted = [v or (1 if ideal > 0 else 0) for v, ideal in zip(volumes, ideals)]
 
     # below-minimum shares leave first, so they take nothing from the block
-    short = _skip_below_minimum(volumes, explicit, wanted, minima)
+    short = _skip_below_minimum(volumes, wanted, minima)
     if sum(volumes) > block:
         # the block cannot cover everyone: take from it by larger equity, then account id
         room = block
@@ -373,6 +378,8 @@ def _per_account(block: int, block_spec: SymbolSpec, group: MamGroup, accounts):
             return explicit[i]
         if ideals[i] <= 0:
             return Reason.NO_WEIGHT
+        if not volumes[i]:
+            return Reason.BELOW_MINIMUM
         return None if volumes[i] == ideals[i] else Reason.FLOORED_TO_STEP
 
     return volumes, reason, ideals.__getitem__
