@@ -85,7 +85,6 @@ def test_every_open_leg_is_tradable_or_explained(case):
     assert len(legs) == 1
     (leg,) = legs
     spec = follower.specs["EURUSD"]
-    per_lot = spec.contract_size * 100
     assert leg.account == "F1" and leg.symbol == "EURUSD"
 
     if leg.volume:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -12,17 +11,13 @@ from allocation.copy.settings import CopySettings, SizingMode, TinyTrades
 from allocation.errors import AllocationError
 from allocation.leg import Action, Leg, Reason
 from bridge.domain.deal import DealKind, MasterDeal, Side
-from bridge.domain.ids import DealId, Login, Platform, PositionId, ServerId
+from bridge.domain.ids import DealId, Platform, PositionId
 from bridge.domain.volume import SymbolSpec
+from tests.builders import MASTER_LOGIN, NOW, spec
 
 D = Decimal
-NOW = datetime(2024, 3, 4, 12, 0, tzinfo=timezone.utc)
-MASTER_LOGIN = Login(ServerId(Platform.SIM, "master"), 1001)
 
 
-def spec(symbol: str = "EURUSD", contract: str = "100000", min_lots: str = "0.01", max_lots: str = "100",
-         step: str = "0.01") -> SymbolSpec:
-    return SymbolSpec.from_lots(symbol, contract_size=contract, min_lots=min_lots, max_lots=max_lots, step_lots=step)
 
 
 EURUSD = spec()

@@ -11,16 +11,9 @@ from hypothesis import strategies as st
 
 from bridge.domain.money import Money
 from bridge.domain.volume import UNITS_PER_BASE, SymbolSpec, format_lots, lots_to_volume, parse_decimal
+from tests.builders import spec
 
 
-def spec(
-    symbol: str = "EURUSD",
-    contract: object = "100000",
-    min_lots: object = "0.01",
-    max_lots: object = "100",
-    step: object = "0.01",
-) -> SymbolSpec:
-    return SymbolSpec.from_lots(symbol, contract_size=contract, min_lots=min_lots, max_lots=max_lots, step_lots=step)
 
 
 def D(text: str) -> Decimal:

@@ -12,18 +12,11 @@ from allocation.leg import Action, Reason
 from allocation.mam import Allocation, Leftover, MamGroup, Method, SubAccount, allocate_block
 from bridge.domain.deal import Side
 from bridge.domain.volume import SymbolSpec
+from tests.builders import spec
 
 D = Decimal
 
 
-def spec(
-    symbol: str = "EURUSD",
-    contract: str = "100000",
-    min_lots: str = "0.01",
-    max_lots: str = "100",
-    step: str = "0.01",
-) -> SymbolSpec:
-    return SymbolSpec.from_lots(symbol, contract_size=contract, min_lots=min_lots, max_lots=max_lots, step_lots=step)
 
 
 EURUSD = spec()
