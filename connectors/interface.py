@@ -1,0 +1,168 @@
+"""The connector interface: the same for every platform.
+
+A connector exposes one :class:`Venue` per trade server. Everything crossing
+this boundary is a bridge type (``bridge.domain``); protobuf messages,
+MetaTrader records and EA replies never leave their connector package.
+
+All calls that touch the venue return Twisted ``Deferred`` objects. An
+*ambiguous* outcome (the request may or may not have reached the venue) fails
+with :class:`AmbiguousOutcome`; the caller then resolves it with
+:meth:`Venue.lookup` before anything is resent. A definite refusal is an
+:class:`OrderResult` with status ``REJECTED``, never an exception.
+
+Idempotency: every :class:`OrderRequest` carries ``key``, which the connector
+puts in the venue's own fields (cTrader ``clientOrderId`` and ``label``,
+MT4/MT5 ``comment`` and ``magic``), so :meth:`Venue.lookup` can find the order
+by key in the venue's records, and the venue-side reconcile can tell which
+positions the bridge opened.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Callable, Protocol
+
+from twisted.internet.defer import Deferred
+
+from allocation.leg import Action
+from bridge.domain.deal import MasterDeal, Side
+from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId
+
+#: MetaTrader's order comment holds 31 characters; keys stay well inside it.
+KEY_LENGTH = 19
+
+
+def idempotency_key(master_deal: str, follower: str, leg: int) -> str:
+    """A short, stable key for one follower leg of one master deal (``cb`` + 17 hex digits)."""
+    digest = hashlib.blake2b(f"{master_deal}|{follower}|{leg}".encode(), digest_size=16).hexdigest()
+    return "cb" + digest[:KEY_LENGTH - 2]
+
+
+def magic_number(key: str) -> int:
+    """The key as a MetaTrader magic number (a positive 31-bit int), for EAs that filter by magic."""
+    return int(key[2:10], 16) & 0x7FFFFFFF
+
+
+class OrderStatus(str, Enum):
+    FILLED = "filled"
+    REJECTED = "rejected"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRequest:
+    """One follower order. ``side`` is the side of the *position* (for a close, the side being closed)."""
+
+    key: str
+    account: Login
+    action: Action  # OPEN, CLOSE, PARTIAL_CLOSE or MODIFY
+    symbol: str
+    side: Side
+    volume: int  # canonical units; 0 for MODIFY
+    position_id: PositionId | None = None  # required for CLOSE, PARTIAL_CLOSE, MODIFY
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    reference_price: Decimal | None = None  # the master's price, for slippage
+    max_slippage_points: int | None = None  # beyond this a requote is not taken
+
+    def __post_init__(self) -> None:
+        if self.action is Action.NONE or self.action is Action.PENDING:
+            raise ValueError(f"order {self.key}: {self.action} is not an order action")
+        if self.action is not Action.OPEN and self.position_id is None:
+            raise ValueError(f"order {self.key}: {self.action} needs a position id")
+        if self.action is not Action.MODIFY and self.volume <= 0:
+            raise ValueError(f"order {self.key}: volume must be positive")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    """What the venue did with one order (found by executing it, or by looking its key up)."""
+
+    key: str
+    status: OrderStatus
+    time: datetime
+    order_id: OrderId | None = None
+    position_id: PositionId | None = None  # the position opened, closed or modified
+    deal_id: DealId | None = None
+    volume: int = 0  # filled volume
+    price: Decimal | None = None  # fill price
+    reason: str | None = None  # for REJECTED: a bridge reason code, e.g. "no-money", "market-closed"
+    message: str = ""  # the venue's own words, for the log
+
+
+@dataclass(frozen=True, slots=True)
+class VenuePosition:
+    """An open position as the venue reports it (reconcile)."""
+
+    position_id: PositionId
+    account: Login
+    symbol: str
+    side: Side
+    volume: int
+    open_price: Decimal
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    key: str | None = None  # the idempotency key of the order that opened it, if the bridge did
+
+
+@dataclass(frozen=True, slots=True)
+class AccountInfo:
+    login: Login
+    currency: str
+    balance: Decimal
+    equity: Decimal
+    hedging: bool  # False: netting (one position per symbol)
+
+
+class AmbiguousOutcome(Exception):
+    """The order may or may not have reached the venue (timeout, lost connection).
+
+    Never resend on this: look the key up first (:meth:`Venue.lookup`).
+    """
+
+    def __init__(self, key: str, why: str) -> None:
+        super().__init__(f"order {key}: outcome unknown ({why})")
+        self.key = key
+        self.why = why
+
+
+class VenueUnavailable(Exception):
+    """The venue cannot be reached at all; nothing was sent."""
+
+
+class Venue(Protocol):
+    """One trade server, as the bridge sees it."""
+
+    platform: Platform
+    name: str
+
+    def execute(self, order: OrderRequest) -> Deferred:
+        """Send one order; fires with an :class:`OrderResult`, or fails with :class:`AmbiguousOutcome`."""
+
+    def lookup(self, account: Login, key: str) -> Deferred:
+        """Fires with the :class:`OrderResult` of the order carrying ``key``, or None if there is none.
+
+        None is proof that the order never executed only once no request with
+        that key can still arrive (the connection it was sent on is closed).
+        """
+
+    def positions(self, account: Login) -> Deferred:
+        """Fires with the account's open positions, a list of :class:`VenuePosition`."""
+
+    def account_info(self, account: Login) -> Deferred:
+        """Fires with an :class:`AccountInfo`."""
+
+    def symbol_spec(self, account: Login, symbol: str) -> Deferred:
+        """Fires with the :class:`SymbolSpec` of ``symbol`` on this account's server (KeyError if unknown)."""
+
+    def deals_since(self, account: Login, after: DealId | None) -> Deferred:
+        """Fires with the account's master deals after ``after`` (all, if None), oldest first: the backfill."""
+
+    def watch_deals(self, account: Login, callback: Callable[[MasterDeal], None]) -> None:
+        """Call ``callback`` with every new master deal on ``account``, in venue order."""
