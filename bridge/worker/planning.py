@@ -1,0 +1,148 @@
+"""Plan one master deal: every follower leg it causes, each with its idempotency key.
+
+Pure: the caller passes snapshots (accounts, symbol specs, resolved settings,
+the links from master positions to follower positions) and gets the intents
+back; writing them, all in one transaction, is the store's job, and sending
+them the executor's.
+
+Routes:
+
+* a **copy route** is one subscription: a follower copying the master with
+  its resolved settings (:func:`allocation.copy.copy_deal` decides every leg);
+* a **MAM route** is a group: an open or add is split across the members by
+  the group's method (:func:`allocation.mam.allocate_block`); closes, partial
+  closes, SL/TP changes and reversals follow each member's linked position
+  exactly as a copy follower's do.
+
+Keys: ``idempotency_key(master deal id, follower, leg number)``, so planning
+the same deal twice gives the same keys, and the store's primary key stops a
+second copy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Mapping
+
+from allocation.copy import Effective, Follower, LinkedPosition, Master, copy_deal
+from allocation.leg import Action, Leg
+from allocation.mam import MamGroup, SubAccount, allocate_block
+from bridge.domain.deal import DealKind, MasterDeal
+from bridge.domain.ids import Login, PositionId
+from bridge.domain.volume import SymbolSpec
+from connectors.interface import idempotency_key
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSnapshot:
+    login: Login
+    balance: Decimal
+    equity: Decimal
+    specs: Mapping[str, SymbolSpec]
+    quote_rates: Mapping[str, Decimal] = field(default_factory=dict)
+    copying: bool = True
+    stopped_out: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A follower position copied from a master position."""
+
+    follower_position: PositionId
+    symbol: str
+    side: object  # Side
+    volume: int
+
+
+@dataclass(frozen=True, slots=True)
+class CopyRoute:
+    follower: Login
+    settings: Effective
+
+
+@dataclass(frozen=True, slots=True)
+class MamRoute:
+    group_id: str
+    group: MamGroup
+    members: tuple[tuple[Login, Decimal], ...]  # (account, its setting for lot/percent/fixed)
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """One leg to send (or recorded as skipped), keyed for exactly-once delivery."""
+
+    key: str
+    follower: Login
+    leg_no: int
+    leg: Leg
+    position_id: PositionId | None  # the follower position a close or modify acts on
+
+    @property
+    def sendable(self) -> bool:
+        return self.leg.sent
+
+
+def plan_deal(
+    deal: MasterDeal,
+    master: AccountSnapshot,
+    copy_routes: list[CopyRoute],
+    mam_routes: list[MamRoute],
+    accounts: Mapping[Login, AccountSnapshot],
+    links: Mapping[Login, Link],  # this deal's master position -> each follower's link
+    now: datetime,
+) -> list[Intent]:
+    """All intents for ``deal``; skipped legs are included, with their reasons, for the record."""
+    master_spec = master.specs[deal.symbol]
+    master_state = Master(master.balance, master.equity, master_spec)
+    intents: list[Intent] = []
+    for route in copy_routes:
+        account = accounts[route.follower]
+        legs = copy_deal(deal, master_state, _follower(account, links.get(route.follower)), route.settings, now)
+        intents.extend(_keyed(deal, route.follower, legs, links.get(route.follower)))
+    for route in mam_routes:
+        intents.extend(_plan_mam(deal, master_state, route, accounts, links, now))
+    return intents
+
+
+def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now) -> list[Intent]:
+    out: list[Intent] = []
+    opens_block = deal.kind in (DealKind.OPEN, DealKind.ADD, DealKind.REVERSAL)
+    if deal.kind not in (DealKind.OPEN, DealKind.ADD):
+        # closes, partial closes, SL/TP and a reversal's close follow each member's own linked position
+        plain = Effective()
+        for login, _ in route.members:
+            legs = copy_deal(deal, master_state, _follower(accounts[login], links.get(login)), plain, now)
+            out.extend(_keyed(deal, login, legs[:1], links.get(login)))
+    if opens_block:
+        # an open, an add, or a reversal's new side: a block split across the members (leg 1 after a close)
+        first_leg = 1 if deal.kind is DealKind.REVERSAL else 0
+        members = []
+        for login, setting in route.members:
+            account = accounts[login]
+            spec = account.specs.get(deal.symbol)
+            if spec is not None:  # a member whose server lacks the symbol takes no part in the split
+                members.append(SubAccount(str(login), spec, account.balance, account.equity, setting))
+        if members:
+            allocation = allocate_block(deal.volume, master_state.spec, deal.side, route.group, members)
+            by_name = {str(login): login for login, _ in route.members}
+            for leg in allocation.legs:
+                out.extend(_keyed(deal, by_name[leg.account], [leg], None, first_leg))
+    return out
+
+
+def _follower(account: AccountSnapshot, link: Link | None) -> Follower:
+    linked = None if link is None else LinkedPosition(link.symbol, link.side, link.volume)
+    return Follower(str(account.login), account.balance, account.equity, account.specs, linked=linked,
+                    copying=account.copying, stopped_out=account.stopped_out, quote_rates=account.quote_rates)
+
+
+def _keyed(deal: MasterDeal, follower: Login, legs: list[Leg], link: Link | None, first: int = 0) -> list[Intent]:
+    deal_ref = f"{deal.deal_id.platform}:{deal.deal_id.value}"
+    out = []
+    for leg_no, leg in enumerate(legs, start=first):
+        acts_on_link = leg.action in (Action.CLOSE, Action.PARTIAL_CLOSE, Action.MODIFY)
+        position = link.follower_position if (acts_on_link and link is not None) else None
+        out.append(Intent(idempotency_key(deal_ref, str(follower), leg_no), follower, leg_no, leg, position))
+    return out
