@@ -1,0 +1,191 @@
+"""The executor: sends planned intents to follower venues, exactly once.
+
+The rules that make "exactly once" hold across crashes and venue faults:
+
+1. an intent is marked ``sent`` (durably, in the store) *before* its order
+   leaves; so after a crash, an intent in ``sent`` may or may not have reached
+   the venue, and one in ``planned`` certainly did not;
+2. an ambiguous outcome (:class:`~connectors.interface.AmbiguousOutcome`, or a
+   venue that could not be reached) marks the intent ``unknown``; an intent in
+   ``sent`` or ``unknown`` is never resent blindly: its key is looked up at the
+   venue first. Found -> the venue's result is applied. Not found -> resent
+   (with ``attempts`` counted), which the connector contract makes safe: a
+   lookup answers None only when no request with that key can still arrive;
+3. the venue's result, the link change (open -> link, close -> close the link,
+   partial close -> the new volume) and the execution record are written in
+   one transaction.
+
+Within one master deal, a follower's legs run in leg order (a reversal's close
+before its open); different followers run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Mapping
+
+from twisted.internet import defer
+from twisted.python.failure import Failure
+
+from allocation.leg import Action
+from bridge.domain.deal import MasterDeal
+from bridge.domain.ids import Login, ServerId
+from bridge.store import Store
+from bridge.store.intents import IntentRow, IntentState
+from bridge.store.tracking import ExecutionRow
+from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable
+
+log = logging.getLogger("bridge.executor")
+
+FINAL = (IntentState.FILLED, IntentState.REJECTED, IntentState.SKIPPED)
+MAX_ATTEMPTS = 5
+
+
+class Executor:
+    def __init__(self, store: Store, venues: Mapping[ServerId, object], *,
+                 clock_ns: Callable[[], int] = time.time_ns, max_attempts: int = MAX_ATTEMPTS) -> None:
+        self.store = store
+        self.venues = venues
+        self.clock_ns = clock_ns
+        self.max_attempts = max_attempts
+        self.sent = 0
+        self.resolved_by_lookup = 0
+
+    def execute_deal(self, seq: int) -> defer.Deferred:
+        """Run every unfinished intent of master deal ``seq``; fires when none is left in flight."""
+        deal = self.store.deal_at(seq)
+        by_follower: dict[str, list[IntentRow]] = {}
+        for row in self.store.intents_of_deal(seq):
+            if row.state not in FINAL:
+                by_follower.setdefault(row.follower_id, []).append(row)
+        chains = [self._in_order(deal, sorted(rows, key=lambda r: r.leg)) for rows in by_follower.values()]
+        return defer.DeferredList(chains, consumeErrors=True).addCallback(lambda _: None)
+
+    @defer.inlineCallbacks
+    def _in_order(self, deal: MasterDeal, rows: list[IntentRow]):
+        for row in rows:
+            try:
+                yield self._run(deal, row.key)
+            except Exception:  # a bug must not stall the other followers; the intent stays unfinished
+                log.exception("executor: intent %s failed unexpectedly", row.key)
+                return
+
+    @defer.inlineCallbacks
+    def _run(self, deal: MasterDeal, key: str):
+        while True:
+            row = self.store.intent(key)
+            if row.state in FINAL:
+                return
+            if row.state in (IntentState.SENT, IntentState.UNKNOWN):
+                found = yield self._lookup(row)
+                if found is not None:
+                    self.resolved_by_lookup += 1
+                    self._apply(deal, row, found)
+                    return
+                if row.attempts >= self.max_attempts:
+                    log.error("executor: intent %s still unresolved after %d attempts", key, row.attempts)
+                    return
+            result = yield self._send(row)
+            if result is not None:
+                self._apply(deal, self.store.intent(key), result)
+                return
+
+    def _venue(self, row: IntentRow):
+        login = Login.parse(row.follower_id)
+        return login, self.venues[login.server]
+
+    def _lookup(self, row: IntentRow) -> defer.Deferred:
+        login, venue = self._venue(row)
+        d = defer.maybeDeferred(venue.lookup, login, row.key)
+
+        def unreachable(failure: Failure):
+            failure.trap(VenueUnavailable, AmbiguousOutcome)
+            log.warning("executor: lookup of %s failed: %s", row.key, failure.getErrorMessage())
+            return defer.fail(failure)
+
+        return d.addErrback(unreachable)
+
+    def _send(self, row: IntentRow) -> defer.Deferred:
+        """Mark ``sent``, send; fires with the result, or None after an ambiguous outcome."""
+        login, venue = self._venue(row)
+        order = OrderRequest(key=row.key, account=login, action=row.action, symbol=row.symbol, side=row.side,
+                             volume=row.volume, position_id=row.position_id, sl=row.sl, tp=row.tp,
+                             reference_price=row.reference_price)
+        self.store.mark_sent(row.key, self.clock_ns())
+        self.sent += 1
+
+        def ambiguous(failure: Failure):
+            failure.trap(AmbiguousOutcome, VenueUnavailable)
+            self.store.mark_unknown(row.key, failure.getErrorMessage())
+            log.warning("executor: %s", failure.getErrorMessage())
+            return None
+
+        return defer.maybeDeferred(venue.execute, order).addErrback(ambiguous)
+
+    def _apply(self, deal: MasterDeal, row: IntentRow, result: OrderResult) -> None:
+        now = self.clock_ns()
+        store = self.store
+        with store.transaction():
+            if result.status is OrderStatus.REJECTED:
+                store.mark_rejected(row.key, result, now)
+                return
+            store.mark_filled(row.key, result, now)
+            self._relink(deal, row, result)
+            store.record_execution(self._execution(deal, row, result, now))
+
+    def _relink(self, deal: MasterDeal, row: IntentRow, result: OrderResult) -> None:
+        store, follower, master_position = self.store, row.follower_id, deal.position_id
+        link = store.link_of(master_position, follower)
+        if row.action is Action.OPEN:
+            if link is not None and link.follower_position == result.position_id:
+                store.set_link_volume(master_position, follower, link.volume + result.volume)  # netting add
+            elif link is None:
+                store.link(master_position, follower, result.position_id, row.symbol, row.side, result.volume,
+                           row.key)
+            else:
+                # an add on a hedging follower opens a second position; one link per master position
+                # holds only the first, so the second is reported as drift by reconcile
+                log.warning("executor: %s opened %s beside linked %s; not linked", row.key, result.position_id,
+                            link.follower_position)
+        elif link is not None and row.action is Action.CLOSE:
+            store.close_link(master_position, follower)
+        elif link is not None and row.action is Action.PARTIAL_CLOSE:
+            store.set_link_volume(master_position, follower, link.volume - result.volume)
+
+    def _execution(self, deal: MasterDeal, row: IntentRow, result: OrderResult, now: int) -> ExecutionRow:
+        entry = self.store.journal_entry(row.deal_seq)
+        login = Login.parse(row.follower_id)
+        slippage = _slippage_points(row, deal, result, self._digits(login, row.symbol))
+        return ExecutionRow(
+            intent_key=row.key, follower_id=row.follower_id, master_account=str(deal.account),
+            venue=str(login.server), detect_ns=entry.detected_ns, decide_ns=row.planned_ns,
+            send_ns=row.sent_ns or now, fill_ns=now, master_price=deal.price,
+            master_time_ns=_ns(deal.time), fill_price=result.price, fill_time_ns=_ns(result.time),
+            slippage_points=slippage, slippage_money=None,
+        )
+
+    def _digits(self, login: Login, symbol: str) -> int | None:
+        spec = self.store.spec(login, symbol)
+        return None if spec is None else spec.digits
+
+
+def _slippage_points(row: IntentRow, deal: MasterDeal, result: OrderResult, digits: int | None) -> int | None:
+    """Fill price against the master's price, in points, positive when worse for the follower.
+
+    Only opens compare with the master's price (a close's reference is the
+    master's close price, which is the deal price as well)."""
+    if digits is None or deal.price is None or result.price is None or row.action is Action.MODIFY:
+        return None
+    buying = (row.side.value == "buy") == (row.action is Action.OPEN)
+    diff = (result.price - deal.price) if buying else (deal.price - result.price)
+    return int(diff.scaleb(digits).to_integral_value())
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+def _ns(moment: datetime | None) -> int:
+    """An aware datetime as integer nanoseconds since the epoch (no float on the way)."""
+    return 0 if moment is None else (moment - _EPOCH) // timedelta(microseconds=1) * 1000

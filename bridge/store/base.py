@@ -1,0 +1,87 @@
+"""The connection, its pragmas, and the transaction every atomic write uses.
+
+Transactions
+------------
+:meth:`StoreBase.transaction` is the one way the store groups writes:
+
+* outermost: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on any exception).
+  IMMEDIATE takes the write lock up front, so a read-then-write inside the
+  block (``plan()`` reads the deal's state, then inserts) cannot be overtaken by
+  another writer and never hits the deferred-upgrade ``SQLITE_BUSY``;
+* nested: a savepoint (sqlite-utils' ``Database.atomic()``), rolled back alone
+  on an exception, committed with the outer transaction.
+
+So a caller can make several store calls one unit, e.g.
+``with store.transaction(): store.mark_filled(...); store.link(...)``.
+
+A single-statement write (one ``INSERT``/``UPDATE``) outside any block commits
+on its own (sqlite-utils' ``Database.execute`` commits implicit transactions).
+
+Durability: WAL journal with ``synchronous=FULL``, so a commit is on disk (the
+WAL fsynced) before the call returns; a SIGKILL, or a power cut, after it
+loses nothing, and anything uncommitted is rolled back on the next open.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+from sqlite_utils import Database
+
+#: How long a writer waits for another connection's lock before ``database is locked``.
+BUSY_TIMEOUT_MS = 5000
+
+
+def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
+    """Open ``path`` (created if missing) as a sqlite-utils Database with the store's pragmas.
+
+    The connection keeps Python's default (legacy) transaction handling, which
+    sqlite-utils requires, and ``check_same_thread=True``: one thread only.
+    """
+    conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
+    db = Database(conn)
+    # Pragmas that change per connection; none of them may run inside a transaction.
+    db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    db.enable_wal()
+    db.execute("PRAGMA synchronous = FULL")
+    db.execute("PRAGMA foreign_keys = ON")
+    return db
+
+
+class StoreBase:
+    """What every part of the store shares: the Database and its transactions."""
+
+    db: Database
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic unit: ``BEGIN IMMEDIATE`` outermost, a savepoint when nested."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            with self.db.atomic():
+                yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # -- small helpers --------------------------------------------------------
+    def _one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
+        """The first row of a query as a dict, or None."""
+        return next(iter(self.db.query(sql, params)), None)
+
+    def _all(self, sql: str, params: tuple | dict = ()) -> list[dict[str, Any]]:
+        return list(self.db.query(sql, params))

@@ -1,0 +1,305 @@
+"""Intents: one row per follower leg of a master deal, the write-ahead log of orders.
+
+Lifecycle (``state``)::
+
+    planned --mark_sent--> sent --mark_filled--> filled
+       |                    |  --mark_rejected-> rejected
+       |                    '--mark_unknown--> unknown --mark_sent--> sent (resend after lookup found nothing)
+       |                                          |------mark_filled/mark_rejected (lookup found it)
+       '--mark_rejected (the bridge refused before sending)
+    skipped  (written so by plan(): a leg with nothing to send; final)
+
+``mark_sent`` is called *before* the order goes out, so after a crash every
+order that may have reached a venue is ``sent`` or ``unknown``, never
+``planned``, and is looked up by its key before anything is resent.
+Each mark is a single compare-and-set ``UPDATE ... WHERE state IN (...)``:
+atomic, committed on return (or part of an enclosing ``store.transaction()``).
+An illegal transition, or an unknown key, raises :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass, fields
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from allocation.leg import Action, Reason
+from bridge.domain.deal import Side
+from bridge.domain.ids import OrderId, PositionId
+from bridge.store.base import StoreBase
+from bridge.store.codec import dec_in, dec_out, int_out, venue_id_in, venue_id_out
+from bridge.store.errors import StoreError
+from connectors.interface import OrderResult, OrderStatus
+
+
+class IntentState(str, Enum):
+    PLANNED = "planned"
+    SENT = "sent"
+    FILLED = "filled"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: target state -> the states it may be reached from.
+TRANSITIONS: dict[IntentState, frozenset[IntentState]] = {
+    IntentState.SENT: frozenset({IntentState.PLANNED, IntentState.UNKNOWN}),
+    IntentState.FILLED: frozenset({IntentState.SENT, IntentState.UNKNOWN}),
+    IntentState.REJECTED: frozenset({IntentState.PLANNED, IntentState.SENT, IntentState.UNKNOWN}),
+    IntentState.UNKNOWN: frozenset({IntentState.SENT}),
+}
+
+#: the states plan() may write (values: a str Enum member does not hash like its value).
+PLAN_STATES = frozenset({IntentState.PLANNED.value, IntentState.SKIPPED.value})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IntentRow:
+    """One intent, typed. Construct with keywords; plan() needs the first block only."""
+
+    key: str  # connectors.interface.idempotency_key(str(deal_id), follower_id, leg)
+    deal_seq: int
+    follower_id: str  # str(Login)
+    leg: int
+    action: Action
+    symbol: str
+    side: Side
+    volume: int  # canonical units; 0 for MODIFY / NONE
+    ideal: Decimal
+    planned_ns: int
+    reason: Reason | None = None
+    position_id: PositionId | None = None  # the follower position to close or modify
+    sl: Decimal | None = None
+    tp: Decimal | None = None
+    reference_price: Decimal | None = None
+    state: IntentState = IntentState.PLANNED
+    # written by the mark_* transitions:
+    attempts: int = 0
+    sent_ns: int | None = None
+    done_ns: int | None = None
+    order_id: OrderId | None = None
+    filled_position_id: PositionId | None = None
+    fill_price: Decimal | None = None
+    fill_volume: int | None = None
+    reject_reason: str | None = None
+    message: str | None = None
+
+
+_COLUMNS = tuple(f.name for f in fields(IntentRow))
+_INSERT = (f"INSERT INTO intents ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")
+
+
+def _intent_row(intent: IntentRow) -> dict[str, Any]:
+    if not isinstance(intent, IntentRow):
+        raise StoreError(f"plan() needs IntentRow objects, not {type(intent).__name__}")
+    what = f"intent {intent.key}"
+    try:
+        state = IntentState(intent.state)
+        return {
+            "key": intent.key,
+            "deal_seq": int_out(intent.deal_seq, f"{what} deal_seq"),
+            "follower_id": intent.follower_id,
+            "leg": int_out(intent.leg, f"{what} leg"),
+            "action": Action(intent.action).value,
+            "symbol": intent.symbol,
+            "side": Side(intent.side).value,
+            "volume": int_out(intent.volume, f"{what} volume"),
+            "ideal": dec_out(intent.ideal, f"{what} ideal"),
+            "planned_ns": int_out(intent.planned_ns, f"{what} planned_ns"),
+            "reason": None if intent.reason is None else Reason(intent.reason).value,
+            "position_id": venue_id_out(intent.position_id, PositionId, f"{what} position_id"),
+            "sl": dec_out(intent.sl, f"{what} sl"),
+            "tp": dec_out(intent.tp, f"{what} tp"),
+            "reference_price": dec_out(intent.reference_price, f"{what} reference_price"),
+            "state": state.value,
+            "attempts": int_out(intent.attempts, f"{what} attempts"),
+            "sent_ns": int_out(intent.sent_ns, f"{what} sent_ns"),
+            "done_ns": int_out(intent.done_ns, f"{what} done_ns"),
+            "order_id": venue_id_out(intent.order_id, OrderId, f"{what} order_id"),
+            "filled_position_id": venue_id_out(intent.filled_position_id, PositionId,
+                                               f"{what} filled_position_id"),
+            "fill_price": dec_out(intent.fill_price, f"{what} fill_price"),
+            "fill_volume": int_out(intent.fill_volume, f"{what} fill_volume"),
+            "reject_reason": intent.reject_reason,
+            "message": intent.message,
+        }
+    except ValueError as e:  # an enum value that is not one
+        raise StoreError(f"{what}: {e}") from None
+
+
+def _intent_of(row: dict[str, Any]) -> IntentRow:
+    return IntentRow(
+        key=row["key"],
+        deal_seq=row["deal_seq"],
+        follower_id=row["follower_id"],
+        leg=row["leg"],
+        action=Action(row["action"]),
+        symbol=row["symbol"],
+        side=Side(row["side"]),
+        volume=row["volume"],
+        ideal=dec_in(row["ideal"]),
+        planned_ns=row["planned_ns"],
+        reason=None if row["reason"] is None else Reason(row["reason"]),
+        position_id=venue_id_in(row["position_id"], PositionId),
+        sl=dec_in(row["sl"]),
+        tp=dec_in(row["tp"]),
+        reference_price=dec_in(row["reference_price"]),
+        state=IntentState(row["state"]),
+        attempts=row["attempts"],
+        sent_ns=row["sent_ns"],
+        done_ns=row["done_ns"],
+        order_id=venue_id_in(row["order_id"], OrderId),
+        filled_position_id=venue_id_in(row["filled_position_id"], PositionId),
+        fill_price=dec_in(row["fill_price"]),
+        fill_volume=row["fill_volume"],
+        reject_reason=row["reject_reason"],
+        message=row["message"],
+    )
+
+
+def _states(states: tuple[str, ...]) -> list[str]:
+    try:
+        return [IntentState(s).value for s in states]
+    except ValueError as e:
+        raise StoreError(str(e)) from None
+
+
+class IntentStore(StoreBase):
+    """The ``intents`` table, and ``plan()`` which moves a deal from ``new`` to ``planned``."""
+
+    def plan(self, seq: int, intents: list[IntentRow]) -> None:
+        """Write all ``intents`` of deal ``seq`` and mark the deal ``planned``, in ONE transaction.
+
+        * Already ``planned``: a no-op (whatever ``intents`` holds), so a replan
+          after a crash between two deals never writes anything twice.
+        * Any failure (a duplicate key, an intent of another deal, a bad value)
+          raises :class:`StoreError` and leaves no intent of the deal and the
+          deal ``new``.
+
+        Every intent must have ``deal_seq == seq`` and state ``planned`` or
+        ``skipped``. An empty list is allowed (a deal nobody copies).
+        """
+        rows = [_intent_row(intent) for intent in intents]  # validate before touching the db
+        for row in rows:
+            if row["deal_seq"] != seq:
+                raise StoreError(f"intent {row['key']} belongs to deal {row['deal_seq']}, not {seq}")
+            if row["state"] not in PLAN_STATES:
+                raise StoreError(f"intent {row['key']}: plan() writes planned or skipped intents, "
+                                 f"not {row['state']}")
+        conn = self.db.conn
+        with self.transaction():
+            deal = conn.execute("SELECT state FROM master_deals WHERE seq = ?", (seq,)).fetchone()
+            if deal is None:
+                raise StoreError(f"plan(): no master deal with seq {seq}")
+            if deal[0] == "planned":
+                return
+            try:
+                conn.executemany(_INSERT, rows)
+            except sqlite3.IntegrityError as e:
+                raise StoreError(f"plan() of deal {seq} refused, nothing written: {e}") from e
+            conn.execute("UPDATE master_deals SET state = 'planned' WHERE seq = ?", (seq,))
+
+    # -- reads ----------------------------------------------------------------
+    def intent(self, key: str) -> IntentRow | None:
+        """The intent with ``key``, or None."""
+        row = self._one("SELECT * FROM intents WHERE key = ?", (key,))
+        return None if row is None else _intent_of(row)
+
+    def intents_in_state(self, *states: str) -> list[IntentRow]:
+        """Intents in any of ``states``, ordered by (deal_seq, follower_id, leg)."""
+        if not states:
+            raise StoreError("intents_in_state() needs at least one state")
+        wanted = _states(states)
+        marks = ", ".join("?" for _ in wanted)
+        return [_intent_of(row) for row in self.db.query(
+            f"SELECT * FROM intents WHERE state IN ({marks}) ORDER BY deal_seq, follower_id, leg", wanted)]
+
+    def intents_of_deal(self, seq: int) -> list[IntentRow]:
+        """All intents of deal ``seq``, ordered by (follower_id, leg)."""
+        return [_intent_of(row) for row in self.db.query(
+            "SELECT * FROM intents WHERE deal_seq = ? ORDER BY follower_id, leg", (seq,))]
+
+    def intent_counts(self) -> dict[str, int]:
+        """How many intents are in each state (states with none are left out)."""
+        return {row["state"]: row["n"] for row in self.db.query(
+            "SELECT state, COUNT(*) AS n FROM intents GROUP BY state ORDER BY state")}
+
+    # -- transitions ----------------------------------------------------------
+    def _transition(self, key: str, target: IntentState, assignments: str, params: dict[str, Any]) -> None:
+        sources = sorted(s.value for s in TRANSITIONS[target])
+        marks = ", ".join(f":_from{i}" for i in range(len(sources)))
+        params = {**params, "_key": key, "_to": target.value,
+                  **{f"_from{i}": s for i, s in enumerate(sources)}}
+        cursor = self.db.execute(
+            f"UPDATE intents SET state = :_to{', ' if assignments else ''}{assignments} "
+            f"WHERE key = :_key AND state IN ({marks})",
+            params,
+        )
+        if cursor.rowcount == 1:
+            return
+        row = self._one("SELECT state FROM intents WHERE key = ?", (key,))
+        if row is None:
+            raise StoreError(f"intent {key}: no such intent")
+        raise StoreError(f"intent {key}: illegal transition {row['state']} -> {target.value} "
+                         f"(only from {' or '.join(sources)})")
+
+    def mark_sent(self, key: str, sent_ns: int) -> None:
+        """``planned``/``unknown`` -> ``sent``; counts the attempt. Call before the order leaves."""
+        self._transition(key, IntentState.SENT, "attempts = attempts + 1, sent_ns = :sent_ns",
+                         {"sent_ns": int_out(sent_ns, "sent_ns")})
+
+    def mark_unknown(self, key: str, message: str | None = None) -> None:
+        """``sent`` -> ``unknown``: the outcome is ambiguous; look the key up before resending."""
+        self._transition(key, IntentState.UNKNOWN, "message = COALESCE(:message, message)",
+                         {"message": message})
+
+    def mark_filled(self, key: str, result: OrderResult, done_ns: int) -> None:
+        """``sent``/``unknown`` -> ``filled``, with the venue's order id, position, price and volume."""
+        if not isinstance(result, OrderResult) or result.status is not OrderStatus.FILLED:
+            raise StoreError(f"intent {key}: mark_filled needs a FILLED OrderResult, got {result!r}")
+        if result.key != key:
+            raise StoreError(f"intent {key}: the result is for order {result.key}")
+        self._transition(
+            key, IntentState.FILLED,
+            "done_ns = :done_ns, order_id = :order_id, filled_position_id = :position_id, "
+            "fill_price = :price, fill_volume = :volume, message = :message",
+            {
+                "done_ns": int_out(done_ns, "done_ns"),
+                "order_id": venue_id_out(result.order_id, OrderId, "order_id"),
+                "position_id": venue_id_out(result.position_id, PositionId, "position_id"),
+                "price": dec_out(result.price, "fill price"),
+                "volume": int_out(result.volume, "fill volume"),
+                "message": result.message or None,
+            },
+        )
+
+    def mark_rejected(self, key: str, result: OrderResult | str, done_ns: int) -> None:
+        """``planned``/``sent``/``unknown`` -> ``rejected``.
+
+        ``result`` is the venue's REJECTED :class:`OrderResult`, or a bridge reason
+        code (a str) when the bridge itself refused the order.
+        """
+        if isinstance(result, OrderResult):
+            if result.status is not OrderStatus.REJECTED:
+                raise StoreError(f"intent {key}: mark_rejected needs a REJECTED OrderResult, got {result!r}")
+            if result.key != key:
+                raise StoreError(f"intent {key}: the result is for order {result.key}")
+            params = {"reason": result.reason or "rejected", "message": result.message or None,
+                      "order_id": venue_id_out(result.order_id, OrderId, "order_id")}
+        elif isinstance(result, str) and result:
+            params = {"reason": result, "message": None, "order_id": None}
+        else:
+            raise StoreError(f"intent {key}: mark_rejected needs an OrderResult or a reason, got {result!r}")
+        params["done_ns"] = int_out(done_ns, "done_ns")
+        self._transition(
+            key, IntentState.REJECTED,
+            "done_ns = :done_ns, reject_reason = :reason, message = :message, "
+            "order_id = COALESCE(:order_id, order_id)",
+            params,
+        )

@@ -1,0 +1,228 @@
+"""Named schema migrations, recorded in the database.
+
+``MIGRATIONS`` is an ordered list of ``(name, function)``. :func:`apply_migrations`
+runs, in order, each one whose name is not yet in the ``migrations`` table,
+each inside its own transaction together with the row that records it, so a
+migration is applied completely and recorded, or not at all. Opening an
+existing database applies only the missing ones. Names are never reused and
+a released migration is never edited: change the schema with a new one.
+
+Column conventions (see :mod:`bridge.store.codec`): money, prices, contract
+sizes and other Decimals are TEXT; volumes are INTEGER canonical units; the
+bridge's own clock readings are INTEGER nanoseconds UTC (``*_ns`` columns);
+a master deal's venue time is ISO-8601 UTC TEXT; ``applied_at`` is ISO text.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+from typing import Callable
+
+from sqlite_utils import Database
+
+Migration = tuple[str, Callable[[Database], None]]
+
+
+def _run(db: Database, script: str) -> None:
+    """Run a DDL script statement by statement, inside the caller's transaction
+    (``executescript`` would commit). A ``;`` inside a comment does not split."""
+    buffer = ""
+    for piece in script.split(";"):
+        buffer += piece + ";"
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip(" \n;"):
+                db.execute(buffer)
+            buffer = ""
+    if buffer.strip(" \n;"):
+        raise ValueError(f"incomplete statement in migration: {buffer.strip()[:80]!r}")
+
+
+def m0001_core(db: Database) -> None:
+    """Accounts, symbol specs, strategies and subscriptions, MAM groups; the deal journal,
+    the intents planned from it, and the master-to-follower position links."""
+    _run(db, """
+    CREATE TABLE accounts (
+        id TEXT PRIMARY KEY,                 -- str(Login): platform/server/login
+        platform TEXT NOT NULL,
+        server TEXT NOT NULL,
+        login INTEGER NOT NULL,
+        role TEXT NOT NULL CHECK (role IN ('master', 'follower')),
+        currency TEXT NOT NULL,
+        hedging INTEGER NOT NULL CHECK (hedging IN (0, 1))
+    );
+    CREATE TABLE symbol_specs (
+        account_id TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        contract_size TEXT NOT NULL,         -- Decimal
+        min_volume INTEGER NOT NULL,         -- canonical units
+        max_volume INTEGER NOT NULL,
+        step_volume INTEGER NOT NULL,
+        digits INTEGER NOT NULL,
+        PRIMARY KEY (account_id, symbol)
+    );
+    CREATE TABLE strategies (
+        id TEXT PRIMARY KEY,
+        master_id TEXT NOT NULL,             -- str(Login)
+        settings TEXT NOT NULL               -- JSON
+    );
+    CREATE TABLE subscriptions (
+        id TEXT PRIMARY KEY,
+        strategy_id TEXT NOT NULL REFERENCES strategies(id),
+        follower_id TEXT NOT NULL,           -- str(Login)
+        settings TEXT NOT NULL,              -- JSON: the strategy's terms for this follower
+        follower_settings TEXT NOT NULL,     -- JSON: the follower's own limits
+        active INTEGER NOT NULL CHECK (active IN (0, 1)),
+        stopped_out TEXT                     -- why copying stopped (equity stop...), or NULL
+    );
+    CREATE INDEX subscriptions_by_strategy ON subscriptions (strategy_id);
+    CREATE INDEX subscriptions_by_follower ON subscriptions (follower_id);
+    CREATE TABLE mam_groups (
+        id TEXT PRIMARY KEY,
+        master_id TEXT NOT NULL,             -- str(Login) of the manager's account
+        method TEXT NOT NULL,                -- allocation.mam.Method value
+        leftover TEXT NOT NULL,              -- allocation.mam.Leftover value
+        force_minimum INTEGER NOT NULL CHECK (force_minimum IN (0, 1))
+    );
+    CREATE TABLE mam_members (
+        group_id TEXT NOT NULL REFERENCES mam_groups(id) ON DELETE CASCADE,
+        account_id TEXT NOT NULL,            -- str(Login)
+        setting TEXT,                        -- Decimal: percent, multiplier or lots; NULL if unused
+        PRIMARY KEY (group_id, account_id)
+    );
+    CREATE TABLE master_deals (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- journal order; never reused
+        venue_deal_id TEXT UNIQUE NOT NULL,      -- str(DealId): a redelivery is refused here
+        account_id TEXT NOT NULL,                -- str(Login)
+        position_id TEXT NOT NULL,               -- str(PositionId)
+        symbol TEXT NOT NULL,
+        kind TEXT NOT NULL,                      -- DealKind value
+        side TEXT NOT NULL,                      -- Side value
+        volume INTEGER NOT NULL,
+        position_volume INTEGER NOT NULL,
+        price TEXT, sl TEXT, tp TEXT,            -- Decimals or NULL
+        time TEXT NOT NULL,                      -- venue time, ISO-8601 UTC
+        detected_ns INTEGER NOT NULL,            -- bridge clock, ns UTC
+        state TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new', 'planned'))
+    );
+    CREATE INDEX master_deals_by_state ON master_deals (state, seq);
+    CREATE INDEX master_deals_by_account ON master_deals (account_id, seq);
+    CREATE TABLE intents (
+        key TEXT PRIMARY KEY,                    -- connectors.interface.idempotency_key
+        deal_seq INTEGER NOT NULL REFERENCES master_deals(seq),
+        follower_id TEXT NOT NULL,
+        leg INTEGER NOT NULL,
+        action TEXT NOT NULL,                    -- allocation.leg.Action value
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        volume INTEGER NOT NULL,
+        ideal TEXT NOT NULL,                     -- Decimal, canonical units
+        reason TEXT,                             -- allocation.leg.Reason value
+        position_id TEXT,                        -- str(PositionId) to close/modify
+        sl TEXT, tp TEXT, reference_price TEXT,  -- Decimals
+        state TEXT NOT NULL CHECK (state IN ('planned', 'sent', 'filled', 'rejected', 'unknown', 'skipped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        planned_ns INTEGER NOT NULL,
+        sent_ns INTEGER,
+        done_ns INTEGER,
+        order_id TEXT,                           -- str(OrderId)
+        filled_position_id TEXT,                 -- str(PositionId)
+        fill_price TEXT,                         -- Decimal
+        fill_volume INTEGER,
+        reject_reason TEXT,
+        message TEXT,
+        UNIQUE (deal_seq, follower_id, leg)
+    );
+    CREATE INDEX intents_by_state ON intents (state, deal_seq, follower_id, leg);
+    CREATE TABLE links (
+        master_position TEXT NOT NULL,           -- str(PositionId) on the master
+        follower_id TEXT NOT NULL,
+        follower_position TEXT NOT NULL,         -- str(PositionId) on the follower
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        volume INTEGER NOT NULL,                 -- the follower position's open volume
+        state TEXT NOT NULL CHECK (state IN ('open', 'closed', 'unlinked')),
+        opened_by TEXT,                          -- the intent key that opened it
+        PRIMARY KEY (master_position, follower_id)
+    );
+    CREATE INDEX links_by_follower ON links (follower_id, state)
+    """)
+
+
+def m0002_executions(db: Database) -> None:
+    """Per-order execution records: latency stages and slippage, for reports."""
+    _run(db, """
+    CREATE TABLE executions (
+        intent_key TEXT PRIMARY KEY,
+        follower_id TEXT NOT NULL,
+        master_account TEXT NOT NULL,
+        venue TEXT NOT NULL,                     -- str(ServerId) of the follower's server
+        master_price TEXT,                       -- Decimal
+        master_time_ns INTEGER,
+        fill_price TEXT,                         -- Decimal
+        fill_time_ns INTEGER,
+        slippage_points INTEGER,                 -- signed, positive = worse for the follower
+        slippage_money TEXT,                     -- Decimal, account currency
+        detect_ns INTEGER NOT NULL,              -- bridge saw the master deal
+        decide_ns INTEGER NOT NULL,              -- intents planned
+        send_ns INTEGER NOT NULL,                -- order sent
+        fill_ns INTEGER NOT NULL                 -- result received
+    );
+    CREATE INDEX executions_by_venue ON executions (venue);
+    CREATE INDEX executions_by_master ON executions (master_account);
+    CREATE INDEX executions_by_follower ON executions (follower_id)
+    """)
+
+
+#: Every migration, in the order it is applied. Append only.
+MIGRATIONS: list[Migration] = [
+    ("0001_core", m0001_core),
+    ("0002_executions", m0002_executions),
+]
+
+_MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
+
+
+def applied_migrations(db: Database) -> list[str]:
+    """Names recorded in ``migrations``, in the order they were applied."""
+    if not db["migrations"].exists():
+        return []
+    return [row["name"] for row in db.query("SELECT name FROM migrations ORDER BY rowid")]
+
+
+def apply_migrations(db: Database, migrations: list[Migration] | None = None) -> list[str]:
+    """Apply every migration of ``migrations`` (default :data:`MIGRATIONS`) not yet recorded.
+
+    Each runs in its own ``BEGIN IMMEDIATE`` transaction with the ``INSERT`` that
+    records it; the recorded-check is repeated inside that transaction, so two
+    processes opening the same file at once apply each migration once. Returns
+    the names applied now (empty when the database was up to date).
+    """
+    migrations = MIGRATIONS if migrations is None else migrations
+    names = [name for name, _ in migrations]
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate migration names in {names}")
+    conn = db.conn
+    if conn.in_transaction:
+        raise RuntimeError("apply_migrations() must not run inside a transaction")
+    db.execute(_MIGRATIONS_TABLE)
+    done = set(applied_migrations(db))
+    applied: list[str] = []
+    for name, function in migrations:
+        if name in done:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone() is None:
+                function(db)
+                conn.execute(
+                    "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
+                    (name, datetime.now(timezone.utc).isoformat()),
+                )
+                applied.append(name)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+    return applied

@@ -1,0 +1,197 @@
+"""The pipeline in one process: sim venue -> worker (journal, plan) -> executor -> sim venue.
+
+Every assertion about what was traded reads the venue's own records (its
+positions and its per-account deal history), not the bridge's.
+"""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+
+import pytest
+from twisted.internet.task import Clock
+
+from allocation.copy import CopySettings, resolve
+from allocation.copy.settings import SizingMode
+from allocation.mam import MamGroup, Method
+from bridge.domain.deal import DealKind, Side
+from bridge.executor import Executor
+from bridge.store import Store
+from bridge.worker.planning import CopyRoute, MamRoute
+from bridge.worker.worker import Routes, Worker
+from connectors.sim import SimConfig, SimVenue
+
+SL, TP = Decimal("1.00000"), Decimal("1.50000")
+
+
+class Session:
+    """A netting master copied by two copy followers and a three-account MAM group, all on one sim venue."""
+
+    def __init__(self, path, config: SimConfig = SimConfig(), seed: int = 7) -> None:
+        self.clock = Clock()
+        self.venue = SimVenue("demo", self.clock, random.Random(seed), config)
+        v = self.venue
+        self.master = v.login(1000)
+        v.add_account(self.master, Decimal(50_000), hedging=False)
+        self.copy_followers = [v.login(2001), v.login(2002)]
+        self.mam_members = [v.login(3001), v.login(3002), v.login(3003)]
+        for login in self.copy_followers:
+            v.add_account(login, Decimal(10_000), hedging=False)
+        for login, equity in zip(self.mam_members, (4_500, 3_500, 2_000)):
+            v.add_account(login, Decimal(equity), hedging=False)
+        self.path = path
+        self.routes = Routes(
+            copy={self.master: [
+                CopyRoute(self.copy_followers[0], resolve(CopySettings(mode=SizingMode.MULTIPLIER))),
+                CopyRoute(self.copy_followers[1], resolve(CopySettings(mode=SizingMode.BALANCE, reverse=True))),
+            ]},
+            mam={self.master: [MamRoute("alpha", MamGroup(Method.EQUITY),
+                                        tuple((m, Decimal(0)) for m in self.mam_members))]},
+        )
+        self.start()
+        v.watch_deals(self.master, self.watcher)
+
+    def watcher(self, deal) -> None:
+        self.worker.accept(deal)
+
+    def start(self) -> None:
+        """(Re)start the bridge side on the same database file: the recovery path is the startup path."""
+        self.store = Store.open(self.path)
+        venues = {self.venue.server: self.venue}
+        self.executor = Executor(self.store, venues)
+        self.worker = Worker(self.store, self.executor, self.routes, venues)
+
+    @property
+    def followers(self):
+        return [*self.copy_followers, *self.mam_members]
+
+    def net(self, login) -> int:
+        """The account's net EURUSD exposure at the venue: + long, - short, canonical units."""
+        positions = self.venue.positions(login).result
+        return sum(p.volume if p.side is Side.BUY else -p.volume for p in positions if p.symbol == "EURUSD")
+
+    def venue_trades(self, login) -> int:
+        deals = self.venue.deals_since(login, None).result
+        return sum(1 for d in deals if d.kind is not DealKind.BALANCE)
+
+    def filled(self, login) -> list:
+        return [r for r in self.store.intents_in_state("filled") if r.follower_id == str(login)]
+
+
+@pytest.fixture
+def session(tmp_path):
+    s = Session(tmp_path / "bridge.sqlite")
+    yield s
+    s.store.close()
+
+
+def script(s: Session) -> None:
+    """Open, add, partial close, SL/TP, reversal, close: every master deal kind of a netting account."""
+    v, m = s.venue, s.master
+    position = v.trade(m, "EURUSD", Side.BUY, "1.00")
+    v.trade(m, "EURUSD", Side.BUY, "0.50")
+    v.close(m, position, "0.60")
+    v.modify(m, position, SL, TP)
+    v.trade(m, "EURUSD", Side.SELL, "2.00")  # 0.90 long -> 1.10 short: a reversal
+    v.close(m, position)
+
+
+def test_a_scripted_session_is_copied_exactly_once(session):
+    s, v, m = session, session.venue, session.master
+    position = v.trade(m, "EURUSD", Side.BUY, "1.00")
+    assert s.net(s.copy_followers[0]) == 10_000_000  # multiplier 1: one lot
+    assert s.net(s.copy_followers[1]) == -2_000_000  # balance 10k/50k, reversed: 0.20 short
+    assert [s.net(f) for f in s.mam_members] == [4_500_000, 3_500_000, 2_000_000]
+
+    v.trade(m, "EURUSD", Side.BUY, "0.50")  # an add on the netting master
+    assert s.net(s.copy_followers[0]) == 15_000_000
+    assert [s.net(f) for f in s.mam_members] == [6_800_000, 5_200_000, 3_000_000]  # 0.50 split 0.23/0.17/0.10
+
+    v.close(m, position, "0.60")  # 40% of 1.50
+    assert s.net(s.copy_followers[0]) == 9_000_000
+    assert [s.net(f) for f in s.mam_members] == [4_100_000, 3_200_000, 1_800_000]  # 40% floored to 0.01
+
+    v.modify(m, position, SL, TP)
+    [p] = v.positions(s.copy_followers[0]).result
+    assert (p.sl, p.tp) == (SL, TP)
+    [p] = v.positions(s.copy_followers[1]).result
+    assert (p.sl, p.tp) == (TP, SL)  # reversed: SL and TP swap
+
+    v.trade(m, "EURUSD", Side.SELL, "2.00")  # reversal: 0.90 long -> 1.10 short
+    assert s.net(s.copy_followers[0]) == -11_000_000
+    assert s.net(s.copy_followers[1]) == 2_200_000
+    assert [s.net(f) for f in s.mam_members] == [-4_900_000, -3_900_000, -2_200_000]  # 1.10 split by equity
+
+    v.close(m, position)
+    assert all(s.net(f) == 0 for f in s.followers)
+    assert all(not v.positions(f).result for f in s.followers)
+    # nothing doubled, nothing lost: every filled intent is exactly one trade in the venue's own history
+    for follower in s.followers:
+        assert s.venue_trades(follower) == len(s.filled(follower)) > 0
+    assert s.store.intents_in_state("planned", "sent", "unknown") == []
+
+
+def test_the_same_deal_delivered_twice_is_copied_once(session):
+    s = session
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    [deal] = s.venue.deals_since(s.master, None).result
+    assert s.worker.accept(deal) is None  # a second delivery, e.g. a replay after reconnect
+    assert s.worker.duplicates == 1
+    assert s.net(s.copy_followers[0]) == 10_000_000
+    assert s.venue_trades(s.copy_followers[0]) == 1
+
+
+def test_a_venue_that_times_out_after_executing_is_resolved_by_lookup_not_resent(tmp_path):
+    s = Session(tmp_path / "b.sqlite", SimConfig(timeout_after_execute_rate=Decimal(1)))
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    assert s.net(s.copy_followers[0]) == 10_000_000
+    assert s.venue_trades(s.copy_followers[0]) == 1
+    assert s.executor.resolved_by_lookup == 5  # every follower's order: executed, reported ambiguous, found
+    assert len(s.store.intents_in_state("filled")) == 5
+    s.store.close()
+
+
+def test_a_venue_that_times_out_before_executing_gets_the_order_again(tmp_path):
+    s = Session(tmp_path / "b.sqlite", SimConfig(timeout_before_execute_rate=Decimal("0.5")), seed=3)
+    script(s)
+    assert all(s.net(f) == 0 for f in s.followers)
+    for follower in s.followers:
+        assert s.venue_trades(follower) == len(s.filled(follower))
+    assert max(r.attempts for r in s.store.intents_in_state("filled")) >= 2
+    s.store.close()
+
+
+def test_worker_restart_mid_fan_out_loses_nothing_and_doubles_nothing(tmp_path):
+    # orders take 50 ms at the venue; the bridge dies while they are in flight
+    s = Session(tmp_path / "b.sqlite", SimConfig(fill_latency_us=50_000))
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    assert {r.state.value for r in s.store.intents_of_deal(1)} == {"sent"}
+    s.store.close()  # the process is gone: nothing it held in memory survives
+    s.clock.advance(0.05)  # the venue goes on and fills what reached it
+    s.start()
+    s.worker.kick()
+    s.clock.advance(0.05)
+    assert s.net(s.copy_followers[0]) == 10_000_000
+    assert [s.net(f) for f in s.mam_members] == [4_500_000, 3_500_000, 2_000_000]
+    assert all(s.venue_trades(f) == 1 for f in s.followers)
+    assert s.executor.resolved_by_lookup == 5 and s.executor.sent == 0
+    s.store.close()
+
+
+def test_deals_made_while_the_bridge_was_down_are_backfilled_at_restart(tmp_path):
+    s = Session(tmp_path / "b.sqlite")
+    position = s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    s.store.close()
+    s.venue.unwatch_deals(s.master, s.watcher)  # the bridge is down: nobody hears the master
+    s.venue.close(s.master, position, "0.50")
+    s.venue.close(s.master, position)
+    s.start()
+    backfill = s.venue.deals_since(s.master, s.store.last_deal_id(s.master)).result
+    assert [d.kind for d in backfill] == [DealKind.PARTIAL_CLOSE, DealKind.CLOSE]
+    for deal in backfill:
+        s.worker.accept(deal)
+    assert all(s.net(f) == 0 for f in s.followers)
+    for follower in s.followers:
+        assert s.venue_trades(follower) == len(s.filled(follower))
+    s.store.close()
