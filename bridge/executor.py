@@ -39,6 +39,8 @@ from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, Or
 
 log = logging.getLogger("bridge.executor")
 
+#: the reason code a venue gives for a close or modify of a position it no longer holds
+POSITION_GONE = "position-not-found"
 FINAL = (IntentState.FILLED, IntentState.REJECTED, IntentState.SKIPPED)
 MAX_ATTEMPTS = 5
 
@@ -130,6 +132,9 @@ class Executor:
         with store.transaction():
             if result.status is OrderStatus.REJECTED:
                 store.mark_rejected(row.key, result, now)
+                if result.reason == POSITION_GONE and store.link_of(deal.position_id, row.follower_id):
+                    # the follower closed it outside the bridge: unlink, never reopen
+                    store.unlink(deal.position_id, row.follower_id)
                 return
             store.mark_filled(row.key, result, now)
             self._relink(deal, row, result)

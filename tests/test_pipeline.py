@@ -195,3 +195,35 @@ def test_deals_made_while_the_bridge_was_down_are_backfilled_at_restart(tmp_path
     for follower in s.followers:
         assert s.venue_trades(follower) == len(s.filled(follower))
     s.store.close()
+
+
+def test_a_position_the_follower_closed_by_hand_is_unlinked_and_never_reopened(session):
+    s, v, m = session, session.venue, session.master
+    hand = s.copy_followers[0]
+    position = v.trade(m, "EURUSD", Side.BUY, "1.00")
+    [copied] = v.positions(hand).result
+    v.close(hand, copied.position_id)  # the follower closes its copy by hand
+    drifts = s.worker.recover().result  # reconnect / startup: reconcile finds it gone
+    [drift] = [d for d in drifts if d.follower == hand]
+    assert drift.closed_outside == [position]
+    v.trade(m, "EURUSD", Side.BUY, "0.50")  # an add on the same master position
+    v.close(m, position, "0.60")
+    v.close(m, position)
+    assert not v.positions(hand).result  # nothing was reopened for the follower
+    assert s.venue_trades(hand) == 2  # the copy, and the follower's own close: nothing after
+    reasons = {r.reason.value for r in s.store.intents_in_state("skipped") if r.follower_id == str(hand)}
+    assert reasons == {"not-linked"}
+    assert s.net(s.copy_followers[1]) == 0  # everyone else followed the master out
+
+
+def test_a_close_of_a_position_gone_from_the_venue_unlinks_without_a_reconcile(session):
+    s, v, m = session, session.venue, session.master
+    hand = s.copy_followers[0]
+    position = v.trade(m, "EURUSD", Side.BUY, "1.00")
+    [copied] = v.positions(hand).result
+    v.close(hand, copied.position_id)
+    v.close(m, position, "0.50")  # the bridge tries to close half of a position that is gone
+    [rejected] = [r for r in s.store.intents_in_state("rejected") if r.follower_id == str(hand)]
+    assert rejected.reject_reason == "position-not-found"
+    v.trade(m, "EURUSD", Side.BUY, "0.30")
+    assert not v.positions(hand).result

@@ -22,9 +22,10 @@ Closes (money.md section 2):
 * a position the follower closed by hand is no longer linked, so every later
   master deal on it yields ``not-linked`` and nothing is reopened;
 * a reversal (netting ``INOUT``) is a full close followed by an open of the
-  new side, sized like any open. The open half is a new signal: it is copied
-  even when the follower holds nothing to close (it skipped the original
-  open, or closed it by hand; what was closed by hand is never reopened).
+  new side, sized like any open. The open half is copied even when the
+  follower holds nothing to close (it skipped the original open); a follower
+  who closed the position by hand gets nothing more on it (the worker's
+  planner records those opens as ``not-linked``).
 """
 
 from __future__ import annotations

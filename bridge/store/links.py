@@ -145,3 +145,9 @@ class LinkStore(StoreBase):
     def unlink(self, master_position: PositionId, follower_id: str) -> None:
         """``open`` -> ``unlinked``: the follower closed the position by hand; never reopened."""
         self._update_open(master_position, follower_id, "state = 'unlinked'", {}, "unlink")
+
+    def unlinked_followers(self, master_position: PositionId) -> set[str]:
+        """Followers who closed their copy of ``master_position`` by hand: nothing more is opened for them."""
+        return {row["follower_id"] for row in self.db.query(
+            "SELECT follower_id FROM links WHERE master_position = ? AND state = 'unlinked'",
+            (_mp(master_position),))}

@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Mapping
 
 from allocation.copy import Effective, Follower, LinkedPosition, Master, copy_deal
-from allocation.leg import Action, Leg
+from allocation.leg import Action, Leg, Reason
 from allocation.mam import MamGroup, SubAccount, allocate_block
 from bridge.domain.deal import DealKind, MasterDeal
 from bridge.domain.ids import Login, PositionId
@@ -92,8 +92,14 @@ def plan_deal(
     accounts: Mapping[Login, AccountSnapshot],
     links: Mapping[Login, Link],  # this deal's master position -> each follower's link
     now: datetime,
+    hand_closed: frozenset[Login] = frozenset(),
 ) -> list[Intent]:
-    """All intents for ``deal``; skipped legs are included, with their reasons, for the record."""
+    """All intents for ``deal``; skipped legs are included, with their reasons, for the record.
+
+    ``hand_closed``: followers who closed their copy of this master position by
+    hand. Nothing is opened for them on it again (an add, a reversal's new
+    side): their legs are recorded as ``not-linked``.
+    """
     master_spec = master.specs[deal.symbol]
     master_state = Master(master.balance, master.equity, master_spec)
     intents: list[Intent] = []
@@ -103,7 +109,17 @@ def plan_deal(
         intents.extend(_keyed(deal, route.follower, legs, links.get(route.follower)))
     for route in mam_routes:
         intents.extend(_plan_mam(deal, master_state, route, accounts, links, now))
+    if hand_closed:
+        intents = [_not_reopened(i) if i.follower in hand_closed else i for i in intents]
     return intents
+
+
+def _not_reopened(intent: Intent) -> Intent:
+    leg = intent.leg
+    if leg.action is not Action.OPEN:
+        return intent
+    skipped = Leg(leg.account, Action.NONE, leg.symbol, leg.side, leg.ideal, 0, leg.spec, Reason.NOT_LINKED)
+    return Intent(intent.key, intent.follower, intent.leg_no, skipped, intent.position_id)
 
 
 def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now) -> list[Intent]:

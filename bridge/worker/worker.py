@@ -32,6 +32,7 @@ from bridge.executor import Executor
 from bridge.store import Store
 from bridge.store.intents import IntentRow, IntentState
 from bridge.worker.planning import AccountSnapshot, CopyRoute, Link, MamRoute, plan_deal
+from bridge.worker.reconcile import reconcile
 
 log = logging.getLogger("bridge.worker")
 
@@ -68,6 +69,17 @@ class Worker:
         self._running: defer.Deferred | None = None
         self._again = False
         self._stuck: set[int] = set()
+
+    @defer.inlineCallbacks
+    def recover(self):
+        """Startup and reconnect: reconcile every follower against its venue, then work what is left."""
+        drifts = []
+        for master in list(self.routes.copy) + [m for m in self.routes.mam if m not in self.routes.copy]:
+            for follower in self.routes.followers(master):
+                drift = yield reconcile(self.store, self.venues[follower.server], follower)
+                drifts.append(drift)
+        yield self.kick()
+        return drifts
 
     def accept(self, deal: MasterDeal, detected_ns: int | None = None) -> int | None:
         """Journal a master deal (a second delivery of the same deal is counted and ignored), then work."""
@@ -133,8 +145,9 @@ class Worker:
             if link is not None:
                 links[follower] = Link(link.follower_position, link.symbol, link.side, link.volume)
         now = datetime.now(timezone.utc)
+        hand_closed = frozenset(Login.parse(f) for f in self.store.unlinked_followers(deal.position_id))
         intents = plan_deal(deal, master, self.routes.copy.get(deal.account, []),
-                            self.routes.mam.get(deal.account, []), accounts, links, now)
+                            self.routes.mam.get(deal.account, []), accounts, links, now, hand_closed)
         planned_ns = self.clock_ns()
         return [
             IntentRow(key=i.key, deal_seq=seq, follower_id=str(i.follower), leg=i.leg_no, action=i.leg.action,

@@ -1,0 +1,57 @@
+"""Reconcile: the follower positions the links expect against what the venue holds.
+
+Run on every (re)connect and at startup, per follower account:
+
+* a linked follower position the venue no longer holds was closed outside the
+  bridge (by hand, or by its own stop): the link is marked ``unlinked``, and
+  nothing is ever reopened on that master position for that follower;
+* a linked position whose volume differs from the link's, and a position the
+  bridge opened (it carries a bridge key) that no link knows, are *drift*:
+  reported, never healed here (healing is a policy decision for the caller).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from twisted.internet import defer
+
+from bridge.domain.ids import Login, PositionId
+from bridge.store import Store
+
+log = logging.getLogger("bridge.reconcile")
+
+
+@dataclass
+class Drift:
+    follower: Login
+    closed_outside: list[PositionId] = field(default_factory=list)  # master positions now unlinked
+    volume_mismatch: list[tuple[PositionId, int, int]] = field(default_factory=list)  # (master pos, link, venue)
+    unlinked_bridge_positions: list[PositionId] = field(default_factory=list)  # follower positions
+
+    @property
+    def clean(self) -> bool:
+        return not (self.volume_mismatch or self.unlinked_bridge_positions)
+
+
+@defer.inlineCallbacks
+def reconcile(store: Store, venue, follower: Login):
+    """Compare one follower's links with its venue positions; returns a :class:`Drift`."""
+    positions = yield venue.positions(follower)
+    held = {p.position_id: p for p in positions}
+    drift = Drift(follower)
+    links = store.open_links(str(follower))
+    for link in links:
+        position = held.get(link.follower_position)
+        if position is None:
+            store.unlink(link.master_position, str(follower))
+            drift.closed_outside.append(link.master_position)
+            log.info("reconcile: %s closed %s outside the bridge; unlinked", follower, link.follower_position)
+        elif position.volume != link.volume:
+            drift.volume_mismatch.append((link.master_position, link.volume, position.volume))
+    linked = {link.follower_position for link in links}
+    drift.unlinked_bridge_positions = [p.position_id for p in positions if p.key and p.position_id not in linked]
+    if not drift.clean:
+        log.warning("reconcile: drift on %s: %s", follower, drift)
+    return drift
