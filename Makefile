@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 demo: $(STAMP)
-	$(BIN)/bridge demo --config config/demo.toml
+	$(BIN)/bridge demo
 
 test: lint
 	$(BIN)/python -m pytest

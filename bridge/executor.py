@@ -179,11 +179,15 @@ class Executor:
 def _slippage_points(row: IntentRow, deal: MasterDeal, result: OrderResult, digits: int | None) -> int | None:
     """Fill price against the master's price, in points, positive when worse for the follower.
 
-    Only opens compare with the master's price (a close's reference is the
-    master's close price, which is the deal price as well)."""
+    Measured when the follower trades in the master's direction (the master's
+    deal price is then the same side of the spread); a reversed copy has no
+    such reference and gets None."""
     if digits is None or deal.price is None or result.price is None or row.action is Action.MODIFY:
         return None
     buying = (row.side.value == "buy") == (row.action is Action.OPEN)
+    master_buying = (deal.side.value == "buy") == (deal.kind.value in ("open", "add", "reversal"))
+    if buying != master_buying:
+        return None  # a reversed copy: the master's price is the other side of the spread, no reference
     diff = (result.price - deal.price) if buying else (deal.price - result.price)
     return int(diff.scaleb(digits).to_integral_value())
 

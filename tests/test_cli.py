@@ -55,7 +55,7 @@ def test_every_command_has_help_with_an_example(capsys, path, command):
 
 def test_the_command_tree_is_what_the_readme_documents():
     paths = {" ".join(p) for p, _ in COMMANDS}
-    assert {"allocate mam", "allocate copy", "demo", "bench allocation"} <= paths
+    assert {"allocate mam", "allocate copy", "demo", "run", "bench allocation"} <= paths
 
 
 # -- allocate mam ---------------------------------------------------------------
@@ -233,13 +233,6 @@ def test_bad_copy_settings_key_names_level_and_key(capsys, tmp_path):
 
 
 # -- demo, bench, and the installed console script ----------------------------------
-
-def test_demo_runs_both_scenarios(capsys):
-    code, out, err = run(capsys, "demo", "--config", str(ROOT / "config" / "demo.toml"))
-    assert code == 0, err
-    assert "MAM 'alpha'" in out and "Copy 'trend-follower'" in out
-    assert "leftover-step" in out and "side-not-allowed" in out
-
 
 def test_bench_allocation_reports_figures(capsys):
     code, out, _ = run(capsys, "bench", "allocation", "--accounts", "50", "--repeat", "2", "--json")

@@ -52,11 +52,10 @@ from typing import Callable
 
 import zmq
 
-from bridge.bus.frame import Frame, FrameError, Header, decode, describe
+from bridge.bus.frame import HEARTBEAT, Frame, FrameError, Header, decode, describe
 
 log = logging.getLogger("bridge.bus")
 
-HEARTBEAT = "bus.heartbeat"
 DEFAULT_HISTORY = 100_000
 DEFAULT_HWM = 100_000
 
@@ -100,15 +99,14 @@ class Publisher:
         return frame
 
     def heartbeat(self) -> None:
-        """Announce the last sequence number (topic ``bus.heartbeat``), without consuming one.
+        """Announce the epoch and last sequence number (topic ``bus.heartbeat``), consuming none.
 
         A frame lost at the tail (the last ones before a quiet spell) leaves no
         later frame to reveal the gap; the heartbeat does. The daemon sends one
         every ``heartbeat_interval``.
         """
-        if self.seq:
-            now = self.clock_ns()
-            self.pub.send_multipart(Frame(HEARTBEAT, Header(self.src, self.epoch, self.seq, now, now), {}).encode())
+        now = self.clock_ns()
+        self.pub.send_multipart(Frame(HEARTBEAT, Header(self.src, self.epoch, self.seq, now, now), {}).encode())
 
     def on_readable(self) -> None:
         while True:
@@ -227,7 +225,10 @@ class Subscriber:
     def _accept(self, frame: Frame) -> None:
         h = frame.header
         if frame.topic == HEARTBEAT:
-            # the publisher is at h.seq: anything from self.expected up to it is missing
+            if self.epoch is None:
+                self.epoch = h.epoch  # learn the publisher's incarnation even before its first frame
+            # another epoch: the publisher restarted (the replay will say what is gone);
+            # the same epoch at h.seq: anything from self.expected up to it is missing
             if (h.epoch != self.epoch or h.seq >= self.expected) and not self.replaying:
                 self._request_replay()
             return
@@ -276,6 +277,8 @@ class Subscriber:
                 self._gone(str(body["epoch"]), int(body["oldest"]))
             elif kind == b"end":
                 self.replaying = False
+                if self.epoch is None:
+                    self.epoch = str(body["epoch"])
                 if self.pending and min(self.pending) > self.expected:
                     self._request_replay()  # the gap grew while the replay ran
             elif kind != b"ok":

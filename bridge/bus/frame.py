@@ -9,7 +9,8 @@ part   name        content
                    ``v``      schema version (int, currently 1);
                    ``src``    publisher id (str, stable across restarts);
                    ``epoch``  publisher incarnation (str, new at every start);
-                   ``seq``    sequence number per (src, epoch), 1, 2, 3, ...;
+                   ``seq``    sequence number per (src, epoch), 1, 2, 3, ...
+                              (a heartbeat carries the last one sent, 0 if none);
                    ``id``     message id ``src:epoch:seq``;
                    ``ts``     nanoseconds since the epoch when sent (int);
                    ``origin`` nanoseconds when the event was first detected
@@ -35,6 +36,7 @@ from bridge.domain.deal import DealKind, MasterDeal, Side
 from bridge.domain.ids import DealId, Login, Platform, PositionId
 
 VERSION = 1
+HEARTBEAT = "bus.heartbeat"
 
 
 class FrameError(ValueError):
@@ -82,7 +84,10 @@ def decode(parts: list[bytes]) -> Frame:
     if version != VERSION:
         raise FrameError(f"unsupported schema version {version!r} (this bridge speaks {VERSION})")
     try:
-        h = Header(src=_str(header, "src"), epoch=_str(header, "epoch"), seq=_int(header, "seq", minimum=1),
+        # data frames count from 1; a heartbeat (topic bus.heartbeat) of a publisher that has sent
+        # nothing yet carries 0, so a restarted publisher makes its new epoch known at once
+        first = 0 if topic == HEARTBEAT else 1
+        h = Header(src=_str(header, "src"), epoch=_str(header, "epoch"), seq=_int(header, "seq", minimum=first),
                    ts=_int(header, "ts"), origin=_int(header, "origin"))
     except KeyError as exc:
         raise FrameError(f"header: missing {exc.args[0]!r}") from None

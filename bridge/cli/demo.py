@@ -1,52 +1,56 @@
-"""``bridge demo``: the main job on the embedded default configuration."""
+"""``bridge demo``: the whole bridge on the embedded default (simulated venue, temporary SQLite)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+import json
+import sys
+from decimal import Decimal
 
 import click
 
-from bridge.cli.render import allocation_table
-from bridge.config.strict import Table, load_toml
-from bridge.errors import InputError
-from bridge.whatif import copy as copy_whatif
-from bridge.whatif import mam as mam_whatif
-
-#: The repository's shipped example, found from an editable or source install.
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config" / "demo.toml"
+from bridge.cli.render import table
 
 
 @click.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=DEFAULT_CONFIG, show_default="config/demo.toml",
-              help="Demo file listing the what-if scenarios to run.")
-def demo(config_path: Path) -> None:
-    """Run the demo scenarios: a MAM split and a copy fan-out of one master trade.
+@click.option("--followers", type=click.IntRange(min=0, max=5000), default=10, show_default=True,
+              help="Copy-trading followers (a three-account MAM group always follows too).")
+@click.option("--deals", type=click.IntRange(min=1, max=100_000), default=40, show_default=True,
+              help="Master deals in the scripted session (it ends flat).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed for accounts, script and venue.")
+@click.option("--fill-latency-us", type=click.IntRange(min=0), default=2000, show_default=True,
+              help="The simulated venue's fill latency.")
+@click.option("--reject-rate", type=click.FloatRange(min=0, max=1), default=0.0, show_default=True,
+              help="Fraction of orders the simulated venue refuses.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
+def demo(followers, deals, seed, fill_latency_us, reject_rate, as_json) -> None:
+    """Run the bridge end to end on a simulated venue and print what happened.
 
-    Until the pipeline lands this previews allocations only: no venue is
-    contacted and no order is sent. Scenario files are relative to the demo file.
+    A netting master trades a seeded session (opens, adds, partial closes, SL/TP
+    changes, reversals, closes); copy followers and a MAM group copy it through the
+    real bus, journal, worker and executor. Duplicates and missing orders are
+    counted against the venue's own records.
 
     \b
     Example:
-      bridge demo --config config/demo.toml
+      bridge demo --followers 20 --deals 100 --seed 3
+      bridge demo --json
     """
-    doc = Table(load_toml(config_path), str(config_path))
-    base = config_path.parent
-    ran = 0
-    for t in doc.tables("mam"):
-        group = base / t.str("group")
-        title = t.str("title", f"MAM what-if from {group.name}")
-        t.finish()
-        result = mam_whatif.run(mam_whatif.MamRequest(group_file=group))
-        click.echo(allocation_table(result, title) + "\n")
-        ran += 1
-    for t in doc.tables("copy"):
-        settings = base / t.str("settings")
-        title = t.str("title", f"copy what-if from {settings.name}")
-        t.finish()
-        result = copy_whatif.run(copy_whatif.CopyRequest(settings_file=settings))
-        click.echo(allocation_table(result, title) + "\n")
-        ran += 1
-    doc.finish()
-    if not ran:
-        raise InputError(f"{config_path}: no [[mam]] or [[copy]] scenarios to run")
+    from twisted.internet import reactor
+
+    from bridge.daemon.runner import run_demo
+
+    result: dict = {}
+    failure: list = []
+    with click.progressbar(length=deals, label="master deals", file=sys.stderr, show_eta=False) as bar:
+        d = run_demo(reactor, followers, deals, seed, progress=bar.update, fill_latency_us=fill_latency_us,
+                     reject_rate=Decimal(str(reject_rate)).quantize(Decimal("0.000001")))
+        d.addCallbacks(result.update, failure.append)
+        d.addBoth(lambda _: reactor.stop())
+        reactor.run()
+    if failure:
+        raise click.ClickException(failure[0].getErrorMessage())
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    rows = [[k, json.dumps(v) if isinstance(v, dict) else str(v)] for k, v in result.items()]
+    click.echo(table(["figure", "value"], rows))

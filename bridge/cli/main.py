@@ -14,6 +14,7 @@ from bridge import __version__
 from bridge.cli.allocate import allocate
 from bridge.cli.bench import bench
 from bridge.cli.demo import demo
+from bridge.cli.run import run
 from bridge.errors import InputError
 
 EXIT_USAGE = 2
@@ -33,6 +34,7 @@ def cli() -> None:
 cli.add_command(allocate)
 cli.add_command(demo)
 cli.add_command(bench)
+cli.add_command(run)
 
 
 def main(argv: list[str] | None = None) -> None:

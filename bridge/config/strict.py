@@ -96,15 +96,19 @@ class Table:
             names = ", ".join(str(m.value) for m in cls)
             raise InputError(f"{self.where}: {key} {value!r} is not one of {names}") from None
 
+    def _child(self, key: str) -> str:
+        """``file [table]`` at the top, ``file [table].key`` below it."""
+        return f"{self.where}.{key}" if "[" in self.where else f"{self.where} [{key}]"
+
     def table(self, key: str) -> "Table | None":
         value = self._get(key, None)
-        return None if value is None else Table(value, f"{self.where}.{key}")
+        return None if value is None else Table(value, self._child(key))
 
     def tables(self, key: str) -> list["Table"]:
         value = self._get(key, [])
         if not isinstance(value, list):
             raise InputError(f"{self.where}: {key} must be an array of tables ([[{key}]])")
-        return [Table(item, f"{self.where}.{key}[{i}]") for i, item in enumerate(value)]
+        return [Table(item, f"{self._child(key)}[{i}]") for i, item in enumerate(value)]
 
     def finish(self) -> None:
         unknown = sorted(set(self.data) - self._seen)

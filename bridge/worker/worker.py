@@ -70,6 +70,10 @@ class Worker:
         self._again = False
         self._stuck: set[int] = set()
 
+    @property
+    def idle(self) -> bool:
+        return self._running is None
+
     @defer.inlineCallbacks
     def recover(self):
         """Startup and reconnect: reconcile every follower against its venue, then work what is left."""

@@ -1,0 +1,217 @@
+"""The daemon's configuration (``bridge.toml``): typed, frozen, strict.
+
+An unknown key anywhere is an error naming the file, table and key. Example:
+``config/bridge.toml``. Format::
+
+    [store]
+    path = "/var/lib/copybridge/bridge.sqlite"
+
+    [bus]                                   # inproc://, ipc:// or tcp:// endpoints
+    deals = "tcp://127.0.0.1:5601"          # the connector role's deal publisher
+    deals_replay = "tcp://127.0.0.1:5602"   # ... and its replay/command socket
+    heartbeat_ms = 100
+
+    [[venue]]
+    name = "sim-demo"
+    platform = "sim"                        # cTrader, MT5 and MT4 connectors come later
+    seed = 7
+    fill_latency_us = 0
+    slippage_points = 0                     # fills up to this many points away from the quote
+    reject_rate = 0                         # fraction of orders the venue refuses
+      [[venue.account]]
+      login = 1000
+      balance = 50000
+      currency = "USD"
+      hedging = false
+
+    [[master]]
+    account = "sim-demo/1000"               # VENUE/LOGIN
+
+    [[copy]]                                # one subscription
+    master = "sim-demo/1000"
+    follower = "sim-demo/2001"
+    [copy.settings]                         # any copy setting (see allocation.copy.settings)
+    mode = "balance"
+
+    [[mam]]
+    id = "alpha"
+    master = "sim-demo/1000"
+    method = "equity"
+    leftover = "largest-remainder"
+    members = [{ account = "sim-demo/3001" }, { account = "sim-demo/3002", setting = 40 }]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from allocation.copy import Effective, resolve, settings_from_mapping
+from allocation.errors import AllocationError
+from allocation.mam import Leftover, MamGroup, Method
+from bridge.config.strict import Table, load_toml
+from bridge.domain.ids import Login, Platform, ServerId
+from bridge.errors import InputError
+
+
+@dataclass(frozen=True)
+class SimAccount:
+    login: int
+    balance: Decimal
+    currency: str = "USD"
+    hedging: bool = True
+
+
+@dataclass(frozen=True)
+class VenueConfig:
+    name: str
+    platform: Platform
+    seed: int
+    fill_latency_us: int
+    accounts: tuple[SimAccount, ...]
+    slippage_points: int = 0
+    reject_rate: Decimal = Decimal(0)
+
+    @property
+    def server(self) -> ServerId:
+        return ServerId(self.platform, self.name)
+
+
+@dataclass(frozen=True)
+class CopyConfig:
+    master: Login
+    follower: Login
+    settings: Effective
+
+
+@dataclass(frozen=True)
+class MamConfig:
+    id: str
+    master: Login
+    group: MamGroup
+    members: tuple[tuple[Login, Decimal], ...]
+
+
+@dataclass(frozen=True)
+class BridgeConfig:
+    store_path: Path
+    deals_endpoint: str
+    deals_replay_endpoint: str
+    heartbeat_ms: int
+    venues: tuple[VenueConfig, ...]
+    masters: tuple[Login, ...]
+    copies: tuple[CopyConfig, ...]
+    mams: tuple[MamConfig, ...]
+
+
+def load(path: str | Path) -> BridgeConfig:
+    return parse(load_toml(path), str(path), Path(path).parent)
+
+
+def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
+    doc = Table(data, where)
+    store = doc.table("store") or Table({}, f"{where} [store]")
+    store_path = Path(store.str("path", "copybridge.sqlite"))
+    store.finish()
+    bus = doc.table("bus") or Table({}, f"{where} [bus]")
+    deals = _endpoint(bus, "deals", "inproc://copybridge-deals")
+    replay = _endpoint(bus, "deals_replay", "inproc://copybridge-deals-replay")
+    heartbeat = _positive_int(bus, "heartbeat_ms", 100)
+    bus.finish()
+
+    venues = tuple(_venue(t) for t in doc.tables("venue"))
+    if not venues:
+        raise InputError(f"{where}: no [[venue]]: the bridge needs at least one venue")
+    names = [v.name for v in venues]
+    if len(set(names)) != len(names):
+        raise InputError(f"{where}: two venues are named {sorted(n for n in names if names.count(n) > 1)[0]!r}")
+    by_name = {v.name: v for v in venues}
+
+    masters = []
+    for t in doc.tables("master"):
+        masters.append(_account(t, "account", by_name))
+        t.finish()
+    copies = []
+    for t in doc.tables("copy"):
+        master = _account(t, "master", by_name)
+        follower = _account(t, "follower", by_name)
+        raw = t.raw("settings", {})
+        try:
+            level = settings_from_mapping(raw, f"{t.where}.settings") if raw else None
+        except AllocationError as exc:
+            raise InputError(str(exc)) from None
+        t.finish()
+        copies.append(CopyConfig(master, follower, resolve(None, None, level)))
+    mams = []
+    for t in doc.tables("mam"):
+        group_id = t.str("id")
+        master = _account(t, "master", by_name)
+        group = MamGroup(t.enum("method", Method), t.enum("leftover", Leftover, Leftover.LARGEST_REMAINDER),
+                         t.bool("force_minimum", False))
+        members = []
+        for m in t.tables("members"):
+            members.append((_account(m, "account", by_name), m.decimal("setting", Decimal(0))))
+            m.finish()
+        if not members:
+            raise InputError(f"{t.where}: a MAM group needs members")
+        t.finish()
+        mams.append(MamConfig(group_id, master, group, tuple(members)))
+    for routed in [*(c.master for c in copies), *(g.master for g in mams)]:
+        if routed not in masters:
+            raise InputError(f"{where}: {routed.server.name}/{routed.number} has followers but no [[master]] entry")
+    doc.finish()
+    if not store_path.is_absolute():
+        store_path = base / store_path
+    return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams))
+
+
+def _venue(t: Table) -> VenueConfig:
+    name = t.str("name")
+    platform = t.enum("platform", Platform)
+    if platform is not Platform.SIM:
+        raise InputError(f"{t.where}: platform {platform.value!r} has no connector yet (only 'sim')")
+    seed = t.raw("seed", 7)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise InputError(f"{t.where}: seed must be an integer")
+    latency = _positive_int(t, "fill_latency_us", 0, allow_zero=True)
+    slippage = _positive_int(t, "slippage_points", 0, allow_zero=True)
+    reject_rate = t.decimal("reject_rate", Decimal(0))
+    if not Decimal(0) <= reject_rate <= 1:
+        raise InputError(f"{t.where}: reject_rate must be a fraction in 0..1")
+    accounts = []
+    for a in t.tables("account"):
+        login = a.raw("login")
+        if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
+            raise InputError(f"{a.where}: login must be a positive integer")
+        accounts.append(SimAccount(login, a.decimal("balance"), a.str("currency", "USD"), a.bool("hedging", True)))
+        a.finish()
+    t.finish()
+    return VenueConfig(name, platform, seed, latency, tuple(accounts), slippage, reject_rate)
+
+
+def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
+    text = t.str(key)
+    name, _, number = text.rpartition("/")
+    if not name or not number.isdigit():
+        raise InputError(f"{t.where}: {key} {text!r} must be VENUE/LOGIN, e.g. sim-demo/1000")
+    venue = venues.get(name)
+    if venue is None:
+        raise InputError(f"{t.where}: {key} {text!r}: no venue named {name!r}")
+    if int(number) not in {a.login for a in venue.accounts}:
+        raise InputError(f"{t.where}: {key} {text!r}: venue {name!r} has no account {number}")
+    return Login(venue.server, int(number))
+
+
+def _endpoint(t: Table, key: str, default: str) -> str:
+    value = t.str(key, default)
+    if not value.startswith(("inproc://", "ipc://", "tcp://")):
+        raise InputError(f"{t.where}: {key} {value!r} must be an inproc://, ipc:// or tcp:// endpoint")
+    return value
+
+
+def _positive_int(t: Table, key: str, default: int, allow_zero: bool = False) -> int:
+    value = t.raw(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
+        raise InputError(f"{t.where}: {key} must be a {'non-negative' if allow_zero else 'positive'} integer")
+    return value

@@ -1,0 +1,164 @@
+"""The daemon: configuration, the service tree over the real bus, and the demo command."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+from twisted.internet.selectreactor import SelectReactor
+
+from bridge.daemon import config as bridge_config
+from bridge.daemon.services import ConnectorService, build
+from bridge.domain.deal import Side
+from bridge.errors import InputError
+
+ROOT = Path(__file__).resolve().parents[1]
+BRIDGE = str(Path(sys.executable).with_name("bridge"))
+
+
+def run_bridge(*args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "BRIDGE_DEBUG"}
+    return subprocess.run([BRIDGE, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+
+
+# -- configuration -----------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ["bridge.toml", "demo.toml"])
+def test_shipped_configurations_load(name):
+    config = bridge_config.load(ROOT / "config" / name)
+    assert config.venues and config.masters and config.copies
+
+
+BAD = {
+    "unknown key": ("[store]\npath='x'\npaht='y'\n", "unknown key 'paht'"),
+    "no venue": ("[store]\npath='x'\n", "no [[venue]]"),
+    "bad endpoint": ("[bus]\ndeals='http://x'\n[[venue]]\nname='v'\nplatform='sim'\n", "must be an inproc://"),
+    "platform without connector": ("[[venue]]\nname='v'\nplatform='mt5'\n", "has no connector yet"),
+    "unknown account": ("[[venue]]\nname='v'\nplatform='sim'\n[[master]]\naccount='v/1'\n",
+                        "venue 'v' has no account 1"),
+    "follower of no master": ("[[venue]]\nname='v'\nplatform='sim'\n[[venue.account]]\nlogin=1\nbalance=1\n"
+                              "[[venue.account]]\nlogin=2\nbalance=1\n[[copy]]\nmaster='v/1'\nfollower='v/2'\n",
+                              "has followers but no [[master]]"),
+    "bad copy setting": ("[[venue]]\nname='v'\nplatform='sim'\n[[venue.account]]\nlogin=1\nbalance=1\n"
+                         "[[venue.account]]\nlogin=2\nbalance=1\n[[master]]\naccount='v/1'\n"
+                         "[[copy]]\nmaster='v/1'\nfollower='v/2'\n[copy.settings]\nmode='yolo'\n", "mode"),
+}
+
+
+@pytest.mark.parametrize("text,expected", BAD.values(), ids=BAD.keys())
+def test_bad_configuration_names_the_problem(tmp_path, text, expected):
+    path = tmp_path / "bridge.toml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        bridge_config.load(path)
+
+
+def test_run_check_and_a_bad_config_on_the_command_line(tmp_path):
+    ok = run_bridge("run", "--config", "config/bridge.toml", "--check")
+    assert ok.returncode == 0 and "1 master(s), 2 copy route(s)" in ok.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[store]\npaht = 1\n")
+    result = run_bridge("run", "--config", str(bad))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"bridge: error: {bad} [store]: unknown key 'paht' (known here: path)"]
+
+
+# -- the service tree over the real bus ----------------------------------------------------
+
+def free_tcp_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+class Daemon:
+    """The all-roles service tree on a private reactor that the test iterates.
+
+    The bus runs over TCP on 127.0.0.1, as between hosts: a restarted connector
+    rebinds the same port and the worker's sockets reconnect to it (an inproc://
+    peer does not reconnect; in one process, roles restart together)."""
+
+    def __init__(self, tmp_path) -> None:
+        self.reactor = SelectReactor()
+        self.ctx = zmq.Context()
+        config = bridge_config.load(ROOT / "config" / "demo.toml")
+        self.config = config.__class__(**{**config.__dict__, "store_path": tmp_path / "bridge.sqlite",
+                                          "deals_endpoint": free_tcp_endpoint(),
+                                          "deals_replay_endpoint": free_tcp_endpoint()})
+        self.top = build(self.config, self.reactor, "all", self.ctx)
+        self.venue = next(iter(self.top.venues.values()))
+        self.master = self.venue.login(1000)
+        self.followers = [self.venue.login(n) for n in (2001, 2002, 3001, 3002, 3003)]
+        self.top.startService()
+
+    def until(self, condition, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, "condition not reached in time"
+            self.reactor.iterate(0.005)
+
+    def flat(self) -> bool:
+        return all(not self.venue.positions(f).result for f in self.followers)
+
+    def holding(self) -> bool:
+        return all(self.venue.positions(f).result for f in self.followers)
+
+    def stop(self) -> None:
+        self.top.stopService()
+        self.ctx.destroy(0)
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    d = Daemon(tmp_path)
+    yield d
+    d.stop()
+
+
+def test_master_deals_reach_followers_over_the_bus(daemon):
+    position = daemon.venue.trade(daemon.master, "EURUSD", Side.BUY, "1.00")
+    daemon.until(daemon.holding)
+    daemon.venue.close(daemon.master, position)
+    daemon.until(daemon.flat)
+    worker = daemon.top.getServiceNamed("worker")
+    assert worker.subscriber.delivered >= 2 and worker.subscriber.bad_frames == 0
+    assert worker.store.intents_in_state("planned", "sent", "unknown") == []
+
+
+def test_a_connector_restart_loses_nothing_made_while_it_was_down(daemon):
+    old = daemon.top.getServiceNamed("connector")
+    old.disownServiceParent()  # stops it: the connector is down, nobody publishes the master's deals
+    assert not old.running
+    position = daemon.venue.trade(daemon.master, "EURUSD", Side.BUY, "1.00")
+    for _ in range(20):
+        daemon.reactor.iterate(0.005)
+    assert not daemon.venue.positions(daemon.followers[0]).result
+    fresh = ConnectorService(daemon.ctx, daemon.reactor, daemon.top.venues, daemon.config)
+    fresh.setServiceParent(daemon.top)  # a new epoch: the worker sees it and asks for a backfill
+    daemon.until(daemon.holding)
+    daemon.venue.close(daemon.master, position)
+    daemon.until(daemon.flat)
+    for follower in daemon.followers:
+        assert sum(1 for d in daemon.venue.deals_since(follower, None).result) == 2  # one open, one close
+
+
+# -- the demo command ----------------------------------------------------------------------
+
+def test_demo_copies_everything_once_by_the_venues_own_records():
+    result = run_bridge("demo", "--followers", "4", "--deals", "25", "--seed", "3", "--fill-latency-us", "0",
+                        "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["master_deals"] == 25
+    assert summary["followers"] == 7
+    assert summary["duplicates"] == 0 and summary["missing"] == 0 and summary["followers_not_flat"] == 0
+    assert summary["filled"] == summary["orders"] > 25
+    assert set(summary["latency_ms"]) == {"p50", "p99", "max"}
+    assert set(summary["slippage_points"]) == {"mean", "p99"}
