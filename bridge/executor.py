@@ -54,45 +54,50 @@ class Executor:
         self.max_attempts = max_attempts
         self.sent = 0
         self.resolved_by_lookup = 0
+        #: at startup, even a ``planned`` intent may have been sent (its ``sent`` mark lost with
+        #: a power cut): look it up first. The worker turns this off once recovery is done.
+        self.verify_planned = False
+        self._digit_cache: dict[tuple[Login, str], int | None] = {}
 
     def execute_deal(self, seq: int) -> defer.Deferred:
         """Run every unfinished intent of master deal ``seq``; fires when none is left in flight."""
-        deal = self.store.deal_at(seq)
+        entry = self.store.journal_entry(seq)
         by_follower: dict[str, list[IntentRow]] = {}
         for row in self.store.intents_of_deal(seq):
             if row.state not in FINAL:
                 by_follower.setdefault(row.follower_id, []).append(row)
-        chains = [self._in_order(deal, sorted(rows, key=lambda r: r.leg)) for rows in by_follower.values()]
+        chains = [self._in_order(entry, sorted(rows, key=lambda r: r.leg)) for rows in by_follower.values()]
         return defer.DeferredList(chains, consumeErrors=True).addCallback(lambda _: None)
 
     @defer.inlineCallbacks
-    def _in_order(self, deal: MasterDeal, rows: list[IntentRow]):
+    def _in_order(self, entry, rows: list[IntentRow]):
         for row in rows:
             try:
-                yield self._run(deal, row.key)
+                yield self._run(entry, row)
             except Exception:  # a bug must not stall the other followers; the intent stays unfinished
                 log.exception("executor: intent %s failed unexpectedly", row.key)
                 return
 
     @defer.inlineCallbacks
-    def _run(self, deal: MasterDeal, key: str):
+    def _run(self, entry, row: IntentRow):
         while True:
-            row = self.store.intent(key)
-            if row.state in FINAL:
-                return
-            if row.state in (IntentState.SENT, IntentState.UNKNOWN):
+            unsure = row.state in (IntentState.SENT, IntentState.UNKNOWN) or (
+                row.state is IntentState.PLANNED and self.verify_planned)
+            if unsure:
                 found = yield self._lookup(row)
                 if found is not None:
                     self.resolved_by_lookup += 1
-                    self._apply(deal, row, found)
+                    self._apply(entry, row, row.sent_ns, found)
                     return
                 if row.attempts >= self.max_attempts:
-                    log.error("executor: intent %s still unresolved after %d attempts", key, row.attempts)
+                    log.error("executor: intent %s still unresolved after %d attempts", row.key, row.attempts)
                     return
-            result = yield self._send(row)
+            sent_ns = self.clock_ns()
+            result = yield self._send(row, sent_ns)
             if result is not None:
-                self._apply(deal, self.store.intent(key), result)
+                self._apply(entry, row, sent_ns, result)
                 return
+            row = self.store.intent(row.key)  # ambiguous: re-read what the store now says, and resolve
 
     def _venue(self, row: IntentRow):
         login = Login.parse(row.follower_id)
@@ -109,13 +114,13 @@ class Executor:
 
         return d.addErrback(unreachable)
 
-    def _send(self, row: IntentRow) -> defer.Deferred:
+    def _send(self, row: IntentRow, sent_ns: int) -> defer.Deferred:
         """Mark ``sent``, send; fires with the result, or None after an ambiguous outcome."""
         login, venue = self._venue(row)
         order = OrderRequest(key=row.key, account=login, action=row.action, symbol=row.symbol, side=row.side,
                              volume=row.volume, position_id=row.position_id, sl=row.sl, tp=row.tp,
                              reference_price=row.reference_price)
-        self.store.mark_sent(row.key, self.clock_ns())
+        self.store.mark_sent(row.key, sent_ns)
         self.sent += 1
 
         def ambiguous(failure: Failure):
@@ -126,9 +131,10 @@ class Executor:
 
         return defer.maybeDeferred(venue.execute, order).addErrback(ambiguous)
 
-    def _apply(self, deal: MasterDeal, row: IntentRow, result: OrderResult) -> None:
+    def _apply(self, entry, row: IntentRow, sent_ns: int | None, result: OrderResult) -> None:
         now = self.clock_ns()
         store = self.store
+        deal = entry.deal
         with store.transaction():
             if result.status is OrderStatus.REJECTED:
                 store.mark_rejected(row.key, result, now)
@@ -138,7 +144,7 @@ class Executor:
                 return
             store.mark_filled(row.key, result, now)
             self._relink(deal, row, result)
-            store.record_execution(self._execution(deal, row, result, now))
+            store.record_execution(self._execution(entry, row, sent_ns, result, now))
 
     def _relink(self, deal: MasterDeal, row: IntentRow, result: OrderResult) -> None:
         store, follower, master_position = self.store, row.follower_id, deal.position_id
@@ -159,21 +165,24 @@ class Executor:
         elif link is not None and row.action is Action.PARTIAL_CLOSE:
             store.set_link_volume(master_position, follower, link.volume - result.volume)
 
-    def _execution(self, deal: MasterDeal, row: IntentRow, result: OrderResult, now: int) -> ExecutionRow:
-        entry = self.store.journal_entry(row.deal_seq)
+    def _execution(self, entry, row: IntentRow, sent_ns: int | None, result: OrderResult, now: int) -> ExecutionRow:
+        deal = entry.deal
         login = Login.parse(row.follower_id)
         slippage = _slippage_points(row, deal, result, self._digits(login, row.symbol))
         return ExecutionRow(
             intent_key=row.key, follower_id=row.follower_id, master_account=str(deal.account),
             venue=str(login.server), detect_ns=entry.detected_ns, decide_ns=row.planned_ns,
-            send_ns=row.sent_ns or now, fill_ns=now, master_price=deal.price,
+            send_ns=sent_ns or now, fill_ns=now, master_price=deal.price,
             master_time_ns=_ns(deal.time), fill_price=result.price, fill_time_ns=_ns(result.time),
             slippage_points=slippage, slippage_money=None,
         )
 
     def _digits(self, login: Login, symbol: str) -> int | None:
-        spec = self.store.spec(login, symbol)
-        return None if spec is None else spec.digits
+        key = (login, symbol)
+        if key not in self._digit_cache:
+            spec = self.store.spec(login, symbol)
+            self._digit_cache[key] = None if spec is None else spec.digits
+        return self._digit_cache[key]
 
 
 def _slippage_points(row: IntentRow, deal: MasterDeal, result: OrderResult, digits: int | None) -> int | None:

@@ -256,3 +256,14 @@ def test_console_script_end_to_end():
                          timeout=60)
     assert bad.returncode == 2
     assert bad.stderr.strip() == "bridge: error: percentages must sum to 100, they sum to 90"
+
+
+def test_bench_pipeline_reports_the_documented_keys(capsys):
+    code, out, err = run(capsys, "bench", "--followers", "2", "--deals", "6", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data) == {"followers", "deals", "deal_to_last_order_ms", "raw_zmq_hop_ms", "ratio_p50"}
+    assert (data["followers"], data["deals"]) == (2, 6)
+    assert set(data["deal_to_last_order_ms"]) == {"p50", "p99", "max"}
+    assert set(data["raw_zmq_hop_ms"]) == {"p50", "p99"}
+    assert 0 < data["deal_to_last_order_ms"]["p50"] <= data["deal_to_last_order_ms"]["max"]

@@ -69,6 +69,7 @@ class Worker:
         self._running: defer.Deferred | None = None
         self._again = False
         self._stuck: set[int] = set()
+        self._specs: dict[tuple[Login, str], object] = {}  # symbol specs change rarely: kept in memory
 
     @property
     def idle(self) -> bool:
@@ -82,7 +83,11 @@ class Worker:
             for follower in self.routes.followers(master):
                 drift = yield reconcile(self.store, self.venues[follower.server], follower)
                 drifts.append(drift)
-        yield self.kick()
+        self.executor.verify_planned = True  # anything unfinished may have reached a venue: look first
+        try:
+            yield self.kick()
+        finally:
+            self.executor.verify_planned = False
         return drifts
 
     def accept(self, deal: MasterDeal, detected_ns: int | None = None) -> int | None:
@@ -142,10 +147,11 @@ class Worker:
         followers = self.routes.followers(deal.account)
         accounts: dict[Login, AccountSnapshot] = {}
         links: dict[Login, Link] = {}
+        linked = {link.follower_id: link for link in self.store.links_of_master(deal.position_id)}
         for follower in followers:
             accounts[follower] = yield self._snapshot(
                 follower, self.routes.symbols_for(deal.account, follower, deal.symbol))
-            link = self.store.link_of(deal.position_id, str(follower))
+            link = linked.get(str(follower))
             if link is not None:
                 links[follower] = Link(link.follower_position, link.symbol, link.side, link.volume)
         now = datetime.now(timezone.utc)
@@ -168,12 +174,15 @@ class Worker:
         info = yield venue.account_info(login)
         specs = {}
         for symbol in sorted(symbols):
-            spec = self.store.spec(login, symbol)
+            spec = self._specs.get((login, symbol))
+            if spec is None:
+                spec = self.store.spec(login, symbol)
             if spec is None:
                 try:
                     spec = yield venue.symbol_spec(login, symbol)
                 except KeyError:
                     continue  # not traded there: the leg says unknown-symbol
                 self.store.upsert_spec(login, spec)
+            self._specs[(login, symbol)] = spec
             specs[symbol] = spec
         return AccountSnapshot(login, info.balance, info.equity, specs)

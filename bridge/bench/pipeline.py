@@ -1,0 +1,165 @@
+"""Pipeline benchmark: a master deal entering the connector -> the last follower order leaving.
+
+The production pieces (connector service, bus over ``inproc://``, worker with
+its SQLite journal, executor) run on a private reactor, against a simulated
+venue with zero latency. For each master deal the clock starts just before
+the master trades (the venue hands the deal to the connector synchronously)
+and stops when the executor hands the deal's last follower order to the venue;
+a thin proxy in front of the venue notes that moment, so production code has
+no benchmark hooks.
+
+Measured in the same run, on the same machine: one raw pyzmq hop (PUSH ->
+PULL over ``inproc://``, a 200-byte message, send to receive), so the ratio
+says how much the bridge adds over the transport itself.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import zmq
+from twisted.internet.selectreactor import SelectReactor
+
+from allocation.copy import CopySettings, resolve
+from allocation.copy.settings import SizingMode
+from bridge.daemon.config import BridgeConfig, CopyConfig, SimAccount, VenueConfig
+from bridge.daemon.services import build
+from bridge.domain.deal import Side
+from bridge.domain.ids import Login, Platform, ServerId
+
+SERVER = ServerId(Platform.SIM, "bench")
+MASTER = Login(SERVER, 1)
+
+
+class _TimedVenue:
+    """Delegates to a venue; remembers when each order was handed to it."""
+
+    def __init__(self, venue) -> None:
+        self._venue = venue
+        self.sent_ns: dict[str, int] = {}
+
+    def execute(self, order):
+        self.sent_ns[order.key] = time.perf_counter_ns()
+        return self._venue.execute(order)
+
+    def __getattr__(self, name):
+        return getattr(self._venue, name)
+
+
+@dataclass
+class PipelineFigures:
+    followers: int
+    deals: int
+    deal_to_last_order_ns: list[int]
+    raw_hop_ns: list[int]
+
+    def as_dict(self) -> dict:
+        deal = _summary(self.deal_to_last_order_ns)
+        hop = _summary(self.raw_hop_ns)
+        return {
+            "followers": self.followers,
+            "deals": self.deals,
+            "deal_to_last_order_ms": deal,
+            "raw_zmq_hop_ms": {"p50": hop["p50"], "p99": hop["p99"]},
+            "ratio_p50": round(deal["p50"] / hop["p50"], 1) if hop["p50"] else None,
+        }
+
+
+def run(followers: int, deals: int, seed: int = 7, progress=None) -> PipelineFigures:
+    reactor = SelectReactor()
+    ctx = zmq.Context()
+    tmp = Path(tempfile.mkdtemp(prefix="copybridge-bench-"))
+    rng = random.Random(seed)
+    logins = [Login(SERVER, 100 + i) for i in range(followers)]
+    accounts = (SimAccount(1, Decimal(100_000), hedging=True),
+                *(SimAccount(f.number, Decimal(rng.randrange(5_000, 50_000)), hedging=True) for f in logins))
+    config = BridgeConfig(tmp / "bench.sqlite", "inproc://bench-deals", "inproc://bench-deals-replay", 100,
+                          (VenueConfig("bench", Platform.SIM, seed, 0, accounts),), (MASTER,),
+                          tuple(CopyConfig(MASTER, f, resolve(CopySettings(mode=SizingMode.MULTIPLIER)))
+                                for f in logins), ())
+    top = build(config, reactor, "all", ctx)
+    venue = top.venues[SERVER]
+    timed = _TimedVenue(venue)
+    top.venues[SERVER] = timed  # the executor reads venues from this shared mapping
+    top.startService()
+    worker = top.getServiceNamed("worker")
+    try:
+        _settle(reactor, lambda: worker.ready.called and worker.worker.idle)
+        samples = []
+        position = None
+        for n in range(deals):
+            start = time.perf_counter_ns()
+            if position is None:
+                position = venue.trade(MASTER, "EURUSD", Side.BUY, "1.00")
+            else:
+                venue.close(MASTER, position)
+                position = None
+            seq = _settle(reactor, lambda: _deal_done(worker, n + 1))
+            keys = [r.key for r in worker.store.intents_of_deal(seq) if r.sent_ns is not None]
+            samples.append(max(timed.sent_ns[k] for k in keys) - start)
+            if progress:
+                progress(1)
+    finally:
+        top.stopService()
+        ctx.destroy(0)
+    return PipelineFigures(followers, deals, samples, raw_hop(1000))
+
+
+def _deal_done(worker, journalled: int) -> int | None:
+    """The newest deal's seq once ``journalled`` deals are in and nothing is in flight."""
+    if not worker.worker.idle:
+        return None  # in memory: no SQL between reactor steps while the deal is in flight
+    store = worker.store
+    if store.db["master_deals"].count < journalled:
+        return None
+    seq = store.last_seq()
+    if store.journal_entry(seq).state != "planned" or not worker.worker.idle:
+        return None
+    if store.intents_in_state("planned", "sent", "unknown"):
+        return None
+    return seq
+
+
+def _settle(reactor, condition, timeout_s: float = 30.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError("the pipeline did not settle")
+        reactor.iterate(0)
+
+
+def raw_hop(count: int) -> list[int]:
+    """Send -> receive of one 200-byte message over inproc PUSH/PULL, ``count`` times."""
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://bench-raw-hop")
+    push = ctx.socket(zmq.PUSH)
+    push.connect("inproc://bench-raw-hop")
+    payload = b"x" * 200
+    samples = []
+    try:
+        for _ in range(count):
+            start = time.perf_counter_ns()
+            push.send(payload)
+            pull.recv()
+            samples.append(time.perf_counter_ns() - start)
+    finally:
+        ctx.destroy(0)
+    return samples
+
+
+def _summary(samples: list[int]) -> dict:
+    ordered = sorted(samples)
+
+    def at(pct: int) -> float:
+        return round(ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * pct // 100) - 1))] / 1e6, 3)
+
+    return {"p50": at(50), "p99": at(99), "max": round(ordered[-1] / 1e6, 3)}
