@@ -91,8 +91,9 @@ class Daemon:
         config = bridge_config.load(ROOT / "config" / "demo.toml")
         self.config = config.__class__(**{**config.__dict__, "store_path": tmp_path / "bridge.sqlite",
                                           "deals_endpoint": free_tcp_endpoint(),
-                                          "deals_replay_endpoint": free_tcp_endpoint()})
-        self.top = build(self.config, self.reactor, "all", self.ctx)
+                                          "deals_replay_endpoint": free_tcp_endpoint(),
+                                          "control_endpoint": free_tcp_endpoint()})
+        self.top = build(self.config, self.reactor, "all", self.ctx, with_control=True)
         self.venue = next(iter(self.top.venues.values()))
         self.master = self.venue.login(1000)
         self.followers = [self.venue.login(n) for n in (2001, 2002, 3001, 3002, 3003)]
@@ -162,3 +163,33 @@ def test_demo_copies_everything_once_by_the_venues_own_records():
     assert summary["filled"] == summary["orders"] > 25
     assert set(summary["latency_ms"]) == {"p50", "p99", "max"}
     assert set(summary["slippage_points"]) == {"mean", "p99"}
+
+
+def test_status_answers_with_roles_positions_and_counts(daemon):
+    position = daemon.venue.trade(daemon.master, "EURUSD", Side.BUY, "1.00")
+    daemon.until(daemon.holding)
+    daemon.venue.close(daemon.master, position)
+    daemon.until(daemon.flat)
+    client = daemon.ctx.socket(zmq.DEALER)
+    client.connect(daemon.config.control_endpoint)
+    client.send(b"status")
+    daemon.until(lambda: client.poll(0))
+    answer = json.loads(client.recv())
+    client.close(0)
+    assert answer["roles"] == ["worker", "connector"]
+    assert answer["connector"]["seq"] == 2 and answer["connector"]["published"] == 2
+    bus = answer["worker"]["bus"]
+    assert bus["epoch"] == answer["connector"]["epoch"] and bus["next_seq"] == 3 and bus["bad_frames"] == 0
+    assert answer["worker"]["journal"]["deals"] == 2
+    assert answer["worker"]["intents"]["filled"] == 10  # five followers, an open and a close each
+    assert answer["venues"] == ["sim/sim-demo"]
+
+
+def test_status_without_a_daemon_is_one_line_and_exit_1(tmp_path):
+    config = tmp_path / "bridge.toml"
+    text = (ROOT / "config" / "demo.toml").read_text()
+    config.write_text(text.replace('heartbeat_ms = 50', f'heartbeat_ms = 50\ncontrol = "{free_tcp_endpoint()}"'))
+    result = run_bridge("status", "--config", str(config), "--timeout", "200")
+    assert result.returncode == 1
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("bridge: error: no daemon answered on tcp://127.0.0.1:")

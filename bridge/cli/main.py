@@ -15,6 +15,7 @@ from bridge.cli.allocate import allocate
 from bridge.cli.bench import bench
 from bridge.cli.demo import demo
 from bridge.cli.run import run
+from bridge.cli.status import status
 from bridge.errors import InputError
 
 EXIT_USAGE = 2
@@ -35,6 +36,7 @@ cli.add_command(allocate)
 cli.add_command(demo)
 cli.add_command(bench)
 cli.add_command(run)
+cli.add_command(status)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,7 +39,7 @@ def run(config_path, role, check) -> None:
 
     from bridge.daemon.services import build
 
-    top = build(config, reactor, role)
+    top = build(config, reactor, role, with_control=True)
     reactor.callWhenRunning(top.startService)
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     reactor.run()

@@ -10,6 +10,7 @@ An unknown key anywhere is an error naming the file, table and key. Example:
     deals = "tcp://127.0.0.1:5601"          # the connector role's deal publisher
     deals_replay = "tcp://127.0.0.1:5602"   # ... and its replay/command socket
     heartbeat_ms = 100
+    control = "tcp://127.0.0.1:5609"        # `bridge status` asks the running daemon here
 
     [[venue]]
     name = "sim-demo"
@@ -103,6 +104,7 @@ class BridgeConfig:
     masters: tuple[Login, ...]
     copies: tuple[CopyConfig, ...]
     mams: tuple[MamConfig, ...]
+    control_endpoint: str = "tcp://127.0.0.1:5609"
 
 
 def load(path: str | Path) -> BridgeConfig:
@@ -118,6 +120,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     deals = _endpoint(bus, "deals", "inproc://copybridge-deals")
     replay = _endpoint(bus, "deals_replay", "inproc://copybridge-deals-replay")
     heartbeat = _positive_int(bus, "heartbeat_ms", 100)
+    control = _endpoint(bus, "control", "tcp://127.0.0.1:5609")
     bus.finish()
 
     venues = tuple(_venue(t) for t in doc.tables("venue"))
@@ -163,7 +166,8 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     doc.finish()
     if not store_path.is_absolute():
         store_path = base / store_path
-    return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams))
+    return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams),
+                        control)
 
 
 def _venue(t: Table) -> VenueConfig:

@@ -160,7 +160,8 @@ class WorkerService(service.Service):
         return super().stopService()
 
 
-def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | None = None) -> service.MultiService:
+def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | None = None, *,
+          with_control: bool = False) -> service.MultiService:
     """The service tree for ``role``; venues are built once and shared by the roles in this process."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
@@ -173,4 +174,8 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
         WorkerService(ctx, reactor, venues, config).setServiceParent(top)
     if role in ("all", "connector"):
         ConnectorService(ctx, reactor, venues, config).setServiceParent(top)
+    if with_control:
+        from bridge.daemon.control import ControlService
+
+        ControlService(ctx, reactor, config.control_endpoint, top).setServiceParent(top)
     return top

@@ -1,0 +1,38 @@
+"""``bridge status``: ask the running daemon for its roles, bus positions and counts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="The bridge configuration (its [bus] control endpoint is asked).")
+@click.option("--timeout", type=click.IntRange(min=1, max=60_000), default=2000, show_default=True,
+              help="Milliseconds to wait for the daemon's answer.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def status(config_path, timeout, as_json) -> None:
+    """Show the running daemon's roles, connections, sequence positions and counts.
+
+    \b
+    Example:
+      bridge status --config /etc/copybridge/bridge.toml
+      bridge status --config config/bridge.toml --json
+    """
+    from bridge.daemon import config as bridge_config
+    from bridge.daemon.control import ask_status
+
+    config = bridge_config.load(config_path)
+    answer = ask_status(config.control_endpoint, timeout)
+    if answer is None:
+        raise click.ClickException(f"no daemon answered on {config.control_endpoint} within {timeout} ms")
+    if as_json:
+        click.echo(json.dumps(answer))
+        return
+    click.echo(f"roles: {', '.join(answer.get('roles', [])) or 'none'}; venues: {', '.join(answer.get('venues', []))}")
+    for role in ("connector", "worker"):
+        if role in answer:
+            click.echo(f"{role}: {json.dumps(answer[role])}")

@@ -1,0 +1,105 @@
+"""The control socket: ``bridge status`` asks the running daemon what it is doing.
+
+A ROUTER socket on ``[bus] control``. Request: one frame, ``status``. Reply:
+one JSON object (see :func:`status_of`). Anything else is answered with
+``{"error": ...}`` and counted; the daemon goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import zmq
+from twisted.application import service
+
+from bridge.bus.reactor import ReactorDriver
+
+log = logging.getLogger("bridge.control")
+
+
+def status_of(top: service.MultiService) -> dict:
+    """Roles, bus positions and counts of the services in this process."""
+    out: dict = {"roles": [s.name for s in top if s.name in ("connector", "worker")]}
+    connector = _named(top, "connector")
+    if connector is not None and connector.running:
+        p = connector.publisher
+        out["connector"] = {"endpoint": p.endpoint, "epoch": p.epoch, "seq": p.seq,
+                            "published": connector.published, "bad_requests": p.bad_requests}
+    worker = _named(top, "worker")
+    if worker is not None and worker.running:
+        sub, store = worker.subscriber, worker.store
+        out["worker"] = {
+            "bus": {"epoch": sub.epoch, "next_seq": sub.expected, "delivered": sub.delivered,
+                    "duplicates": sub.duplicates, "bad_frames": sub.bad_frames + worker.bad_frames,
+                    "replaying": sub.replaying},
+            "journal": {"deals": store.db["master_deals"].count, "last_seq": store.last_seq(),
+                        "duplicate_deliveries": worker.worker.duplicates},
+            "intents": store.intent_counts(),
+            "idle": worker.worker.idle,
+        }
+    out["venues"] = sorted(str(server) for server in getattr(top, "venues", {}))
+    return out
+
+
+def _named(top, name):
+    try:
+        return top.getServiceNamed(name)
+    except KeyError:
+        return None
+
+
+class ControlService(service.Service):
+    name = "control"
+
+    def __init__(self, ctx: zmq.Context, reactor, endpoint: str, top: service.MultiService) -> None:
+        self.ctx, self.reactor, self.endpoint, self.top = ctx, reactor, endpoint, top
+        self.bad_requests = 0
+
+    def startService(self) -> None:
+        super().startService()
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.bind(self.endpoint)
+        self.sockets = (self.router,)
+        self.driver = ReactorDriver(self.reactor, self)
+        self.driver.start()
+        log.info("control: answering `bridge status` on %s", self.endpoint)
+
+    def on_readable(self) -> None:
+        while True:
+            try:
+                parts = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(parts) == 2 and parts[1] == b"status":
+                reply = status_of(self.top)
+            else:
+                self.bad_requests += 1
+                reply = {"error": "unknown request (send: status)"}
+            self.router.send_multipart([parts[0], json.dumps(reply).encode()])
+            self.wake()
+
+    def wake(self) -> None:  # replaced by the driver
+        return None
+
+    def stopService(self):
+        self.driver.stop()
+        self.router.close(0)
+        return super().stopService()
+
+
+def ask_status(endpoint: str, timeout_ms: int) -> dict | None:
+    """The daemon's status, or None if nobody answered in time."""
+    ctx = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    try:
+        dealer.connect(endpoint)
+        dealer.send(b"status")
+        if not dealer.poll(timeout_ms):
+            return None
+        return json.loads(dealer.recv())
+    finally:
+        dealer.close(0)
+        ctx.term()
