@@ -292,3 +292,13 @@ def test_the_heartbeat_alone_reveals_frames_lost_at_the_tail(ctx):
     pump(pub, sub, until=lambda: len(rec.frames) == 5)
     assert rec.seqs == [1, 2, 3, 4, 5] and rec.lost == []
     pub.close(), sub.close()
+
+
+def test_a_balance_deal_with_no_symbol_crosses_the_bus_but_a_trade_without_one_does_not():
+    deposit = MasterDeal(DealId(Platform.SIM, 9), PositionId(Platform.SIM, 0), MASTER_LOGIN, "", DealKind.BALANCE,
+                         Side.BUY, 0, datetime(2026, 1, 5, tzinfo=timezone.utc))
+    assert deal_from_body(deal_body(deposit)) == deposit
+    body = deal_body(a_deal())
+    body["symbol"] = ""
+    with pytest.raises(FrameError, match="symbol must be a non-empty string"):
+        deal_from_body(body)

@@ -177,10 +177,14 @@ def test_status_answers_with_roles_positions_and_counts(daemon):
     answer = json.loads(client.recv())
     client.close(0)
     assert answer["roles"] == ["worker", "connector"]
-    assert answer["connector"]["seq"] == 2 and answer["connector"]["published"] == 2
+    connector = answer["connector"]
+    # the startup backfill may republish the open if it arrives after it: the journal takes it once
+    assert connector["seq"] == connector["published"] >= 2
     bus = answer["worker"]["bus"]
-    assert bus["epoch"] == answer["connector"]["epoch"] and bus["next_seq"] == 3 and bus["bad_frames"] == 0
-    assert answer["worker"]["journal"]["deals"] == 2
+    assert bus["epoch"] == connector["epoch"] and bus["next_seq"] == connector["seq"] + 1
+    assert bus["bad_frames"] == 0
+    journal = answer["worker"]["journal"]
+    assert journal["deals"] == 2 and journal["duplicate_deliveries"] == connector["seq"] - 2
     assert answer["worker"]["intents"]["filled"] == 10  # five followers, an open and a close each
     assert answer["venues"] == ["sim/sim-demo"]
 

@@ -64,6 +64,24 @@ def _noop() -> None:
     return None
 
 
+def _bind(socket: zmq.Socket, endpoint: str, patience_s: float = 2.0) -> None:
+    """Bind, waiting briefly if the address is still held.
+
+    ZeroMQ closes a listener on its I/O thread after ``close()`` returns, so a
+    publisher restarted within the same process (a connector service restart)
+    can find its port still taken for a few milliseconds.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            socket.bind(endpoint)
+            return
+        except zmq.ZMQError as exc:
+            if exc.errno != zmq.EADDRINUSE or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 class Publisher:
     def __init__(self, ctx: zmq.Context, endpoint: str, replay_endpoint: str, src: str, *,
                  history: int = DEFAULT_HISTORY, hwm: int = DEFAULT_HWM, epoch: str | None = None,
@@ -80,10 +98,10 @@ class Publisher:
         self.pub = ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, hwm)
         self.pub.setsockopt(zmq.LINGER, 0)
-        self.pub.bind(endpoint)
+        _bind(self.pub, endpoint)
         self.router = ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
-        self.router.bind(replay_endpoint)
+        _bind(self.router, replay_endpoint)
         # the addresses actually bound (a "tcp://127.0.0.1:*" endpoint gets its port here)
         self.endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
         self.replay_endpoint = self.router.getsockopt_string(zmq.LAST_ENDPOINT)

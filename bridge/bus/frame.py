@@ -127,12 +127,16 @@ def deal_from_body(body: dict) -> MasterDeal:
         position_platform, position_value = _venue_id(body, "position_id")
         account = Login.parse(_str(body, "account"))
         time = datetime.fromisoformat(_str(body, "time"))
+        kind = DealKind(_str(body, "kind"))
+        symbol = body["symbol"]
+        if not isinstance(symbol, str) or (not symbol and kind is not DealKind.BALANCE):
+            raise FrameError("symbol must be a non-empty string (empty only on a balance deal)")
         return MasterDeal(
             deal_id=DealId(deal_platform, deal_value),
             position_id=PositionId(position_platform, position_value),
             account=account,
-            symbol=_str(body, "symbol"),
-            kind=DealKind(_str(body, "kind")),
+            symbol=symbol,
+            kind=kind,
             side=Side(_str(body, "side")),
             volume=_int(body, "volume"),
             position_volume=_int(body, "position_volume"),

@@ -34,7 +34,6 @@ SymbolSpec      symbol, contract_size, min_volume, max_volume, step_volume,
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
@@ -42,7 +41,7 @@ from typing import Any, TypeVar
 
 from allocation.leg import Action
 from bridge.bus.frame import FrameError, deal_body, deal_from_body
-from bridge.domain.deal import DealKind, MasterDeal, Side
+from bridge.domain.deal import MasterDeal, Side
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId
 from bridge.domain.volume import SymbolSpec
 from connectors.interface import AccountInfo, OrderRequest, OrderResult, OrderStatus, VenuePosition
@@ -362,11 +361,7 @@ def deal_to_json(deal: MasterDeal) -> dict:
 def deal_from_json(obj: object) -> MasterDeal:
     if not isinstance(obj, dict):
         raise WireError(f"deal must be a JSON object, got {type(obj).__name__}")
-    # deal_from_body insists on a non-empty symbol, but a BALANCE deal has symbol "" (SimVenue.deposit):
-    # decode it with a stand-in symbol and put the empty one back.
-    balance = obj.get("kind") == DealKind.BALANCE.value and obj.get("symbol") == ""
     try:
-        deal = deal_from_body({**obj, "symbol": "-"} if balance else obj)
+        return deal_from_body(obj)
     except FrameError as exc:
         raise WireError(f"deal: {exc}") from None
-    return replace(deal, symbol="") if balance else deal
