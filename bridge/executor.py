@@ -26,7 +26,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
-from twisted.internet import defer
+from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 from allocation.leg import Action
@@ -47,8 +47,11 @@ MAX_ATTEMPTS = 5
 
 class Executor:
     def __init__(self, store: Store, venues: Mapping[ServerId, object], *,
-                 clock_ns: Callable[[], int] = time.time_ns, max_attempts: int = MAX_ATTEMPTS) -> None:
+                 clock_ns: Callable[[], int] = time.time_ns, max_attempts: int = MAX_ATTEMPTS,
+                 reactor=None, retry_delay_s: float = 0.5) -> None:
         self.store = store
+        self.reactor = reactor  # to wait between lookups of a venue that cannot answer yet
+        self.retry_delay_s = retry_delay_s
         self.venues = venues
         self.clock_ns = clock_ns
         self.max_attempts = max_attempts
@@ -84,7 +87,13 @@ class Executor:
             unsure = row.state in (IntentState.SENT, IntentState.UNKNOWN) or (
                 row.state is IntentState.PLANNED and self.verify_planned)
             if unsure:
-                found = yield self._lookup(row)
+                try:
+                    found = yield self._lookup(row)
+                except (VenueUnavailable, AmbiguousOutcome):
+                    if self.reactor is None:
+                        return  # no clock to wait on: the worker retries the deal later
+                    yield task.deferLater(self.reactor, self.retry_delay_s, lambda: None)
+                    continue  # the venue cannot answer yet: ask again, never send blind
                 if found is not None:
                     self.resolved_by_lookup += 1
                     self._apply(entry, row, row.sent_ns, found)
@@ -92,6 +101,9 @@ class Executor:
                 if row.attempts >= self.max_attempts:
                     log.error("executor: intent %s still unresolved after %d attempts", row.key, row.attempts)
                     return
+                if row.state is IntentState.SENT:
+                    # sent before a crash, and the venue has no order with this key: it never arrived
+                    self.store.mark_unknown(row.key, "not found at the venue; sending again")
             sent_ns = self.clock_ns()
             result = yield self._send(row, sent_ns)
             if result is not None:

@@ -178,13 +178,14 @@ def test_status_answers_with_roles_positions_and_counts(daemon):
     client.close(0)
     assert answer["roles"] == ["worker", "connector"]
     connector = answer["connector"]
-    # the startup backfill may republish the open if it arrives after it: the journal takes it once
-    assert connector["seq"] == connector["published"] >= 2
+    # the startup backfill may republish the open if it arrives after it (the journal takes it once),
+    # and ends with a marker frame: frames published >= deals published >= 2
+    assert connector["seq"] > connector["published"] >= 2
     bus = answer["worker"]["bus"]
     assert bus["epoch"] == connector["epoch"] and bus["next_seq"] == connector["seq"] + 1
     assert bus["bad_frames"] == 0
     journal = answer["worker"]["journal"]
-    assert journal["deals"] == 2 and journal["duplicate_deliveries"] == connector["seq"] - 2
+    assert journal["deals"] == 2 and journal["duplicate_deliveries"] <= connector["published"] - 2
     assert answer["worker"]["intents"]["filled"] == 10  # five followers, an open and a close each
     assert answer["venues"] == ["sim/sim-demo"]
 

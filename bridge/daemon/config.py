@@ -19,9 +19,9 @@ An unknown key anywhere is an error naming the file, table and key. Example:
     fill_latency_us = 0
     slippage_points = 0                     # fills up to this many points away from the quote
     reject_rate = 0                         # fraction of orders the venue refuses
-      [[venue.account]]
-      login = 1000
-      balance = 50000
+      [[venue.account]]                     # a venue in this process; or, for a sim venue in
+      login = 1000                          # another process (python -m connectors.sim.serve):
+      balance = 50000                       # endpoint, deals_endpoint, replay_endpoint instead
       currency = "USD"
       hedging = false
 
@@ -73,6 +73,9 @@ class VenueConfig:
     accounts: tuple[SimAccount, ...]
     slippage_points: int = 0
     reject_rate: Decimal = Decimal(0)
+    endpoint: str | None = None  # a sim venue served by another process (python -m connectors.sim.serve)
+    deals_endpoint: str | None = None
+    replay_endpoint: str | None = None
 
     @property
     def server(self) -> ServerId:
@@ -183,6 +186,11 @@ def _venue(t: Table) -> VenueConfig:
     reject_rate = t.decimal("reject_rate", Decimal(0))
     if not Decimal(0) <= reject_rate <= 1:
         raise InputError(f"{t.where}: reject_rate must be a fraction in 0..1")
+    endpoint = _endpoint(t, "endpoint", None) if "endpoint" in t else None
+    deals = _endpoint(t, "deals_endpoint", None) if "deals_endpoint" in t else None
+    replay = _endpoint(t, "replay_endpoint", None) if "replay_endpoint" in t else None
+    if (deals or replay) and not endpoint:
+        raise InputError(f"{t.where}: deals_endpoint and replay_endpoint belong to a remote venue (set endpoint)")
     accounts = []
     for a in t.tables("account"):
         login = a.raw("login")
@@ -191,7 +199,9 @@ def _venue(t: Table) -> VenueConfig:
         accounts.append(SimAccount(login, a.decimal("balance"), a.str("currency", "USD"), a.bool("hedging", True)))
         a.finish()
     t.finish()
-    return VenueConfig(name, platform, seed, latency, tuple(accounts), slippage, reject_rate)
+    if endpoint and accounts:
+        raise InputError(f"{t.where}: a remote venue's accounts live in its own process; remove [[venue.account]]")
+    return VenueConfig(name, platform, seed, latency, tuple(accounts), slippage, reject_rate, endpoint, deals, replay)
 
 
 def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
@@ -202,12 +212,12 @@ def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
     venue = venues.get(name)
     if venue is None:
         raise InputError(f"{t.where}: {key} {text!r}: no venue named {name!r}")
-    if int(number) not in {a.login for a in venue.accounts}:
+    if venue.endpoint is None and int(number) not in {a.login for a in venue.accounts}:
         raise InputError(f"{t.where}: {key} {text!r}: venue {name!r} has no account {number}")
     return Login(venue.server, int(number))
 
 
-def _endpoint(t: Table, key: str, default: str) -> str:
+def _endpoint(t: Table, key: str, default: str | None) -> str:
     value = t.str(key, default)
     if not value.startswith(("inproc://", "ipc://", "tcp://")):
         raise InputError(f"{t.where}: {key} {value!r} must be an inproc://, ipc:// or tcp:// endpoint")

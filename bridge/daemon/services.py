@@ -6,11 +6,15 @@
 * :class:`WorkerService` (role ``worker``): subscribes to the deals, journals
   them, plans and executes (the executors run here, beside the store).
 
-Startup is recovery: the worker reconciles every follower, finishes whatever
-the journal says is unfinished, and asks each connector to backfill its
-masters from the last journalled deal. A publisher that restarts (a new bus
-epoch) triggers the same backfill, so no deal made while anything was down is
-lost; a deal delivered twice is journalled once.
+Startup is recovery: the worker resolves whatever the journal says is
+unfinished, reconciles every follower, and asks each connector to backfill its
+masters from the last journalled deal. A connector announces on the stream
+when its watch of a master is live (``watching.<account>``), and the worker
+backfills again from that moment, so no deal falls between the history and
+the live feed; a publisher that restarts (a new bus epoch) triggers the same
+backfill. Live deals that arrive while a backfill is under way are held and
+then taken in venue order with the backfilled ones; a deal delivered twice is
+journalled once.
 """
 
 from __future__ import annotations
@@ -37,9 +41,18 @@ from connectors.sim import SimConfig, SimVenue
 
 log = logging.getLogger("bridge.daemon")
 ROLES = ("all", "connector", "worker")
+BACKFILL_PATIENCE_S = 2.0
 
 
-def build_venue(cfg: VenueConfig, reactor) -> SimVenue:
+def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
+    """The venue a config names: a simulated one in this process, or one served by another process."""
+    if cfg.endpoint is not None:
+        from connectors.sim.remote import RemoteVenue
+
+        remote = RemoteVenue(ctx, cfg.name, cfg.endpoint, reactor, deals_endpoint=cfg.deals_endpoint,
+                             replay_endpoint=cfg.replay_endpoint)
+        remote.attach(reactor)
+        return remote
     venue = SimVenue(cfg.name, reactor, random.Random(cfg.seed),
                      SimConfig(fill_latency_us=cfg.fill_latency_us, slippage_points=cfg.slippage_points,
                                reject_rate=cfg.reject_rate))
@@ -72,7 +85,12 @@ class ConnectorService(service.Service):
         self.driver = ReactorDriver(self.reactor, self.publisher)
         self.driver.start()
         for master in c.masters:
-            self.venues[master.server].watch_deals(master, self._publish)
+            watching = defer.maybeDeferred(self.venues[master.server].watch_deals, master, self._publish)
+            # once the watch is live, say so on the stream: the worker backfills from then, leaving no gap
+            # between the history it has and the deals that now stream live
+            watching.addCallback(lambda _, m=master: self.publisher.publish(f"watching.{m}", {"account": str(m)}))
+            watching.addErrback(lambda f, m=master: log.error("connector: cannot watch %s: %s", m,
+                                                               f.getErrorMessage()))
         self.heartbeat = LoopingCall(self.publisher.heartbeat)
         self.heartbeat.clock = self.reactor
         self.heartbeat.start(c.heartbeat_ms / 1000, now=False)
@@ -92,8 +110,16 @@ class ConnectorService(service.Service):
         if after:
             platform, _, value = str(after).partition(":")
             after_id = DealId(Platform.parse(platform), int(value))
+        request = args.get("request")
         d = self.venues[account.server].deals_since(account, after_id)
-        d.addCallback(lambda deals: [self._publish(deal) for deal in deals])
+
+        def publish(deals) -> None:
+            for deal in deals:
+                self._publish(deal)
+            # on the same stream, after the deals: the worker knows the backfill is complete
+            self.publisher.publish(f"backfill.{account}", {"account": str(account), "request": request})
+
+        d.addCallback(publish)
         d.addErrback(lambda f: log.warning("connector: backfill of %s failed: %s", account, f.getErrorMessage()))
 
     def stopService(self):
@@ -120,10 +146,16 @@ class WorkerService(service.Service):
         super().startService()
         c = self.config
         self.store = Store.open(c.store_path)
-        self.executor = Executor(self.store, self.venues)
+        self.executor = Executor(self.store, self.venues, reactor=self.reactor)
         self.worker = Worker(self.store, self.executor, routes_of(c), self.venues)
-        self.subscriber = Subscriber(self.ctx, c.deals_endpoint, c.deals_replay_endpoint, ["deal."], self._on_frame,
-                                     on_lost=self._on_lost)
+        self.subscriber = Subscriber(self.ctx, c.deals_endpoint, c.deals_replay_endpoint,
+                                     ["deal.", "backfill.", "watching."], self._on_frame, on_lost=self._on_lost)
+        # master -> (backfill request id, deals held until that backfill's marker arrives, when asked)
+        self._held: dict[str, tuple[int, list, float]] = {}
+        self._requests = 0
+        self.backfill_retry = LoopingCall(self._retry_backfills)
+        self.backfill_retry.clock = self.reactor
+        self.backfill_retry.start(BACKFILL_PATIENCE_S, now=False)
         self.driver = ReactorDriver(self.reactor, self.subscriber)
         self.driver.start()
         self.subscriber.start()
@@ -134,13 +166,38 @@ class WorkerService(service.Service):
         log.info("worker: journal %s, %d copy route(s), %d MAM group(s)", c.store_path, len(c.copies), len(c.mams))
 
     def _on_frame(self, frame) -> None:
+        if frame.topic.startswith("backfill."):
+            self._backfilled(frame.body)
+            return
+        if frame.topic.startswith("watching."):
+            master = next((m for m in self.config.masters if str(m) == frame.body.get("account")), None)
+            if master is not None:
+                self._ask_backfill(master)  # the connector's live feed starts now: fetch what came before
+            return
         try:
             deal = deal_from_body(frame.body)
         except FrameError as exc:
             self.bad_frames += 1
             log.warning("worker: frame %s dropped: %s", frame.header.id, exc)
             return
+        held = self._held.get(str(deal.account))
+        if held is not None:
+            held[1].append((deal, frame.header.origin))  # a backfill is under way: keep venue order
+            return
         self.worker.accept(deal, frame.header.origin)
+
+    def _backfilled(self, body: dict) -> None:
+        """A backfill is complete: accept the held deals, oldest venue deal first."""
+        account = body.get("account")
+        held = self._held.get(account)
+        if held is None or body.get("request") != held[0]:
+            return  # an older request's marker: a newer backfill is still under way
+        del self._held[account]
+        seen = set()
+        for deal, origin in sorted(held[1], key=lambda item: item[0].deal_id.value):
+            if deal.deal_id not in seen:
+                seen.add(deal.deal_id)
+                self.worker.accept(deal, origin)
 
     def _on_lost(self, epoch: str, first: int, last: int | None) -> None:
         log.warning("worker: bus frames %s..%s of epoch %s cannot be replayed; backfilling from the venues",
@@ -148,12 +205,38 @@ class WorkerService(service.Service):
         self._backfill()
 
     def _backfill(self) -> None:
+        """Ask each connector for every deal since the journal's last; hold live deals until it is done.
+
+        Live deals may arrive before the backfilled ones (the connector streams
+        what happens now at once, the history when asked), so a master's deals
+        are held from the request until its ``backfill.`` marker, then accepted
+        in venue deal order: a partial close is never planned before its open.
+        """
         for master in self.config.masters:
-            last = self.store.last_deal_id(master)
-            after = None if last is None else f"{last.platform}:{last.value}"
-            self.subscriber.command("backfill", {"account": str(master), "after": after})
+            self._ask_backfill(master)
+
+    def _ask_backfill(self, master: Login) -> None:
+        self._requests += 1
+        previous = self._held.get(str(master))
+        self._held[str(master)] = (self._requests, previous[1] if previous else [], self.reactor.seconds())
+        last = self.store.last_deal_id(master)
+        after = None if last is None else f"{last.platform}:{last.value}"
+        self.subscriber.command("backfill", {"account": str(master), "after": after, "request": self._requests})
+
+    def _retry_backfills(self) -> None:
+        """A backfill whose marker has not come (the request or the answer was lost in a reconnect): ask again."""
+        now = self.reactor.seconds()
+        for master in self.config.masters:
+            held = self._held.get(str(master))
+            if held is not None and now - held[2] >= BACKFILL_PATIENCE_S:
+                log.warning("worker: backfill of %s not answered in %s s; asking again", master, BACKFILL_PATIENCE_S)
+                self._ask_backfill(master)
+        if self.worker._stuck and self.worker.idle:
+            self.worker.retry_stuck()
 
     def stopService(self):
+        if self.backfill_retry.running:
+            self.backfill_retry.stop()
         self.driver.stop()
         self.subscriber.close()
         self.store.close()
@@ -166,7 +249,7 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
     ctx = ctx or zmq.Context.instance()
-    venues = {v.server: build_venue(v, reactor) for v in config.venues}
+    venues = {v.server: build_venue(v, reactor, ctx) for v in config.venues}
     top = service.MultiService()
     top.venues = venues
     # the worker starts first: its subscriber is connected before the connector's first publish

@@ -1,6 +1,7 @@
 """The allocation worker: journal each master deal, plan it, have it executed; oldest first.
 
-One loop serves startup, recovery and normal running alike (crash-only):
+One loop serves startup, recovery and normal running alike (crash-only);
+:meth:`Worker.recover` only settles what was in flight and reconciles first:
 
 * the next deal to work on is the oldest one that is either ``new`` (not yet
   planned) or has an intent not yet final (``planned``, ``sent``,
@@ -71,23 +72,35 @@ class Worker:
         self._stuck: set[int] = set()
         self._specs: dict[tuple[Login, str], object] = {}  # symbol specs change rarely: kept in memory
 
+    def retry_stuck(self) -> defer.Deferred:
+        """Work again on deals left with unresolved intents (a venue that was unreachable, say)."""
+        self._stuck.clear()
+        return self.kick()
+
     @property
     def idle(self) -> bool:
         return self._running is None
 
     @defer.inlineCallbacks
     def recover(self):
-        """Startup and reconnect: reconcile every follower against its venue, then work what is left."""
+        """Startup and reconnect: resolve what was in flight, reconcile every follower, then work on.
+
+        In flight first: an order sent just before a crash may have filled, and
+        until its result is applied a reconcile would take the bridge's own
+        close for a close by hand.
+        """
+        self.executor.verify_planned = True  # anything unfinished may have reached a venue: look first
+        try:
+            for seq in sorted({row.deal_seq for row in self.store.intents_in_state(*UNFINISHED)}):
+                yield self.executor.execute_deal(seq)
+        finally:
+            self.executor.verify_planned = False
         drifts = []
         for master in list(self.routes.copy) + [m for m in self.routes.mam if m not in self.routes.copy]:
             for follower in self.routes.followers(master):
                 drift = yield reconcile(self.store, self.venues[follower.server], follower)
                 drifts.append(drift)
-        self.executor.verify_planned = True  # anything unfinished may have reached a venue: look first
-        try:
-            yield self.kick()
-        finally:
-            self.executor.verify_planned = False
+        yield self.kick()
         return drifts
 
     def accept(self, deal: MasterDeal, detected_ns: int | None = None) -> int | None:
