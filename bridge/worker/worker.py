@@ -148,7 +148,10 @@ class Worker:
             rows = yield self._plan(seq, entry.deal)
             self.store.plan(seq, rows)
         yield self.executor.execute_deal(seq)
-        if any(r.state.value in UNFINISHED for r in self.store.intents_of_deal(seq)):
+        unfinished = self.store.db.execute(
+            "SELECT count(*) FROM intents WHERE deal_seq = ? AND state IN ('planned', 'sent', 'unknown')",
+            (seq,)).fetchone()[0]
+        if unfinished:
             self._stuck.add(seq)  # reported, retried at the next start; the loop goes on with later deals
             log.error("worker: deal %s left with unresolved intents", seq)
 
