@@ -69,7 +69,11 @@ class Executor:
         for row in self.store.intents_of_deal(seq):
             if row.state not in FINAL:
                 by_follower.setdefault(row.follower_id, []).append(row)
-        chains = [self._in_order(entry, sorted(rows, key=lambda r: r.leg)) for rows in by_follower.values()]
+        # One transaction around the fan-out: every `sent` mark, and every fill a venue answers at once,
+        # commit together. Safe because startup looks every unfinished intent up, `planned` ones included,
+        # before sending anything: a crash before this commit leaves intents that are resolved by lookup.
+        with self.store.transaction():
+            chains = [self._in_order(entry, sorted(rows, key=lambda r: r.leg)) for rows in by_follower.values()]
         return defer.DeferredList(chains, consumeErrors=True).addCallback(lambda _: None)
 
     @defer.inlineCallbacks
