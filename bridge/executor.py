@@ -15,6 +15,11 @@ The rules that make "exactly once" hold across crashes and venue faults:
    partial close -> the new volume) and the execution record are written in
    one transaction.
 
+A requote (the venue refused the price because it moved beyond the
+follower's ``max_slippage_points`` from the master's price) is retried with
+the same key up to three times; then the copy is recorded as rejected with
+reason ``max-slippage-exceeded``. Closes are never held to a slippage limit.
+
 Within one master deal, a follower's legs run in leg order (a reversal's close
 before its open); different followers run concurrently.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Mapping
 
@@ -41,6 +47,10 @@ log = logging.getLogger("bridge.executor")
 
 #: the reason code a venue gives for a close or modify of a position it no longer holds
 POSITION_GONE = "position-not-found"
+#: a fill refused because the price moved: retried at the new price, up to REQUOTE_RETRIES times
+REQUOTES = frozenset({"requote", "price-changed"})
+REQUOTE_RETRIES = 3
+SLIPPAGE_EXCEEDED = "max-slippage-exceeded"
 FINAL = (IntentState.FILLED, IntentState.REJECTED, IntentState.SKIPPED)
 MAX_ATTEMPTS = 5
 
@@ -48,8 +58,11 @@ MAX_ATTEMPTS = 5
 class Executor:
     def __init__(self, store: Store, venues: Mapping[ServerId, object], *,
                  clock_ns: Callable[[], int] = time.time_ns, max_attempts: int = MAX_ATTEMPTS,
-                 reactor=None, retry_delay_s: float = 0.5) -> None:
+                 reactor=None, retry_delay_s: float = 0.5, requote_retries: int = REQUOTE_RETRIES,
+                 slippage_limit: Callable[[Login, str], int | None] = lambda master, follower: None) -> None:
         self.store = store
+        self.requote_retries = requote_retries
+        self.slippage_limit = slippage_limit  # (master, follower id) -> max slippage points, or None
         self.reactor = reactor  # to wait between lookups of a venue that cannot answer yet
         self.retry_delay_s = retry_delay_s
         self.venues = venues
@@ -87,6 +100,7 @@ class Executor:
 
     @defer.inlineCallbacks
     def _run(self, entry, row: IntentRow):
+        requotes = 0
         while True:
             unsure = row.state in (IntentState.SENT, IntentState.UNKNOWN) or (
                 row.state is IntentState.PLANNED and self.verify_planned)
@@ -109,7 +123,15 @@ class Executor:
                     # sent before a crash, and the venue has no order with this key: it never arrived
                     self.store.mark_unknown(row.key, "not found at the venue; sending again")
             sent_ns = self.clock_ns()
-            result = yield self._send(row, sent_ns)
+            result = yield self._send(row, sent_ns, self.slippage_limit(entry.deal.account, row.follower_id))
+            if result is not None and result.reason in REQUOTES and result.status is OrderStatus.REJECTED:
+                if requotes < self.requote_retries:
+                    requotes += 1  # the price moved: ask again at the new price, same key
+                    self.store.mark_unknown(row.key, f"{result.reason}: trying again ({requotes})")
+                    row = self.store.intent(row.key)
+                    continue
+                result = replace(result, reason=SLIPPAGE_EXCEEDED,
+                                 message=f"{result.reason} {requotes + 1} times: {result.message}")
             if result is not None:
                 self._apply(entry, row, sent_ns, result)
                 return
@@ -130,12 +152,13 @@ class Executor:
 
         return d.addErrback(unreachable)
 
-    def _send(self, row: IntentRow, sent_ns: int) -> defer.Deferred:
+    def _send(self, row: IntentRow, sent_ns: int, max_slippage_points: int | None) -> defer.Deferred:
         """Mark ``sent``, send; fires with the result, or None after an ambiguous outcome."""
         login, venue = self._venue(row)
         order = OrderRequest(key=row.key, account=login, action=row.action, symbol=row.symbol, side=row.side,
                              volume=row.volume, position_id=row.position_id, sl=row.sl, tp=row.tp,
-                             reference_price=row.reference_price)
+                             reference_price=row.reference_price,
+                             max_slippage_points=max_slippage_points if row.action is Action.OPEN else None)
         self.store.mark_sent(row.key, sent_ns)
         self.sent += 1
 

@@ -302,3 +302,35 @@ def test_a_balance_deal_with_no_symbol_crosses_the_bus_but_a_trade_without_one_d
     body["symbol"] = ""
     with pytest.raises(FrameError, match="symbol must be a non-empty string"):
         deal_from_body(body)
+
+
+def test_an_unanswered_replay_request_is_sent_again(ctx):
+    now = [0.0]
+    raw = ctx.socket(zmq.PUB)
+    raw.bind(ANY)
+    router = ctx.socket(zmq.ROUTER)
+    router.bind(ANY)
+    rec = Recorder()
+    sub = Subscriber(ctx, raw.getsockopt_string(zmq.LAST_ENDPOINT), router.getsockopt_string(zmq.LAST_ENDPOINT),
+                     ["deal."], rec.deliver, clock=lambda: now[0], replay_timeout_s=1.0)
+    sub.start()
+    assert router.poll(5000)
+    router.recv_multipart()  # the publisher goes away without answering
+    heartbeat = Frame("bus.heartbeat", Header("s", "e", 3, 1, 1), {}).encode()
+
+    def feed_until(condition) -> None:
+        deadline = time.monotonic() + 5
+        while not condition():
+            assert time.monotonic() < deadline
+            raw.send_multipart(heartbeat)
+            if sub.sub.poll(10):
+                sub.on_readable()
+
+    feed_until(lambda: sub.epoch == "e")  # heartbeats are arriving (the subscriber learnt the epoch)...
+    feed_until(lambda: sub.epoch == "e" and not router.poll(50))  # ...and within the timeout nothing is asked
+    assert sub.replaying
+    now[0] = 2.0  # then the request is a second overdue: the next frame asks again
+    feed_until(lambda: router.poll(0))
+    identity, command, body = router.recv_multipart()
+    assert command == b"replay" and json.loads(body)["from"] == 1
+    raw.close(0), router.close(0), sub.close()

@@ -321,6 +321,7 @@ FROM_MAPPING = [
     ("close_only", "by-symbol", CloseOnly.BY_SYMBOL),
     ("close_only", "immediately", CloseOnly.IMMEDIATELY),
     ("signal_lifetime", 90, timedelta(seconds=90)),
+    ("max_slippage_points", 5, 5),
     (
         "risk_limits",
         [{"period": "week", "basis": "balance", "max_drawdown": "0.2", "close_positions": True},
@@ -483,3 +484,11 @@ def test_risk_limit_of_one_is_valid():
 def test_an_empty_symbol_list_is_refused_rather_than_silently_matching_nothing(key):
     with pytest.raises(AllocationError, match=rf"where\.{key}: an empty list would match no symbol"):
         settings_from_mapping({key: []}, "where")
+
+
+def test_max_slippage_points_is_overridable_and_checked():
+    level = settings_from_mapping({"max_slippage_points": 5}, "where")
+    assert resolve(CopySettings(max_slippage_points=20), None, level).max_slippage_points == 5
+    assert resolve().max_slippage_points is None
+    with pytest.raises(AllocationError, match="where.max_slippage_points: expected a whole number of points"):
+        settings_from_mapping({"max_slippage_points": "5"}, "where")

@@ -102,8 +102,15 @@ class Daemon:
     def until(self, condition, timeout: float = 10.0) -> None:
         deadline = time.monotonic() + timeout
         while not condition():
-            assert time.monotonic() < deadline, "condition not reached in time"
+            assert time.monotonic() < deadline, f"condition not reached in time: {self.state()}"
             self.reactor.iterate(0.005)
+
+    def state(self) -> str:
+        worker = self.top.getServiceNamed("worker")
+        sub = worker.subscriber
+        return (f"held={ {k: (v[0], len(v[1])) for k, v in worker._held.items()} } epoch={sub.epoch} "
+                f"expected={sub.expected} replaying={sub.replaying} pending={len(sub.pending)} "
+                f"journal={worker.store.db['master_deals'].count} idle={worker.worker.idle}")
 
     def flat(self) -> bool:
         return all(not self.venue.positions(f).result for f in self.followers)

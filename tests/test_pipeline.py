@@ -28,7 +28,8 @@ SL, TP = Decimal("1.00000"), Decimal("1.50000")
 class Session:
     """A netting master copied by two copy followers and a three-account MAM group, all on one sim venue."""
 
-    def __init__(self, path, config: SimConfig = SimConfig(), seed: int = 7) -> None:
+    def __init__(self, path, config: SimConfig = SimConfig(), seed: int = 7,
+                 first_copy: CopySettings = CopySettings(mode=SizingMode.MULTIPLIER)) -> None:
         self.clock = Clock()
         self.venue = SimVenue("demo", self.clock, random.Random(seed), config)
         v = self.venue
@@ -43,7 +44,7 @@ class Session:
         self.path = path
         self.routes = Routes(
             copy={self.master: [
-                CopyRoute(self.copy_followers[0], resolve(CopySettings(mode=SizingMode.MULTIPLIER))),
+                CopyRoute(self.copy_followers[0], resolve(first_copy)),
                 CopyRoute(self.copy_followers[1], resolve(CopySettings(mode=SizingMode.BALANCE, reverse=True))),
             ]},
             mam={self.master: [MamRoute("alpha", MamGroup(Method.EQUITY),
@@ -59,7 +60,7 @@ class Session:
         """(Re)start the bridge side on the same database file: the recovery path is the startup path."""
         self.store = Store.open(self.path)
         venues = {self.venue.server: self.venue}
-        self.executor = Executor(self.store, venues)
+        self.executor = Executor(self.store, venues, slippage_limit=self.routes.max_slippage_points)
         self.worker = Worker(self.store, self.executor, self.routes, venues)
 
     @property
@@ -227,3 +228,33 @@ def test_a_close_of_a_position_gone_from_the_venue_unlinks_without_a_reconcile(s
     assert rejected.reject_reason == "position-not-found"
     v.trade(m, "EURUSD", Side.BUY, "0.30")
     assert not v.positions(hand).result
+
+
+def test_requotes_are_retried_then_recorded_as_a_slippage_skip(tmp_path):
+    s = Session(tmp_path / "b.sqlite", SimConfig(reject_rate=Decimal(1), reject_reasons=("requote",)))
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    rejected = s.store.intents_in_state("rejected")
+    assert len(rejected) == 5 and all(r.reject_reason == "max-slippage-exceeded" for r in rejected)
+    assert all(r.attempts == 4 for r in rejected)  # the first try and three requotes
+    assert all(s.venue_trades(f) == 0 for f in s.followers)
+    s.store.close()
+
+
+def test_a_follower_never_gets_a_fill_worse_than_its_max_slippage(tmp_path):
+    tight = CopySettings(mode=SizingMode.MULTIPLIER, max_slippage_points=3)
+    s = Session(tmp_path / "b.sqlite", SimConfig(slippage_points=20), seed=4, first_copy=tight)
+    for _ in range(8):
+        position = s.venue.trade(s.master, "EURUSD", Side.BUY, "0.50")
+        s.venue.close(s.master, position)
+    follower = str(s.copy_followers[0])
+    opens = [r for r in s.store.intents_in_state("filled", "rejected")
+             if r.follower_id == follower and r.action.value == "open"]
+    filled = [r for r in opens if r.state.value == "filled"]
+    assert filled, "some opens should fill within 3 points"
+    for row in filled:
+        slip = s.store.execution(row.key).slippage_points
+        assert slip is not None and slip <= 3
+    assert any(r.attempts > 1 for r in opens)  # the venue requoted, the bridge asked again
+    for f in s.followers:
+        assert s.venue_trades(f) == len(s.filled(f)) and s.net(f) == 0
+    s.store.close()

@@ -11,7 +11,8 @@ mode, fixed_lots,     overridable: the most specific value wins
 risk_fraction, tiny,
 max_risk_coefficient,
 max_trade_risk,
-signal_lifetime
+signal_lifetime,
+max_slippage_points
 multiplier            multiplies along the chain
 reverse               XOR along the chain
 symbol_map            each level's mapping applied in chain order
@@ -127,8 +128,12 @@ class CopySettings:
     close_only: CloseOnly | None = None
     risk_limits: tuple[RiskLimit, ...] = ()
     signal_lifetime: timedelta | None = None
+    max_slippage_points: int | None = None
 
     def __post_init__(self) -> None:
+        if self.max_slippage_points is not None and (
+                not isinstance(self.max_slippage_points, int) or self.max_slippage_points < 0):
+            raise AllocationError(f"max_slippage_points must be a whole number >= 0, got {self.max_slippage_points!r}")
         for name in ("multiplier", "fixed_lots", "risk_fraction", "min_lots", "max_lots",
                      "max_risk_coefficient", "max_trade_risk"):
             value = getattr(self, name)
@@ -170,6 +175,7 @@ class Effective:
     close_only: CloseOnly | None = None
     risk_limits: tuple[RiskLimit, ...] = ()
     signal_lifetime: timedelta | None = None
+    max_slippage_points: int | None = None  # worse fills are requoted; None: any price
 
     def map_symbol(self, symbol: str) -> str:
         for mapping in self.maps:
@@ -193,7 +199,7 @@ class Effective:
 
 
 _OVERRIDABLE = ("mode", "fixed_lots", "risk_fraction", "tiny", "max_risk_coefficient",
-                "max_trade_risk", "signal_lifetime")
+                "max_trade_risk", "signal_lifetime", "max_slippage_points")
 
 
 def resolve(
@@ -313,6 +319,12 @@ def _sides(value):
     return names[value]
 
 
+def _points(value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError("expected a whole number of points >= 0")
+    return value
+
+
 def _seconds(value):
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError("expected a positive whole number of seconds")
@@ -347,4 +359,5 @@ _CONVERT = {
     "max_lots": _decimal, "tiny": _enum(TinyTrades), "max_risk_coefficient": _decimal,
     "max_trade_risk": _decimal, "copy_sl": _bool, "copy_tp": _bool, "skip_pending": _bool,
     "close_only": _enum(CloseOnly), "risk_limits": _risk_limits, "signal_lifetime": _seconds,
+    "max_slippage_points": _points,
 }

@@ -15,6 +15,8 @@ The ZeroMQ guide's Clone pattern, reduced to what the bridge needs:
     stopped (``resume``), so nothing published while it was down is lost;
   - the publisher's heartbeat (topic ``bus.heartbeat``, carrying its last
     sequence number and consuming none) reveals frames lost at the tail;
+  - a replay request unanswered after ``replay_timeout_s`` (the publisher
+    restarted while it was under way) is sent again at the next frame;
   - if the publisher no longer holds what is missing (its history is shorter,
     or it restarted with a new ``epoch``), the subscriber reports the range to
     ``on_lost`` so its owner can recover it from the source of truth (a
@@ -182,8 +184,12 @@ class Subscriber:
 
     def __init__(self, ctx: zmq.Context, endpoint: str, replay_endpoint: str, topics: list[str],
                  deliver: Callable[[Frame], None], *, resume: tuple[str, int] | None = None,
-                 on_lost: Callable[[str, int, int | None], None] | None = None, hwm: int = DEFAULT_HWM) -> None:
+                 on_lost: Callable[[str, int, int | None], None] | None = None, hwm: int = DEFAULT_HWM,
+                 clock: Callable[[], float] = time.monotonic, replay_timeout_s: float = 1.0) -> None:
         self.deliver = deliver
+        self.clock = clock
+        self.replay_timeout_s = replay_timeout_s
+        self._replay_sent = 0.0
         self.on_lost = on_lost or (lambda epoch, first, last: None)
         self.epoch: str | None = resume[0] if resume else None
         self.expected = resume[1] + 1 if resume else 1
@@ -242,6 +248,9 @@ class Subscriber:
 
     def _accept(self, frame: Frame) -> None:
         h = frame.header
+        if self.replaying and self.clock() - self._replay_sent > self.replay_timeout_s:
+            # no answer: the request or the reply was lost (the publisher restarted mid-replay); ask again
+            self._request_replay()
         if frame.topic == HEARTBEAT:
             if self.epoch is None:
                 self.epoch = h.epoch  # learn the publisher's incarnation even before its first frame
@@ -278,6 +287,7 @@ class Subscriber:
 
     def _request_replay(self) -> None:
         self.replaying = True
+        self._replay_sent = self.clock()
         request = {"epoch": self.epoch, "from": self.expected}
         self.dealer.send_multipart([b"replay", json.dumps(request).encode()])
         self.wake()

@@ -146,8 +146,10 @@ class WorkerService(service.Service):
         super().startService()
         c = self.config
         self.store = Store.open(c.store_path)
-        self.executor = Executor(self.store, self.venues, reactor=self.reactor)
-        self.worker = Worker(self.store, self.executor, routes_of(c), self.venues)
+        routes = routes_of(c)
+        self.executor = Executor(self.store, self.venues, reactor=self.reactor,
+                                 slippage_limit=routes.max_slippage_points)
+        self.worker = Worker(self.store, self.executor, routes, self.venues)
         self.subscriber = Subscriber(self.ctx, c.deals_endpoint, c.deals_replay_endpoint,
                                      ["deal.", "backfill.", "watching."], self._on_frame, on_lost=self._on_lost)
         # master -> (backfill request id, deals held until that backfill's marker arrives, when asked)

@@ -52,6 +52,13 @@ class Routes:
         out += [login for group in self.mam.get(master, []) for login, _ in group.members]
         return list(dict.fromkeys(out))
 
+    def max_slippage_points(self, master: Login, follower: str) -> int | None:
+        """The follower's tolerance for fills worse than the master's price (copy routes only)."""
+        for route in self.copy.get(master, []):
+            if str(route.follower) == follower:
+                return route.settings.max_slippage_points
+        return None
+
     def symbols_for(self, master: Login, follower: Login, symbol: str) -> set[str]:
         wanted = {symbol}
         wanted |= {r.settings.map_symbol(symbol) for r in self.copy.get(master, []) if r.follower == follower}
