@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Callable, Protocol
+from typing import Callable, Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
 
@@ -69,7 +69,9 @@ class OrderRequest:
     sl: Decimal | None = None
     tp: Decimal | None = None
     reference_price: Decimal | None = None  # the master's price, for slippage
-    max_slippage_points: int | None = None  # beyond this a requote is not taken
+    # a fill worse than reference_price by more than this (adverse only, in the direction traded)
+    # is refused with reason "requote"; None: any price
+    max_slippage_points: int | None = None
 
     def __post_init__(self) -> None:
         if self.action is Action.NONE or self.action is Action.PENDING:
@@ -136,8 +138,15 @@ class VenueUnavailable(Exception):
     """The venue cannot be reached at all; nothing was sent."""
 
 
+@runtime_checkable
 class Venue(Protocol):
-    """One trade server, as the bridge sees it."""
+    """One trade server, as the bridge sees it.
+
+    Master deals: every position change is a :class:`MasterDeal` in venue
+    order (an SL/TP change included, with volume 0); a balance operation has
+    an empty symbol. ``deals_since`` and ``watch_deals`` may overlap: the
+    worker takes each venue deal id once and orders by it.
+    """
 
     platform: Platform
     name: str
@@ -146,7 +155,9 @@ class Venue(Protocol):
         """Send one order; fires with an :class:`OrderResult`, or fails with :class:`AmbiguousOutcome`."""
 
     def lookup(self, account: Login, key: str) -> Deferred:
-        """Fires with the :class:`OrderResult` of the order carrying ``key``, or None if there is none.
+        """Fires with the :class:`OrderResult` of the *filled* order carrying ``key``, or None.
+
+        A refused order leaves nothing to find: it may be sent again.
 
         None is proof that the order never executed only once no request with
         that key can still arrive (the connection it was sent on is closed).
@@ -164,5 +175,10 @@ class Venue(Protocol):
     def deals_since(self, account: Login, after: DealId | None) -> Deferred:
         """Fires with the account's master deals after ``after`` (all, if None), oldest first: the backfill."""
 
-    def watch_deals(self, account: Login, callback: Callable[[MasterDeal], None]) -> None:
-        """Call ``callback`` with every new master deal on ``account``, in venue order."""
+    def watch_deals(self, account: Login, callback: Callable[[MasterDeal], None]):
+        """Call ``callback`` with every new master deal on ``account``, in venue order.
+
+        May return a Deferred that fires once the watch is live (a remote venue)."""
+
+    def unwatch_deals(self, account: Login, callback: Callable[[MasterDeal], None]) -> None:
+        """Stop calling ``callback``."""

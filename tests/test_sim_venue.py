@@ -466,3 +466,21 @@ def test_config_is_validated_and_float_free():
     with pytest.raises(ValueError):
         SimConfig(fill_latency_us=-1)
     assert replace(SimConfig(), reject_rate="0.25").reject_rate == Decimal("0.25")
+
+
+def test_the_sim_venues_satisfy_the_venue_protocol():
+    import zmq
+    from twisted.internet.task import Clock as _Clock
+
+    from connectors.interface import Venue
+    from connectors.sim import SimVenue as _SimVenue
+    from connectors.sim.remote import RemoteVenue
+
+    assert isinstance(_SimVenue("v", _Clock(), random.Random(1)), Venue)
+    ctx = zmq.Context()
+    try:
+        remote = RemoteVenue(ctx, "v", "tcp://127.0.0.1:1", _Clock())
+        assert isinstance(remote, Venue)
+        remote.close()
+    finally:
+        ctx.destroy(0)
