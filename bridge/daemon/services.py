@@ -233,7 +233,7 @@ class WorkerService(service.Service):
             if held is not None and now - held[2] >= BACKFILL_PATIENCE_S:
                 log.warning("worker: backfill of %s not answered in %s s; asking again", master, BACKFILL_PATIENCE_S)
                 self._ask_backfill(master)
-        if self.worker._stuck and self.worker.idle:
+        if self.worker.has_stuck and self.worker.idle:
             self.worker.retry_stuck()
 
     def stopService(self):

@@ -85,6 +85,11 @@ class Worker:
         return self.kick()
 
     @property
+    def has_stuck(self) -> bool:
+        """Some deal was left with unresolved intents (see :meth:`retry_stuck`)."""
+        return bool(self._stuck)
+
+    @property
     def idle(self) -> bool:
         return self._running is None
 
