@@ -258,3 +258,21 @@ def test_a_follower_never_gets_a_fill_worse_than_its_max_slippage(tmp_path):
     for f in s.followers:
         assert s.venue_trades(f) == len(s.filled(f)) and s.net(f) == 0
     s.store.close()
+
+
+def test_a_hedging_follower_of_a_netting_master_skips_adds_and_ends_flat(tmp_path):
+    s = Session(tmp_path / "b.sqlite")
+    hedger = s.venue.login(4001)
+    s.venue.add_account(hedger, Decimal(10_000), hedging=True)
+    s.routes.copy[s.master].append(CopyRoute(hedger, resolve(CopySettings(mode=SizingMode.MULTIPLIER))))
+    position = s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "0.50")  # an add on the netting master
+    assert len(s.venue.positions(hedger).result) == 1 and s.net(hedger) == 10_000_000
+    [skipped] = [r for r in s.store.intents_in_state("skipped") if r.follower_id == str(hedger)]
+    assert skipped.reason.value == "add-on-hedging-account"
+    s.venue.close(s.master, position, "0.75")  # half of 1.50: the hedger closes half of what it holds
+    assert s.net(hedger) == 5_000_000
+    s.venue.close(s.master, position)
+    assert not s.venue.positions(hedger).result  # nothing left open
+    assert s.net(s.copy_followers[0]) == 0
+    s.store.close()

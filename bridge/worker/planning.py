@@ -9,6 +9,9 @@ Routes:
 
 * a **copy route** is one subscription: a follower copying the master with
   its resolved settings (:func:`allocation.copy.copy_deal` decides every leg);
+* a netting master's *add*, for a hedging follower that already holds its
+  copy, is skipped (``add-on-hedging-account``): the follower keeps one
+  position per master position, so the master's close closes all of it;
 * a **MAM route** is a group: an open or add is split across the members by
   the group's method (:func:`allocation.mam.allocate_block`); closes, partial
   closes, SL/TP changes and reversals follow each member's linked position
@@ -44,6 +47,7 @@ class AccountSnapshot:
     quote_rates: Mapping[str, Decimal] = field(default_factory=dict)
     copying: bool = True
     stopped_out: bool = False
+    hedging: bool = False  # each open is its own position (MT4, hedging MT5/cTrader accounts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,15 +114,20 @@ def plan_deal(
     for route in mam_routes:
         intents.extend(_plan_mam(deal, master_state, route, accounts, links, now))
     if hand_closed:
-        intents = [_not_reopened(i) if i.follower in hand_closed else i for i in intents]
+        intents = [_skip_open(i, Reason.NOT_LINKED) if i.follower in hand_closed else i for i in intents]
+    if deal.kind is DealKind.ADD:
+        # a hedging follower cannot grow its copy: an add would open a second position that the one link
+        # per master position does not hold, and the master's close would leave it open. It keeps the one.
+        intents = [_skip_open(i, Reason.ADD_ON_HEDGING)
+                   if i.follower in links and accounts[i.follower].hedging else i for i in intents]
     return intents
 
 
-def _not_reopened(intent: Intent) -> Intent:
+def _skip_open(intent: Intent, reason: Reason) -> Intent:
     leg = intent.leg
     if leg.action is not Action.OPEN:
         return intent
-    skipped = Leg(leg.account, Action.NONE, leg.symbol, leg.side, leg.ideal, 0, leg.spec, Reason.NOT_LINKED)
+    skipped = Leg(leg.account, Action.NONE, leg.symbol, leg.side, leg.ideal, 0, leg.spec, reason)
     return Intent(intent.key, intent.follower, intent.leg_no, skipped, intent.position_id)
 
 

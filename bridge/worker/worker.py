@@ -213,4 +213,4 @@ class Worker:
                 self.store.upsert_spec(login, spec)
             self._specs[(login, symbol)] = spec
             specs[symbol] = spec
-        return AccountSnapshot(login, info.balance, info.equity, specs)
+        return AccountSnapshot(login, info.balance, info.equity, specs, hedging=info.hedging)
