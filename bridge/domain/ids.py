@@ -68,7 +68,7 @@ class ServerId:
             raise ValueError(f"server name {self.name!r} must not contain '/'")
 
     def __str__(self) -> str:
-        return f"{self.platform}/{self.name}"
+        return f"{self.platform.value}/{self.name}"  # .value: Enum.__format__ is slow on a hot path
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +111,7 @@ class _VenueId:
         _require_int(type(self).__name__, self.value)
 
     def __str__(self) -> str:
-        return f"{self.platform}:{type(self).__name__}:{self.value}"
+        return f"{self.platform.value}:{type(self).__name__}:{self.value}"
 
 
 class PositionId(_VenueId):

@@ -46,6 +46,7 @@ class Routes:
 
     copy: dict[Login, list[CopyRoute]] = field(default_factory=dict)
     mam: dict[Login, list[MamRoute]] = field(default_factory=dict)
+    _slippage_index: tuple[int, dict] | None = field(default=None, repr=False, compare=False)
 
     def followers(self, master: Login) -> list[Login]:
         out = [r.follower for r in self.copy.get(master, [])]
@@ -53,11 +54,15 @@ class Routes:
         return list(dict.fromkeys(out))
 
     def max_slippage_points(self, master: Login, follower: str) -> int | None:
-        """The follower's tolerance for fills worse than the master's price (copy routes only)."""
-        for route in self.copy.get(master, []):
-            if str(route.follower) == follower:
-                return route.settings.max_slippage_points
-        return None
+        """The follower's tolerance for fills worse than the master's price (copy routes only).
+
+        Asked once per order: answered from an index, rebuilt when routes were added."""
+        size = sum(len(routes) for routes in self.copy.values())
+        if self._slippage_index is None or self._slippage_index[0] != size:
+            index = {(m, str(r.follower)): r.settings.max_slippage_points
+                     for m, routes in self.copy.items() for r in routes}
+            self._slippage_index = (size, index)
+        return self._slippage_index[1].get((master, follower))
 
     def symbols_for(self, master: Login, follower: Login, symbol: str) -> set[str]:
         wanted = {symbol}
