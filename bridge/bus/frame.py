@@ -29,11 +29,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from bridge.domain.deal import DealKind, MasterDeal, Side
 from bridge.domain.ids import DealId, Login, Platform, PositionId
+from bridge.domain.volume import decimal_string
 
 VERSION = 1
 HEARTBEAT = "bus.heartbeat"
@@ -198,15 +199,10 @@ def _dec_in(obj: dict, key: str) -> Decimal | None:
     value = obj.get(key)
     if value is None:
         return None
-    if not isinstance(value, str):
-        raise FrameError(f"{key} must be a decimal string")
     try:
-        result = Decimal(value)
-    except InvalidOperation:
-        raise FrameError(f"{key} {value!r} is not a decimal") from None
-    if not result.is_finite():
-        raise FrameError(f"{key} must be finite")
-    return result
+        return decimal_string(value, key)
+    except ValueError as exc:
+        raise FrameError(str(exc)) from None
 
 
 def describe(value: Any) -> str:

@@ -44,6 +44,22 @@ def parse_decimal(value: object, what: str) -> Decimal:
     return result
 
 
+def decimal_string(raw: object, what: str) -> Decimal:
+    """A Decimal carried as a string (JSON bodies and replies): any other type is refused.
+
+    A JSON number would pass through a binary float on the way; a string is exact.
+    """
+    if not isinstance(raw, str):
+        raise ValueError(f"{what} must be a decimal string, got {raw!r}")
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ValueError(f"{what} {raw!r} is not a decimal") from None
+    if not value.is_finite():
+        raise ValueError(f"{what} must be finite, got {raw!r}")
+    return value
+
+
 def format_lots(lots: Decimal, places: int) -> str:
     """Lots as a decimal string with at least ``places`` decimals and no float noise."""
     text = format(lots.normalize(), "f")

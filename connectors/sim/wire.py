@@ -35,7 +35,7 @@ SymbolSpec      symbol, contract_size, min_volume, max_volume, step_volume,
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -43,7 +43,7 @@ from allocation.leg import Action
 from bridge.bus.frame import FrameError, deal_body, deal_from_body
 from bridge.domain.deal import MasterDeal, Side
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId
-from bridge.domain.volume import SymbolSpec
+from bridge.domain.volume import SymbolSpec, decimal_string
 from connectors.interface import AccountInfo, OrderRequest, OrderResult, OrderStatus, VenuePosition
 
 __all__ = [
@@ -108,15 +108,10 @@ def decimal_to_json(value: Decimal | None) -> str | None:
 
 
 def decimal_from_json(raw: object, what: str) -> Decimal:
-    if not isinstance(raw, str):
-        raise WireError(f"{what} must be a decimal string, got {raw!r}")
     try:
-        value = Decimal(raw)
-    except InvalidOperation:
-        raise WireError(f"{what} {raw!r} is not a decimal") from None
-    if not value.is_finite():
-        raise WireError(f"{what} must be finite, got {raw!r}")
-    return value
+        return decimal_string(raw, what)
+    except ValueError as exc:
+        raise WireError(str(exc)) from None
 
 
 class _Fields:
