@@ -28,6 +28,9 @@ def cli() -> None:
 
     \b
     Example:
+      bridge demo                                  # the whole bridge on a simulated venue
+      bridge run --config /etc/copybridge/bridge.toml
+      bridge status --config /etc/copybridge/bridge.toml
       bridge allocate mam --method equity --volume 0.10 --account A=4500 --account B=3500
     """
 
