@@ -74,12 +74,16 @@ class Executor:
         #: a power cut): look it up first. The worker turns this off once recovery is done.
         self.verify_planned = False
         self._digit_cache: dict[tuple[Login, str], int | None] = {}
+        self._logins: dict[str, Login] = {}
 
-    def execute_deal(self, seq: int) -> defer.Deferred:
-        """Run every unfinished intent of master deal ``seq``; fires when none is left in flight."""
-        entry = self.store.journal_entry(seq)
+    def execute_deal(self, seq: int, entry=None, rows: list[IntentRow] | None = None) -> defer.Deferred:
+        """Run every unfinished intent of master deal ``seq``; fires when none is left in flight.
+
+        ``entry`` and ``rows`` are the journal entry and the intents as just planned, when the caller
+        holds them; otherwise they are read from the store (recovery)."""
+        entry = entry or self.store.journal_entry(seq)
         by_follower: dict[str, list[IntentRow]] = {}
-        for row in self.store.intents_of_deal(seq):
+        for row in rows if rows is not None else self.store.intents_of_deal(seq):
             if row.state not in FINAL:
                 by_follower.setdefault(row.follower_id, []).append(row)
         # One transaction around the fan-out: every `sent` mark, and every fill a venue answers at once,
@@ -137,8 +141,14 @@ class Executor:
                 return
             row = self.store.intent(row.key)  # ambiguous: re-read what the store now says, and resolve
 
+    def _login(self, follower_id: str) -> Login:
+        login = self._logins.get(follower_id)
+        if login is None:
+            login = self._logins[follower_id] = Login.parse(follower_id)
+        return login
+
     def _venue(self, row: IntentRow):
-        login = Login.parse(row.follower_id)
+        login = self._login(row.follower_id)
         return login, self.venues[login.server]
 
     def _lookup(self, row: IntentRow) -> defer.Deferred:
@@ -206,7 +216,7 @@ class Executor:
 
     def _execution(self, entry, row: IntentRow, sent_ns: int | None, result: OrderResult, now: int) -> ExecutionRow:
         deal = entry.deal
-        login = Login.parse(row.follower_id)
+        login = self._login(row.follower_id)
         slippage = _slippage_points(row, deal, result, self._digits(login, row.symbol))
         return ExecutionRow(
             intent_key=row.key, follower_id=row.follower_id, master_account=str(deal.account),

@@ -7,7 +7,6 @@ with timeouts run on ``twisted.internet.task.Clock`` objects the tests advance.
 from __future__ import annotations
 
 import json
-import random
 import select
 import signal
 import subprocess
@@ -26,7 +25,7 @@ from allocation.leg import Action
 from bridge.domain.deal import DealKind, Side
 from bridge.domain.ids import DealId, Login, Platform, PositionId, ServerId
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderStatus, VenueUnavailable, idempotency_key
-from connectors.sim import SimConfig, SimRejected, SimVenue
+from connectors.sim import SimConfig, SimRejected
 from connectors.sim.remote import RemoteError, RemoteVenue, UnknownName
 from connectors.sim.server import SimServer
 from connectors.sim.wire import (
@@ -42,13 +41,10 @@ from connectors.sim.wire import (
     spec_from_json,
     spec_to_json,
 )
+from tests.sim_builders import HEDGER, LOT, MASTER, NETTER, make_venue
 
 ANY = "tcp://127.0.0.1:*"
 ROOT = Path(__file__).resolve().parents[1]
-LOT = 10_000_000
-MASTER = Login(ServerId(Platform.SIM, "sim"), 1001)
-HEDGER = Login(ServerId(Platform.SIM, "sim"), 2001)
-NETTER = Login(ServerId(Platform.SIM, "sim"), 3001)
 STRANGER = Login(ServerId(Platform.SIM, "sim"), 9999)
 
 
@@ -61,14 +57,6 @@ def ctx():
     context.destroy(linger=0)
 
 
-def make_venue(seed: int = 7, **config) -> tuple[SimVenue, Clock]:
-    clock = Clock()
-    clock.advance(1_709_553_600)  # 2024-03-04 12:00 UTC
-    venue = SimVenue("sim", clock, random.Random(seed), SimConfig(**config))
-    venue.add_account(MASTER, Decimal("10000"))
-    venue.add_account(HEDGER, Decimal("5000"))
-    venue.add_account(NETTER, Decimal("5000"), hedging=False)
-    return venue, clock
 
 
 @pytest.fixture

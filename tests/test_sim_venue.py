@@ -23,11 +23,8 @@ from connectors.interface import (
     idempotency_key,
 )
 from connectors.sim import SimConfig, SimRejected, SimVenue
+from tests.sim_builders import HEDGER, LOT, MASTER, NETTER, make_venue
 
-LOT = 10_000_000  # one EURUSD lot in canonical units
-MASTER = Login(ServerId(Platform.SIM, "sim"), 1001)
-HEDGER = Login(ServerId(Platform.SIM, "sim"), 2001)
-NETTER = Login(ServerId(Platform.SIM, "sim"), 3001)
 
 
 # -- helpers -------------------------------------------------------------------
@@ -56,14 +53,6 @@ def failure_of(d, kind):
     return value.value
 
 
-def make_venue(seed: int = 7, **config) -> tuple[SimVenue, Clock]:
-    clock = Clock()
-    clock.advance(1_709_553_600)  # 2024-03-04 12:00 UTC
-    venue = SimVenue("sim", clock, random.Random(seed), SimConfig(**config))
-    venue.add_account(MASTER, Decimal("10000"))
-    venue.add_account(HEDGER, Decimal("5000"))
-    venue.add_account(NETTER, Decimal("5000"), hedging=False)
-    return venue, clock
 
 
 def order(key: str, account=HEDGER, action=Action.OPEN, symbol="EURUSD", side=Side.BUY, volume=LOT,

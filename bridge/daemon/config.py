@@ -54,14 +54,7 @@ from allocation.mam import Leftover, MamGroup, Method
 from bridge.config.strict import Table, load_toml
 from bridge.domain.ids import Login, Platform, ServerId
 from bridge.errors import InputError
-
-
-@dataclass(frozen=True)
-class SimAccount:
-    login: int
-    balance: Decimal
-    currency: str = "USD"
-    hedging: bool = True
+from connectors.sim.config import SimAccount
 
 
 @dataclass(frozen=True)

@@ -161,10 +161,11 @@ class Worker:
     @defer.inlineCallbacks
     def _process(self, seq: int):
         entry = self.store.journal_entry(seq)
+        rows = None  # a deal planned before (recovery): the executor reads its intents' current states
         if entry.state == "new":
             rows = yield self._plan(seq, entry.deal)
             self.store.plan(seq, rows)
-        yield self.executor.execute_deal(seq)
+        yield self.executor.execute_deal(seq, entry, rows)
         unfinished = self.store.db.execute(
             "SELECT count(*) FROM intents WHERE deal_seq = ? AND state IN ('planned', 'sent', 'unknown')",
             (seq,)).fetchone()[0]

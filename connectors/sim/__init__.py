@@ -6,8 +6,8 @@ a master deal feed, a manual trading API for scripted sessions, and
 configurable latency, slippage, rejections and faults (:class:`SimConfig`).
 """
 
-from connectors.sim.config import SimConfig
+from connectors.sim.config import SimAccount, SimConfig
 from connectors.sim.market import DEFAULT_SYMBOLS, Market, Quote, SymbolDef
 from connectors.sim.venue import SimRejected, SimVenue
 
-__all__ = ["DEFAULT_SYMBOLS", "Market", "Quote", "SimConfig", "SimRejected", "SimVenue", "SymbolDef"]
+__all__ = ["DEFAULT_SYMBOLS", "Market", "Quote", "SimAccount", "SimConfig", "SimRejected", "SimVenue", "SymbolDef"]

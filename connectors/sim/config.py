@@ -62,3 +62,13 @@ class SimConfig:
     def fill_latency_seconds(self) -> float:
         """For ``IReactorTime.callLater``, which takes float seconds; nothing else uses it."""
         return self.fill_latency_us / PPM
+
+
+@dataclass(frozen=True)
+class SimAccount:
+    """An account to open on a simulated venue (the daemon's config and ``serve``'s accounts file)."""
+
+    login: int
+    balance: Decimal
+    currency: str = "USD"
+    hedging: bool = True

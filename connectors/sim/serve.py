@@ -49,7 +49,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bridge.domain.volume import parse_decimal
-from connectors.sim.config import SimConfig
+from connectors.sim.config import SimAccount, SimConfig
 
 log = logging.getLogger("connectors.sim.serve")
 
@@ -58,19 +58,11 @@ CONFIG_RATES = ("reject_rate", "timeout_before_execute_rate", "timeout_after_exe
 
 
 @dataclass(frozen=True)
-class AccountSpec:
-    login: int
-    balance: Decimal
-    currency: str = "USD"
-    hedging: bool = True
-
-
-@dataclass(frozen=True)
 class VenueFile:
     name: str = "sim"
     price_interval_us: int = 0
     config: SimConfig = SimConfig()
-    accounts: tuple[AccountSpec, ...] = field(default_factory=tuple)
+    accounts: tuple[SimAccount, ...] = field(default_factory=tuple)
 
 
 def load_accounts(path: Path) -> VenueFile:
@@ -131,7 +123,7 @@ def load_accounts(path: Path) -> VenueFile:
         hedging = entry.get("hedging", True)
         if not isinstance(hedging, bool):
             raise ValueError(f"{where}: hedging must be true or false")
-        accounts.append(AccountSpec(login, _decimal(entry["balance"], f"{where}: balance"), currency, hedging))
+        accounts.append(SimAccount(login, _decimal(entry["balance"], f"{where}: balance"), currency, hedging))
     return VenueFile(name, interval, config, tuple(accounts))
 
 
