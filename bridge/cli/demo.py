@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from decimal import Decimal
 
 import click
 
+from bridge.cli.allocate import NON_NEGATIVE
 from bridge.cli.render import table
 
 
@@ -19,8 +19,8 @@ from bridge.cli.render import table
 @click.option("--seed", type=int, default=7, show_default=True, help="Seed for accounts, script and venue.")
 @click.option("--fill-latency-us", type=click.IntRange(min=0), default=2000, show_default=True,
               help="The simulated venue's fill latency.")
-@click.option("--reject-rate", type=click.FloatRange(min=0, max=1), default=0.0, show_default=True,
-              help="Fraction of orders the simulated venue refuses.")
+@click.option("--reject-rate", type=NON_NEGATIVE, default="0", show_default=True,
+              help="Fraction of orders the simulated venue refuses (0 to 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def demo(followers, deals, seed, fill_latency_us, reject_rate, as_json) -> None:
     """Run the bridge end to end on a simulated venue and print what happened.
@@ -35,6 +35,8 @@ def demo(followers, deals, seed, fill_latency_us, reject_rate, as_json) -> None:
       bridge demo --followers 20 --deals 100 --seed 3
       bridge demo --json
     """
+    if reject_rate > 1:
+        raise click.BadParameter(f"must be a fraction from 0 to 1, got {reject_rate}", param_hint="--reject-rate")
     from twisted.internet import reactor
 
     from bridge.daemon.runner import run_demo
@@ -43,7 +45,7 @@ def demo(followers, deals, seed, fill_latency_us, reject_rate, as_json) -> None:
     failure: list = []
     with click.progressbar(length=deals, label="master deals", file=sys.stderr, show_eta=False) as bar:
         d = run_demo(reactor, followers, deals, seed, progress=bar.update, fill_latency_us=fill_latency_us,
-                     reject_rate=Decimal(str(reject_rate)).quantize(Decimal("0.000001")))
+                     reject_rate=reject_rate)
         d.addCallbacks(result.update, failure.append)
         d.addBoth(lambda _: reactor.stop())
         reactor.run()
