@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 from allocation.leg import Action
 from bridge.domain.deal import MasterDeal
 from bridge.domain.ids import Login, ServerId
-from bridge.store import Store
+from bridge.store import Link as StoredLink, Store, StoreError
 from bridge.store.intents import IntentRow, IntentState
 from bridge.store.tracking import ExecutionRow
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable
@@ -86,25 +86,27 @@ class Executor:
         for row in rows if rows is not None else self.store.intents_of_deal(seq):
             if row.state not in FINAL:
                 by_follower.setdefault(row.follower_id, []).append(row)
+        fan_out = FanOut(self, entry)
         # One transaction around the fan-out: every `sent` mark, and every fill a venue answers at once,
         # commit together. Safe because startup looks every unfinished intent up, `planned` ones included,
         # before sending anything: a crash before this commit leaves intents that are resolved by lookup.
         with self.store.transaction():
-            chains = [self._in_order(entry, sorted(rows, key=lambda r: r.leg)) for rows in by_follower.values()]
-        return defer.DeferredList(chains, consumeErrors=True).addCallback(lambda _: None)
+            fan_out.start(list(by_follower.values()))
+        return fan_out.done
 
     @defer.inlineCallbacks
-    def _in_order(self, entry, rows: list[IntentRow]):
+    def _in_order(self, entry, rows: list[IntentRow], requotes: int = 0):
+        """The careful path, one leg after another: lookups before any resend, requotes, retries."""
         for row in rows:
             try:
-                yield self._run(entry, row)
+                yield self._run(entry, row, requotes)
             except Exception:  # a bug must not stall the other followers; the intent stays unfinished
                 log.exception("executor: intent %s failed unexpectedly", row.key)
                 return
+            requotes = 0
 
     @defer.inlineCallbacks
-    def _run(self, entry, row: IntentRow):
-        requotes = 0
+    def _run(self, entry, row: IntentRow, requotes: int = 0):
         while True:
             unsure = row.state in (IntentState.SENT, IntentState.UNKNOWN) or (
                 row.state is IntentState.PLANNED and self.verify_planned)
@@ -118,7 +120,7 @@ class Executor:
                     continue  # the venue cannot answer yet: ask again, never send blind
                 if found is not None:
                     self.resolved_by_lookup += 1
-                    self._apply(entry, row, row.sent_ns, found)
+                    self.apply(entry, [(row, row.sent_ns, found, self.clock_ns())])
                     return
                 if row.attempts >= self.max_attempts:
                     log.error("executor: intent %s still unresolved after %d attempts", row.key, row.attempts)
@@ -127,8 +129,10 @@ class Executor:
                     # sent before a crash, and the venue has no order with this key: it never arrived
                     self.store.mark_unknown(row.key, "not found at the venue; sending again")
             sent_ns = self.clock_ns()
-            result = yield self._send(row, sent_ns, self.slippage_limit(entry.deal.account, row.follower_id))
-            if result is not None and result.reason in REQUOTES and result.status is OrderStatus.REJECTED:
+            self.store.mark_sent(row.key, sent_ns)
+            self.sent += 1
+            result = yield self._send(row, self.order(entry, row))
+            if result is not None and _requoted(result):
                 if requotes < self.requote_retries:
                     requotes += 1  # the price moved: ask again at the new price, same key
                     self.store.mark_unknown(row.key, f"{result.reason}: trying again ({requotes})")
@@ -137,7 +141,7 @@ class Executor:
                 result = replace(result, reason=SLIPPAGE_EXCEEDED,
                                  message=f"{result.reason} {requotes + 1} times: {result.message}")
             if result is not None:
-                self._apply(entry, row, sent_ns, result)
+                self.apply(entry, [(row, sent_ns, result, self.clock_ns())])
                 return
             row = self.store.intent(row.key)  # ambiguous: re-read what the store now says, and resolve
 
@@ -147,13 +151,9 @@ class Executor:
             login = self._logins[follower_id] = Login.parse(follower_id)
         return login
 
-    def _venue(self, row: IntentRow):
-        login = self._login(row.follower_id)
-        return login, self.venues[login.server]
-
     def _lookup(self, row: IntentRow) -> defer.Deferred:
-        login, venue = self._venue(row)
-        d = defer.maybeDeferred(venue.lookup, login, row.key)
+        login = self._login(row.follower_id)
+        d = defer.maybeDeferred(self.venues[login.server].lookup, login, row.key)
 
         def unreachable(failure: Failure):
             failure.trap(VenueUnavailable, AmbiguousOutcome)
@@ -162,15 +162,18 @@ class Executor:
 
         return d.addErrback(unreachable)
 
-    def _send(self, row: IntentRow, sent_ns: int, max_slippage_points: int | None) -> defer.Deferred:
-        """Mark ``sent``, send; fires with the result, or None after an ambiguous outcome."""
-        login, venue = self._venue(row)
-        order = OrderRequest(key=row.key, account=login, action=row.action, symbol=row.symbol, side=row.side,
-                             volume=row.volume, position_id=row.position_id, sl=row.sl, tp=row.tp,
-                             reference_price=row.reference_price,
-                             max_slippage_points=max_slippage_points if row.action is Action.OPEN else None)
-        self.store.mark_sent(row.key, sent_ns)
-        self.sent += 1
+    def order(self, entry, row: IntentRow) -> OrderRequest:
+        """The venue order for ``row`` (the follower's slippage tolerance applies to opens)."""
+        opening = row.action is Action.OPEN
+        return OrderRequest(key=row.key, account=self._login(row.follower_id), action=row.action,
+                            symbol=row.symbol, side=row.side, volume=row.volume, position_id=row.position_id,
+                            sl=row.sl, tp=row.tp, reference_price=row.reference_price,
+                            max_slippage_points=self.slippage_limit(entry.deal.account, row.follower_id)
+                            if opening else None)
+
+    def _send(self, row: IntentRow, order: OrderRequest) -> defer.Deferred:
+        """Send (the intent is already marked ``sent``); fires with the result, or None after an
+        ambiguous outcome (the intent is then marked ``unknown``)."""
 
         def ambiguous(failure: Failure):
             failure.trap(AmbiguousOutcome, VenueUnavailable)
@@ -178,41 +181,53 @@ class Executor:
             log.warning("executor: %s", failure.getErrorMessage())
             return None
 
-        return defer.maybeDeferred(venue.execute, order).addErrback(ambiguous)
+        return defer.maybeDeferred(self.venues[order.account.server].execute, order).addErrback(ambiguous)
 
-    def _apply(self, entry, row: IntentRow, sent_ns: int | None, result: OrderResult) -> None:
-        now = self.clock_ns()
-        store = self.store
-        deal = entry.deal
-        with store.transaction():
+    # -- results --------------------------------------------------------------
+    def apply(self, entry, items: list[tuple[IntentRow, int | None, OrderResult, int]]) -> None:
+        """Write venue results of one master deal: (intent, sent_ns, result, done_ns) each.
+
+        One transaction, a few statements whatever the count: the intents' new
+        states, the link changes (open -> link, close -> close the link, partial
+        close -> the new volume, ``position-not-found`` on a linked position ->
+        unlinked, never reopened) and the execution records. If the batch is
+        refused (an intent not in flight any more, a link that may not be
+        reopened), each result is written alone, so one bad result does not hold
+        up the others; a single result that is refused raises."""
+        try:
+            with self.store.transaction():
+                self._write(entry, items)
+        except Exception:
+            if len(items) == 1:
+                raise
+            for item in items:
+                try:
+                    with self.store.transaction():
+                        self._write(entry, [item])
+                except Exception:
+                    log.exception("executor: the result of %s could not be recorded", item[0].key)
+
+    def _write(self, entry, items) -> None:
+        store, deal = self.store, entry.deal
+        store.mark_results([(row.key, result, done_ns) for row, _, result, done_ns in items])
+        links = store.link_rows(deal.position_id)
+        changed: dict[str, StoredLink] = {}
+        executions = []
+        for row, sent_ns, result, done_ns in items:
+            follower = row.follower_id
+            link = links.get(follower)
+            current = link if link is not None and link.state == "open" else None
             if result.status is OrderStatus.REJECTED:
-                store.mark_rejected(row.key, result, now)
-                if result.reason == POSITION_GONE and store.link_of(deal.position_id, row.follower_id):
+                if result.reason == POSITION_GONE and current is not None:
                     # the follower closed it outside the bridge: unlink, never reopen
-                    store.unlink(deal.position_id, row.follower_id)
-                return
-            store.mark_filled(row.key, result, now)
-            self._relink(deal, row, result)
-            store.record_execution(self._execution(entry, row, sent_ns, result, now))
-
-    def _relink(self, deal: MasterDeal, row: IntentRow, result: OrderResult) -> None:
-        store, follower, master_position = self.store, row.follower_id, deal.position_id
-        link = store.link_of(master_position, follower)
-        if row.action is Action.OPEN:
-            if link is not None and link.follower_position == result.position_id:
-                store.set_link_volume(master_position, follower, link.volume + result.volume)  # netting add
-            elif link is None:
-                store.link(master_position, follower, result.position_id, row.symbol, row.side, result.volume,
-                           row.key)
-            else:
-                # an add on a hedging follower opens a second position; one link per master position
-                # holds only the first, so the second is reported as drift by reconcile
-                log.warning("executor: %s opened %s beside linked %s; not linked", row.key, result.position_id,
-                            link.follower_position)
-        elif link is not None and row.action is Action.CLOSE:
-            store.close_link(master_position, follower)
-        elif link is not None and row.action is Action.PARTIAL_CLOSE:
-            store.set_link_volume(master_position, follower, link.volume - result.volume)
+                    links[follower] = changed[follower] = replace(current, state="unlinked")
+                continue
+            new = _relinked(deal, row, result, link, current)
+            if new is not None:
+                links[follower] = changed[follower] = new
+            executions.append(self._execution(entry, row, sent_ns, result, done_ns))
+        store.save_links(list(changed.values()))
+        store.record_executions(executions)
 
     def _execution(self, entry, row: IntentRow, sent_ns: int | None, result: OrderResult, now: int) -> ExecutionRow:
         deal = entry.deal
@@ -232,6 +247,159 @@ class Executor:
             spec = self.store.spec(login, symbol)
             self._digit_cache[key] = None if spec is None else spec.digits
         return self._digit_cache[key]
+
+
+class FanOut:
+    """One master deal's orders on their way: the fast path of the executor.
+
+    Every follower whose next leg is freshly ``planned`` (not at startup) has
+    it marked ``sent`` (one statement for all) and sent at once; its later legs
+    follow as each result comes back. Results that come back while the fan-out
+    is still being sent are written together at the end, in the same
+    transaction; later ones as they come. Anything out of the ordinary (an
+    ambiguous outcome, a requote, an intent that must be looked up first)
+    hands that follower's remaining legs to the executor's careful path, after
+    writing what is buffered so that each follower's results stay in order.
+    """
+
+    def __init__(self, executor: Executor, entry) -> None:
+        self.executor = executor
+        self.entry = entry
+        self.done = defer.Deferred()
+        self._buffer: list[tuple[IntentRow, int | None, OrderResult, int]] = []
+        self._sending = True
+        self._open = 0
+
+    def start(self, followers: list[list[IntentRow]]) -> None:
+        ex = self.executor
+        self._open = len(followers)
+        fresh, careful = [], []
+        for rows in followers:
+            rows.sort(key=_leg)
+            (fresh if rows[0].state is IntentState.PLANNED and not ex.verify_planned else careful).append(rows)
+        try:
+            if fresh:
+                sent_ns = ex.clock_ns()
+                ex.store.mark_sent_many([rows[0].key for rows in fresh], sent_ns)
+                ex.sent += len(fresh)
+                for rows in fresh:
+                    self._send(rows, 0, sent_ns)
+            for rows in careful:
+                self._careful(rows)
+        finally:
+            self._sending = False
+            self._flush()
+        self._check_done()
+
+    def _send(self, rows: list[IntentRow], i: int, sent_ns: int) -> None:
+        ex = self.executor
+        order = ex.order(self.entry, rows[i])
+        try:
+            d = ex.venues[order.account.server].execute(order)
+        except Exception:
+            d = defer.fail()
+        d.addCallbacks(self._result, self._failed, callbackArgs=(rows, i, sent_ns), errbackArgs=(rows, i))
+
+    def _result(self, result: OrderResult, rows: list[IntentRow], i: int, sent_ns: int) -> None:
+        ex = self.executor
+        row = rows[i]
+        try:
+            if _requoted(result) and ex.requote_retries > 0:
+                self._flush()
+                ex.store.mark_unknown(row.key, f"{result.reason}: trying again (1)")
+                self._careful([ex.store.intent(row.key), *rows[i + 1:]], requotes=1)
+                return
+            if _requoted(result):
+                result = replace(result, reason=SLIPPAGE_EXCEEDED, message=f"{result.reason}: {result.message}")
+            self._buffer.append((row, sent_ns, result, ex.clock_ns()))
+            if not self._sending:
+                self._flush()
+            if i + 1 < len(rows):
+                sent_ns = ex.clock_ns()
+                ex.store.mark_sent(rows[i + 1].key, sent_ns)
+                ex.sent += 1
+                self._send(rows, i + 1, sent_ns)
+                return
+        except Exception:
+            log.exception("executor: intent %s failed unexpectedly", row.key)
+        self._finished()
+
+    def _failed(self, failure: Failure, rows: list[IntentRow], i: int) -> None:
+        ex = self.executor
+        row = rows[i]
+        if not failure.check(AmbiguousOutcome, VenueUnavailable):
+            log.error("executor: intent %s failed unexpectedly: %s", row.key, failure.getTraceback())
+            self._finished()
+            return
+        log.warning("executor: %s", failure.getErrorMessage())
+        try:
+            self._flush()
+            ex.store.mark_unknown(row.key, failure.getErrorMessage())
+            self._careful([ex.store.intent(row.key), *rows[i + 1:]])
+        except Exception:
+            log.exception("executor: intent %s failed unexpectedly", row.key)
+            self._finished()
+
+    def _careful(self, rows: list[IntentRow], requotes: int = 0) -> None:
+        self._flush()
+        d = self.executor._in_order(self.entry, rows, requotes)
+        d.addBoth(lambda _: self._finished())
+
+    def _flush(self) -> None:
+        if self._buffer:
+            items, self._buffer = self._buffer, []
+            self.executor.apply(self.entry, items)
+
+    def _finished(self) -> None:
+        self._open -= 1
+        self._check_done()
+
+    def _check_done(self) -> None:
+        if self._open <= 0 and not self._sending and not self.done.called:
+            try:
+                self._flush()
+            except Exception:
+                log.exception("executor: results of deal %s could not be recorded", self.entry.seq)
+            self.done.callback(None)
+
+
+def _leg(row: IntentRow) -> int:
+    return row.leg
+
+
+def _requoted(result: OrderResult) -> bool:
+    return result.status is OrderStatus.REJECTED and result.reason in REQUOTES
+
+
+def _relinked(deal: MasterDeal, row: IntentRow, result: OrderResult, link: StoredLink | None,
+              current: StoredLink | None) -> StoredLink | None:
+    """The follower's link after a fill (``link``: its row in any state; ``current``: it if open),
+    or None when it does not change. Raises where a link may not be made (see LinkStore.link)."""
+    if row.action is Action.OPEN:
+        if current is not None:
+            if current.follower_position == result.position_id:
+                return replace(current, volume=current.volume + result.volume)  # netting add
+            # an add on a hedging follower opens a second position; one link per master position
+            # holds only the first, so the second is reported as drift by reconcile
+            log.warning("executor: %s opened %s beside linked %s; not linked", row.key, result.position_id,
+                        current.follower_position)
+            return None
+        if link is not None and link.follower_position == result.position_id:
+            raise StoreError(f"link {deal.position_id} -> {row.follower_id}: already {link.state} "
+                             f"(follower position {link.follower_position}); a link is never reopened")
+        return StoredLink(deal.position_id, row.follower_id, result.position_id, row.symbol, row.side,
+                          result.volume, "open", row.key)
+    if current is None:
+        return None
+    if row.action is Action.CLOSE:
+        return replace(current, state="closed")
+    if row.action is Action.PARTIAL_CLOSE:
+        volume = current.volume - result.volume
+        if volume <= 0:
+            raise StoreError(f"link {deal.position_id} -> {row.follower_id}: a partial close of "
+                             f"{result.volume} leaves {volume}")
+        return replace(current, volume=volume)
+    return None
 
 
 def _slippage_points(row: IntentRow, deal: MasterDeal, result: OrderResult, digits: int | None) -> int | None:

@@ -85,6 +85,17 @@ class StoreBase:
             raise
 
     # -- small helpers --------------------------------------------------------
+    @contextmanager
+    def writing(self) -> Iterator[sqlite3.Connection]:
+        """The raw connection for a batch of writes: inside the caller's transaction when there is
+        one (no savepoint: the caller's rollback covers it), else in a transaction of its own."""
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield conn
+            return
+        with self.transaction():
+            yield conn
+
     def _one(self, sql: str, params: tuple | dict = ()) -> dict[str, Any] | None:
         """The first row of a query as a dict, or None."""
         return next(iter(self.db.query(sql, params)), None)

@@ -254,6 +254,71 @@ class IntentStore(StoreBase):
         self._transition(key, IntentState.SENT, "attempts = attempts + 1, sent_ns = :sent_ns",
                          {"sent_ns": int_out(sent_ns, "sent_ns")})
 
+    def mark_sent_many(self, keys: list[str], sent_ns: int) -> None:
+        """:meth:`mark_sent` for many intents at once (one statement): a deal's fan-out.
+
+        All or nothing: if any key is unknown or not ``planned``/``unknown``, the
+        error names the first such key and, inside a transaction, the caller's
+        rollback undoes the others."""
+        if not keys:
+            return
+        sent_ns = int_out(sent_ns, "sent_ns")
+        with self.writing() as conn:
+            cursor = conn.executemany(
+                "UPDATE intents SET state = 'sent', attempts = attempts + 1, sent_ns = ? "
+                "WHERE key = ? AND state IN ('planned', 'unknown')", [(sent_ns, key) for key in keys])
+            if cursor.rowcount != len(keys):
+                self._explain_refused(keys, IntentState.SENT)
+
+    def mark_results(self, items: list[tuple[str, OrderResult, int]]) -> None:
+        """:meth:`mark_filled` or :meth:`mark_rejected` (by each result's status) for many intents:
+        two statements in all. ``items``: (key, the venue's result, done_ns). All or nothing, as
+        :meth:`mark_sent_many`."""
+        filled, rejected = [], []
+        for key, result, done_ns in items:
+            if not isinstance(result, OrderResult) or result.key != key:
+                raise StoreError(f"intent {key}: the result {result!r} is not this intent's")
+            done = int_out(done_ns, "done_ns")
+            order_id = venue_id_out(result.order_id, OrderId, "order_id")
+            if result.status is OrderStatus.FILLED:
+                filled.append((done, order_id, venue_id_out(result.position_id, PositionId, "position_id"),
+                               dec_out(result.price, "fill price"), int_out(result.volume, "fill volume"),
+                               result.message or None, key))
+            else:
+                rejected.append((done, result.reason or "rejected", result.message or None, order_id, key))
+        with self.writing() as conn:
+            if filled:
+                cursor = conn.executemany(
+                    "UPDATE intents SET state = 'filled', done_ns = ?, order_id = ?, filled_position_id = ?, "
+                    "fill_price = ?, fill_volume = ?, message = ? WHERE key = ? AND state IN ('sent', 'unknown')",
+                    filled)
+                if cursor.rowcount != len(filled):
+                    self._explain_refused([f[-1] for f in filled], IntentState.FILLED)
+            if rejected:
+                cursor = conn.executemany(
+                    "UPDATE intents SET state = 'rejected', done_ns = ?, reject_reason = ?, message = ?, "
+                    "order_id = COALESCE(?, order_id) WHERE key = ? AND state IN ('planned', 'sent', 'unknown')",
+                    rejected)
+                if cursor.rowcount != len(rejected):
+                    self._explain_refused([r[-1] for r in rejected], IntentState.REJECTED)
+
+    def _explain_refused(self, keys: list[str], target: IntentState) -> None:
+        """A many-rows transition changed fewer rows than asked: raise naming the first culprit.
+
+        Reads the rows as they are now (after the statement), so a key that
+        appears twice in one batch is reported too."""
+        sources = sorted(s.value for s in TRANSITIONS[target])
+        seen: set[str] = set()
+        for key in keys:
+            row = self._one("SELECT state FROM intents WHERE key = ?", (key,))
+            if row is None:
+                raise StoreError(f"intent {key}: no such intent")
+            if key in seen or row["state"] != target.value:
+                raise StoreError(f"intent {key}: illegal transition {row['state']} -> {target.value} "
+                                 f"(only from {' or '.join(sources)})")
+            seen.add(key)
+        raise StoreError(f"{target.value}: fewer intents changed than asked")
+
     def mark_unknown(self, key: str, message: str | None = None) -> None:
         """``sent`` -> ``unknown``: the outcome is ambiguous; look the key up before resending."""
         self._transition(key, IntentState.UNKNOWN, "message = COALESCE(:message, message)",

@@ -114,6 +114,37 @@ class LinkStore(StoreBase):
             "SELECT * FROM links WHERE master_position = ? AND state = 'open' ORDER BY follower_id",
             (_mp(master_position),))]
 
+    def link_rows(self, master_position: PositionId) -> dict[str, Link]:
+        """Every follower's link row to ``master_position`` in any state (open, closed, unlinked),
+        by follower id: what :meth:`save_links` callers decide on."""
+        return {row["follower_id"]: _link_of(row) for row in self.db.query(
+            "SELECT * FROM links WHERE master_position = ?", (_mp(master_position),))}
+
+    def save_links(self, links: list[Link]) -> None:
+        """Write whole link rows (insert, or replace the row of the same master position and
+        follower) in one statement. The caller decided them under the rules of :meth:`link`,
+        :meth:`set_link_volume`, :meth:`close_link` and :meth:`unlink` (the executor's fills)."""
+        rows = []
+        for link in links:
+            if link.state not in LINK_STATES:
+                raise StoreError(f"link {link.master_position} -> {link.follower_id}: bad state {link.state!r}")
+            if int_out(link.volume, "volume") <= 0:
+                raise StoreError(f"link {link.master_position} -> {link.follower_id}: volume must be positive, "
+                                 f"got {link.volume}")
+            rows.append((_mp(link.master_position), link.follower_id,
+                         venue_id_out(link.follower_position, PositionId, "follower_position"), link.symbol,
+                         Side(link.side).value, link.volume, link.state, link.opened_by))
+        if not rows:
+            return
+        with self.writing() as conn:
+            conn.executemany(
+                "INSERT INTO links (master_position, follower_id, follower_position, symbol, side, volume, "
+                "state, opened_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (master_position, follower_id) DO UPDATE SET "
+                "follower_position = excluded.follower_position, symbol = excluded.symbol, "
+                "side = excluded.side, volume = excluded.volume, state = excluded.state, "
+                "opened_by = excluded.opened_by", rows)
+
     def open_links(self, follower_id: str) -> list[Link]:
         """The ``open`` links of ``follower_id``, in the order they were made."""
         return [_link_of(row) for row in self.db.query(

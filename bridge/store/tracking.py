@@ -61,6 +61,9 @@ class ExecutionStats:
 
 _COLUMNS = tuple(f.name for f in fields(ExecutionRow))
 _DECIMALS = ("master_price", "fill_price", "slippage_money")
+_INTS = frozenset(name for name in _COLUMNS if name.endswith("_ns") or name == "slippage_points")
+_INSERT = (f"INSERT OR REPLACE INTO executions ({', '.join(_COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
 
 
 def percentile(sorted_values: list[int], p: int) -> int:
@@ -82,18 +85,26 @@ class TrackingStore(StoreBase):
         """Record (or replace: recording the same intent again is idempotent) one execution."""
         if not isinstance(execution, ExecutionRow):
             raise StoreError(f"record_execution needs an ExecutionRow, not {type(execution).__name__}")
-        row: dict[str, Any] = {}
-        for name in _COLUMNS:
-            value = getattr(execution, name)
-            if name in _DECIMALS:
-                row[name] = dec_out(value, name)
-            elif name.endswith("_ns") or name == "slippage_points":
-                row[name] = int_out(value, name)
-            else:
-                row[name] = value
-        self.db.execute(
-            f"INSERT OR REPLACE INTO executions ({', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join(':' + c for c in _COLUMNS)})", row)
+        self.record_executions([execution])
+
+    def record_executions(self, executions: list[ExecutionRow]) -> None:
+        """:meth:`record_execution` for many, in one statement."""
+        rows = []
+        for execution in executions:
+            if not isinstance(execution, ExecutionRow):
+                raise StoreError(f"record_execution needs an ExecutionRow, not {type(execution).__name__}")
+            row = []
+            for name in _COLUMNS:
+                value = getattr(execution, name)
+                if name in _DECIMALS:
+                    value = dec_out(value, name)
+                elif name in _INTS:
+                    value = int_out(value, name)
+                row.append(value)
+            rows.append(row)
+        if rows:
+            with self.writing() as conn:
+                conn.executemany(_INSERT, rows)
 
     def execution(self, intent_key: str) -> ExecutionRow | None:
         """The execution recorded for ``intent_key``, or None."""
