@@ -76,22 +76,22 @@ class Executor:
         self._digit_cache: dict[tuple[Login, str], int | None] = {}
         self._logins: dict[str, Login] = {}
 
-    def execute_deal(self, seq: int, entry=None, rows: list[IntentRow] | None = None) -> defer.Deferred:
+    def execute_deal(self, seq: int, entry=None, rows: list[IntentRow] | None = None, *,
+                     fresh: bool = False) -> defer.Deferred:
         """Run every unfinished intent of master deal ``seq``; fires when none is left in flight.
 
-        ``entry`` and ``rows`` are the journal entry and the intents as just planned, when the caller
-        holds them; otherwise they are read from the store (recovery)."""
+        ``entry`` and ``rows`` are the journal entry and the intents, when the caller holds them;
+        otherwise they are read from the store (recovery). ``fresh``: ``rows`` were just planned,
+        and each follower's first leg was marked ``sent`` in the plan's own transaction (see
+        :meth:`~bridge.store.intents.IntentStore.plan`) and has not left yet: it is sent at once.
+        Otherwise a ``sent`` intent is looked up at its venue before anything is resent."""
         entry = entry or self.store.journal_entry(seq)
         by_follower: dict[str, list[IntentRow]] = {}
         for row in rows if rows is not None else self.store.intents_of_deal(seq):
             if row.state not in FINAL:
                 by_follower.setdefault(row.follower_id, []).append(row)
         fan_out = FanOut(self, entry)
-        # One transaction around the fan-out: every `sent` mark, and every fill a venue answers at once,
-        # commit together. Safe because startup looks every unfinished intent up, `planned` ones included,
-        # before sending anything: a crash before this commit leaves intents that are resolved by lookup.
-        with self.store.transaction():
-            fan_out.start(list(by_follower.values()))
+        fan_out.start(list(by_follower.values()), fresh)
         return fan_out.done
 
     @defer.inlineCallbacks
@@ -256,7 +256,8 @@ class FanOut:
     it marked ``sent`` (one statement for all) and sent at once; its later legs
     follow as each result comes back. Results that come back while the fan-out
     is still being sent are written together at the end, in the same
-    transaction; later ones as they come. Anything out of the ordinary (an
+    transaction; later ones together with those that came back in the same
+    reactor turn. Anything out of the ordinary (an
     ambiguous outcome, a requote, an intent that must be looked up first)
     hands that follower's remaining legs to the executor's careful path, after
     writing what is buffered so that each follower's results stay in order.
@@ -268,27 +269,38 @@ class FanOut:
         self.done = defer.Deferred()
         self._buffer: list[tuple[IntentRow, int | None, OrderResult, int]] = []
         self._sending = True
+        self._flush_due = False
         self._open = 0
 
-    def start(self, followers: list[list[IntentRow]]) -> None:
+    def start(self, followers: list[list[IntentRow]], fresh: bool = False) -> None:
         ex = self.executor
         self._open = len(followers)
-        fresh, careful = [], []
+        marked, unmarked, careful = [], [], []
         for rows in followers:
             rows.sort(key=_leg)
-            (fresh if rows[0].state is IntentState.PLANNED and not ex.verify_planned else careful).append(rows)
+            state = rows[0].state
+            if fresh and state is IntentState.SENT:
+                marked.append(rows)  # marked sent with the plan, not sent yet
+            elif state is IntentState.PLANNED and not ex.verify_planned:
+                unmarked.append(rows)
+            else:
+                careful.append(rows)
         try:
-            if fresh:
-                sent_ns = ex.clock_ns()
-                ex.store.mark_sent_many([rows[0].key for rows in fresh], sent_ns)
-                ex.sent += len(fresh)
-                for rows in fresh:
-                    self._send(rows, 0, sent_ns)
-            for rows in careful:
-                self._careful(rows)
+            # one transaction for the sent marks and every result a venue answers at once; safe because
+            # startup looks every unfinished intent up, `planned` ones included, before sending anything
+            with ex.store.transaction():
+                if unmarked:
+                    ex.store.mark_sent_many([rows[0].key for rows in unmarked], ex.clock_ns())
+                    marked += unmarked
+                ex.sent += len(marked)
+                for rows in marked:
+                    self._send(rows, 0, ex.clock_ns())
+                for rows in careful:
+                    self._careful(rows)
+                self._sending = False
+                self._flush()
         finally:
             self._sending = False
-            self._flush()
         self._check_done()
 
     def _send(self, rows: list[IntentRow], i: int, sent_ns: int) -> None:
@@ -312,8 +324,13 @@ class FanOut:
             if _requoted(result):
                 result = replace(result, reason=SLIPPAGE_EXCEEDED, message=f"{result.reason}: {result.message}")
             self._buffer.append((row, sent_ns, result, ex.clock_ns()))
-            if not self._sending:
-                self._flush()
+            if not self._sending and not self._flush_due:
+                # results that come back together are written together: on the reactor's next turn
+                if ex.reactor is None:
+                    self._flush()
+                else:
+                    self._flush_due = True
+                    ex.reactor.callLater(0, self._flush)
             if i + 1 < len(rows):
                 sent_ns = ex.clock_ns()
                 ex.store.mark_sent(rows[i + 1].key, sent_ns)
@@ -346,6 +363,7 @@ class FanOut:
         d.addBoth(lambda _: self._finished())
 
     def _flush(self) -> None:
+        self._flush_due = False
         if self._buffer:
             items, self._buffer = self._buffer, []
             self.executor.apply(self.entry, items)

@@ -232,13 +232,28 @@ def test_plan_refuses_bad_input_before_writing(store):
     with pytest.raises(StoreError, match="belongs to deal 2, not 1"):
         store.plan(seq, other)
     sent = make_intents(seq, deal)[0]
-    with pytest.raises(StoreError, match="planned or skipped"):
-        store.plan(seq, [IntentRow(**{**_fields(sent), "state": IntentState.SENT})])
+    with pytest.raises(StoreError, match="planned or skipped intents, or sent ones with attempts 1"):
+        store.plan(seq, [IntentRow(**{**_fields(sent), "state": IntentState.SENT})])  # no sent_ns
+    with pytest.raises(StoreError, match="not filled"):
+        store.plan(seq, [IntentRow(**{**_fields(sent), "state": IntentState.FILLED})])
     with pytest.raises(StoreError, match="must be a Decimal"):
         store.plan(seq, [IntentRow(**{**_fields(sent), "ideal": 0.5})])
     with pytest.raises(StoreError, match="no master deal with seq 42"):
         store.plan(42, [])
     assert store.intents_of_deal(seq) == [] and store.journal_entry(seq).state == "new"
+
+
+def test_plan_may_mark_an_intent_sent_in_its_own_transaction(store):
+    deal = make_deal(1)
+    seq = store.journal_deal(deal, 10)
+    first, second = make_intents(seq, deal, followers=FOLLOWERS[:1], legs=2)
+    store.plan(seq, [IntentRow(**{**_fields(first), "state": IntentState.SENT, "attempts": 1, "sent_ns": 77}),
+                     second])
+    rows = {row.key: row for row in store.intents_of_deal(seq)}
+    assert (rows[first.key].state, rows[first.key].attempts, rows[first.key].sent_ns) == ("sent", 1, 77)
+    assert rows[second.key].state == "planned"
+    store.mark_filled(first.key, filled(first.key), 80)  # sent -> filled as usual
+    assert store.intent(first.key).state == "filled"
 
 
 def _fields(intent: IntentRow) -> dict:

@@ -24,6 +24,7 @@ def run(config_path, role, check) -> None:
     Example:
       bridge run --config config/bridge.toml
       bridge run --config config/bridge.toml --role worker
+      bridge run --config config/bridge.toml --role connector   # [bus] control_connector, if on one host
       bridge run --config config/bridge.toml --check
     """
     from bridge.daemon import config as bridge_config
@@ -40,6 +41,18 @@ def run(config_path, role, check) -> None:
     from bridge.daemon.services import build
 
     top = build(config, reactor, role, with_control=True)
-    reactor.callWhenRunning(top.startService)
-    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    failed: list[str] = []
+
+    def start() -> None:
+        try:
+            top.startService()
+        except Exception as exc:  # e.g. an endpoint in use: exit, rather than run with part of the roles
+            failed.append(str(exc))
+            reactor.stop()
+            return
+        reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+
+    reactor.callWhenRunning(start)
     reactor.run()
+    if failed:
+        raise click.ClickException(f"cannot start role {role}: {failed[0]}")

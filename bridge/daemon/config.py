@@ -11,6 +11,10 @@ An unknown key anywhere is an error naming the file, table and key. Example:
     deals_replay = "tcp://127.0.0.1:5602"   # ... and its replay/command socket
     heartbeat_ms = 100
     control = "tcp://127.0.0.1:5609"        # `bridge status` asks the running daemon here
+    control_connector = "tcp://127.0.0.1:5610"  # optional: the control socket of `--role connector`
+                                            # run as its own process beside a `--role worker` on this
+                                            # host (`bridge status --role connector` asks it); absent:
+                                            # every role binds `control`
 
     [[venue]]
     name = "sim-demo"
@@ -101,6 +105,13 @@ class BridgeConfig:
     copies: tuple[CopyConfig, ...]
     mams: tuple[MamConfig, ...]
     control_endpoint: str = "tcp://127.0.0.1:5609"
+    control_connector: str | None = None  # a connector-only process binds this instead, when set
+
+    def control_for(self, role: str) -> str:
+        """The control endpoint a process running ``role`` binds (``bridge status --role`` asks it)."""
+        if role == "connector" and self.control_connector is not None:
+            return self.control_connector
+        return self.control_endpoint
 
 
 def load(path: str | Path) -> BridgeConfig:
@@ -117,6 +128,9 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     replay = _endpoint(bus, "deals_replay", "inproc://copybridge-deals-replay")
     heartbeat = _positive_int(bus, "heartbeat_ms", 100)
     control = _endpoint(bus, "control", "tcp://127.0.0.1:5609")
+    control_connector = _endpoint(bus, "control_connector", None) if "control_connector" in bus else None
+    if control_connector == control:
+        raise InputError(f"{bus.where}: control_connector must differ from control (both processes bind theirs)")
     bus.finish()
 
     venues = tuple(_venue(t) for t in doc.tables("venue"))
@@ -163,7 +177,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     if not store_path.is_absolute():
         store_path = base / store_path
     return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams),
-                        control)
+                        control, control_connector)
 
 
 def _venue(t: Table) -> VenueConfig:

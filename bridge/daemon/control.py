@@ -57,10 +57,17 @@ class ControlService(service.Service):
         self.bad_requests = 0
 
     def startService(self) -> None:
+        router = self.ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        try:
+            router.bind(self.endpoint)
+        except zmq.ZMQError as exc:
+            router.close(0)
+            raise RuntimeError(f"control socket {self.endpoint}: {zmq.strerror(exc.errno)} (is another bridge process "
+                               f"running with this [bus] control? a connector run on its own beside a worker "
+                               f"needs [bus] control_connector)") from None
         super().startService()
-        self.router = self.ctx.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.LINGER, 0)
-        self.router.bind(self.endpoint)
+        self.router = router
         self.sockets = (self.router,)
         self.driver = ReactorDriver(self.reactor, self)
         self.driver.start()
@@ -84,6 +91,8 @@ class ControlService(service.Service):
         return None
 
     def stopService(self):
+        if not self.running:  # its bind failed: nothing to close
+            return None
         self.driver.stop()
         self.router.close(0)
         return super().stopService()

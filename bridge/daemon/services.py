@@ -254,13 +254,14 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
     venues = {v.server: build_venue(v, reactor, ctx) for v in config.venues}
     top = service.MultiService()
     top.venues = venues
+    if with_control:
+        from bridge.daemon.control import ControlService
+
+        # first: an endpoint already bound (another daemon on this config) stops startup before any role runs
+        ControlService(ctx, reactor, config.control_for(role), top).setServiceParent(top)
     # the worker starts first: its subscriber is connected before the connector's first publish
     if role in ("all", "worker"):
         WorkerService(ctx, reactor, venues, config).setServiceParent(top)
     if role in ("all", "connector"):
         ConnectorService(ctx, reactor, venues, config).setServiceParent(top)
-    if with_control:
-        from bridge.daemon.control import ControlService
-
-        ControlService(ctx, reactor, config.control_endpoint, top).setServiceParent(top)
     return top

@@ -92,45 +92,63 @@ class IntentRow:
 
 _COLUMNS = tuple(f.name for f in fields(IntentRow))
 _INSERT = (f"INSERT INTO intents ({', '.join(_COLUMNS)}) "
-           f"VALUES ({', '.join(':' + c for c in _COLUMNS)})")
+           f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+_ENUMS = ((Action, "action"), (Side, "side"), (IntentState, "state"))
 
 
-def _intent_row(intent: IntentRow) -> dict[str, Any]:
+def _int(value, what: str):
+    if type(value) is int or value is None:  # the common case, checked fast
+        return value
+    return int_out(value, what)
+
+
+def _dec(value, what: str):
+    if value is None:
+        return None
+    if type(value) is Decimal and value.is_finite():
+        return str(value)
+    return dec_out(value, what)
+
+
+def _id(value, kind: type, what: str):
+    if value is None:
+        return None
+    if type(value) is kind:
+        return str(value)
+    return venue_id_out(value, kind, what)
+
+
+def _intent_row(intent: IntentRow) -> tuple:
+    """The row in :data:`_COLUMNS` order, every value checked (no float reaches a column)."""
     if not isinstance(intent, IntentRow):
         raise StoreError(f"plan() needs IntentRow objects, not {type(intent).__name__}")
     what = f"intent {intent.key}"
-    try:
-        state = IntentState(intent.state)
-        return {
-            "key": intent.key,
-            "deal_seq": int_out(intent.deal_seq, f"{what} deal_seq"),
-            "follower_id": intent.follower_id,
-            "leg": int_out(intent.leg, f"{what} leg"),
-            "action": Action(intent.action).value,
-            "symbol": intent.symbol,
-            "side": Side(intent.side).value,
-            "volume": int_out(intent.volume, f"{what} volume"),
-            "ideal": dec_out(intent.ideal, f"{what} ideal"),
-            "planned_ns": int_out(intent.planned_ns, f"{what} planned_ns"),
-            "reason": None if intent.reason is None else Reason(intent.reason).value,
-            "position_id": venue_id_out(intent.position_id, PositionId, f"{what} position_id"),
-            "sl": dec_out(intent.sl, f"{what} sl"),
-            "tp": dec_out(intent.tp, f"{what} tp"),
-            "reference_price": dec_out(intent.reference_price, f"{what} reference_price"),
-            "state": state.value,
-            "attempts": int_out(intent.attempts, f"{what} attempts"),
-            "sent_ns": int_out(intent.sent_ns, f"{what} sent_ns"),
-            "done_ns": int_out(intent.done_ns, f"{what} done_ns"),
-            "order_id": venue_id_out(intent.order_id, OrderId, f"{what} order_id"),
-            "filled_position_id": venue_id_out(intent.filled_position_id, PositionId,
-                                               f"{what} filled_position_id"),
-            "fill_price": dec_out(intent.fill_price, f"{what} fill_price"),
-            "fill_volume": int_out(intent.fill_volume, f"{what} fill_volume"),
-            "reject_reason": intent.reject_reason,
-            "message": intent.message,
-        }
-    except ValueError as e:  # an enum value that is not one
-        raise StoreError(f"{what}: {e}") from None
+    for enum, name in _ENUMS:
+        if not isinstance(getattr(intent, name), enum):
+            try:
+                enum(getattr(intent, name))
+            except ValueError as e:  # an enum value that is not one
+                raise StoreError(f"{what}: {e}") from None
+    reason = intent.reason
+    if reason is not None and not isinstance(reason, Reason):
+        try:
+            reason = Reason(reason)
+        except ValueError as e:
+            raise StoreError(f"{what}: {e}") from None
+    return (
+        intent.key, _int(intent.deal_seq, f"{what} deal_seq"), intent.follower_id, _int(intent.leg, f"{what} leg"),
+        Action(intent.action).value, intent.symbol, Side(intent.side).value,
+        _int(intent.volume, f"{what} volume"), _dec(intent.ideal, f"{what} ideal"),
+        _int(intent.planned_ns, f"{what} planned_ns"), None if reason is None else reason.value,
+        _id(intent.position_id, PositionId, f"{what} position_id"), _dec(intent.sl, f"{what} sl"),
+        _dec(intent.tp, f"{what} tp"), _dec(intent.reference_price, f"{what} reference_price"),
+        IntentState(intent.state).value, _int(intent.attempts, f"{what} attempts"),
+        _int(intent.sent_ns, f"{what} sent_ns"), _int(intent.done_ns, f"{what} done_ns"),
+        _id(intent.order_id, OrderId, f"{what} order_id"),
+        _id(intent.filled_position_id, PositionId, f"{what} filled_position_id"),
+        _dec(intent.fill_price, f"{what} fill_price"), _int(intent.fill_volume, f"{what} fill_volume"),
+        intent.reject_reason, intent.message,
+    )
 
 
 def _intent_of(row: dict[str, Any]) -> IntentRow:
@@ -183,15 +201,20 @@ class IntentStore(StoreBase):
           deal ``new``.
 
         Every intent must have ``deal_seq == seq`` and state ``planned`` or
-        ``skipped``. An empty list is allowed (a deal nobody copies).
+        ``skipped``, or ``sent`` with ``attempts`` 1 and its ``sent_ns``: an
+        intent about to leave is marked sent in the plan's own transaction
+        (``planned -> sent`` made at once, so it is durably ``sent`` before the
+        order leaves). An empty list is allowed (a deal nobody copies).
         """
         rows = [_intent_row(intent) for intent in intents]  # validate before touching the db
-        for row in rows:
-            if row["deal_seq"] != seq:
-                raise StoreError(f"intent {row['key']} belongs to deal {row['deal_seq']}, not {seq}")
-            if row["state"] not in PLAN_STATES:
-                raise StoreError(f"intent {row['key']}: plan() writes planned or skipped intents, "
-                                 f"not {row['state']}")
+        state_at, seq_at = _COLUMNS.index("state"), _COLUMNS.index("deal_seq")
+        for row, intent in zip(rows, intents):
+            if row[seq_at] != seq:
+                raise StoreError(f"intent {intent.key} belongs to deal {row[seq_at]}, not {seq}")
+            if row[state_at] not in PLAN_STATES and not (
+                    row[state_at] == "sent" and intent.attempts == 1 and intent.sent_ns is not None):
+                raise StoreError(f"intent {intent.key}: plan() writes planned or skipped intents, or sent ones "
+                                 f"with attempts 1 and sent_ns, not {row[state_at]}")
         conn = self.db.conn
         with self.transaction():
             deal = conn.execute("SELECT state FROM master_deals WHERE seq = ?", (seq,)).fetchone()

@@ -32,6 +32,7 @@ from bridge.domain.ids import Login, ServerId
 from bridge.executor import Executor
 from bridge.store import Store
 from bridge.store.intents import IntentRow, IntentState
+from bridge.store.journal import JournalEntry
 from bridge.worker.planning import AccountSnapshot, CopyRoute, Link, MamRoute, plan_deal
 from bridge.worker.reconcile import reconcile
 
@@ -46,27 +47,34 @@ class Routes:
 
     copy: dict[Login, list[CopyRoute]] = field(default_factory=dict)
     mam: dict[Login, list[MamRoute]] = field(default_factory=dict)
-    _slippage_index: tuple[int, dict] | None = field(default=None, repr=False, compare=False)
+    _index: tuple[int, dict, dict] | None = field(default=None, repr=False, compare=False)
 
     def followers(self, master: Login) -> list[Login]:
         out = [r.follower for r in self.copy.get(master, [])]
         out += [login for group in self.mam.get(master, []) for login, _ in group.members]
         return list(dict.fromkeys(out))
 
-    def max_slippage_points(self, master: Login, follower: str) -> int | None:
-        """The follower's tolerance for fills worse than the master's price (copy routes only).
+    def _indexes(self) -> tuple[dict, dict]:
+        """(master, follower id) -> max slippage points; (master, follower) -> its copy routes.
 
-        Asked once per order: answered from an index, rebuilt when routes were added."""
+        Asked once per order or follower: answered from indexes, rebuilt when routes were added."""
         size = sum(len(routes) for routes in self.copy.values())
-        if self._slippage_index is None or self._slippage_index[0] != size:
-            index = {(m, str(r.follower)): r.settings.max_slippage_points
-                     for m, routes in self.copy.items() for r in routes}
-            self._slippage_index = (size, index)
-        return self._slippage_index[1].get((master, follower))
+        if self._index is None or self._index[0] != size:
+            slippage, by_follower = {}, {}
+            for m, routes in self.copy.items():
+                for r in routes:
+                    slippage[(m, str(r.follower))] = r.settings.max_slippage_points
+                    by_follower.setdefault((m, r.follower), []).append(r)
+            self._index = (size, slippage, by_follower)
+        return self._index[1], self._index[2]
+
+    def max_slippage_points(self, master: Login, follower: str) -> int | None:
+        """The follower's tolerance for fills worse than the master's price (copy routes only)."""
+        return self._indexes()[0].get((master, follower))
 
     def symbols_for(self, master: Login, follower: Login, symbol: str) -> set[str]:
         wanted = {symbol}
-        wanted |= {r.settings.map_symbol(symbol) for r in self.copy.get(master, []) if r.follower == follower}
+        wanted |= {r.settings.map_symbol(symbol) for r in self._indexes()[1].get((master, follower), ())}
         return wanted
 
 
@@ -83,6 +91,7 @@ class Worker:
         self._again = False
         self._stuck: set[int] = set()
         self._specs: dict[tuple[Login, str], object] = {}  # symbol specs change rarely: kept in memory
+        self._accepted: dict[int, JournalEntry] = {}  # journalled by this process, not yet worked on
 
     def retry_stuck(self) -> defer.Deferred:
         """Work again on deals left with unresolved intents (a venue that was unreachable, say)."""
@@ -122,9 +131,12 @@ class Worker:
 
     def accept(self, deal: MasterDeal, detected_ns: int | None = None) -> int | None:
         """Journal a master deal (a second delivery of the same deal is counted and ignored), then work."""
-        seq = self.store.journal_deal(deal, detected_ns or self.clock_ns())
+        detected_ns = detected_ns or self.clock_ns()
+        seq = self.store.journal_deal(deal, detected_ns)
         if seq is None:
             self.duplicates += 1
+        else:
+            self._accepted[seq] = JournalEntry(seq, deal, detected_ns, "new")  # spares reading it back
         self.kick()
         return seq
 
@@ -153,19 +165,24 @@ class Worker:
                 return
 
     def _next(self) -> int | None:
-        candidates = {e.seq for e in self.store.deals_in_state("new")}
-        candidates |= {row.deal_seq for row in self.store.intents_in_state(*UNFINISHED)}
-        candidates -= self._stuck
-        return min(candidates) if candidates else None
+        """The oldest deal that is new or has an intent not yet final, leaving out stuck ones."""
+        conn = self.store.db.conn
+        stuck = sorted(self._stuck)
+        marks = ", ".join("?" * len(stuck))
+        new = conn.execute(f"SELECT min(seq) FROM master_deals WHERE state = 'new' AND seq NOT IN ({marks})",
+                           stuck).fetchone()[0]
+        busy = conn.execute(f"SELECT min(deal_seq) FROM intents WHERE state IN ('planned', 'sent', 'unknown') "
+                            f"AND deal_seq NOT IN ({marks})", stuck).fetchone()[0]
+        return min((s for s in (new, busy) if s is not None), default=None)
 
     @defer.inlineCallbacks
     def _process(self, seq: int):
-        entry = self.store.journal_entry(seq)
+        entry = self._accepted.pop(seq, None) or self.store.journal_entry(seq)
         rows = None  # a deal planned before (recovery): the executor reads its intents' current states
         if entry.state == "new":
             rows = yield self._plan(seq, entry.deal)
-            self.store.plan(seq, rows)
-        yield self.executor.execute_deal(seq, entry, rows)
+            self.store.plan(seq, rows)  # with each follower's first leg marked sent: it leaves now
+        yield self.executor.execute_deal(seq, entry, rows, fresh=rows is not None)
         unfinished = self.store.db.execute(
             "SELECT count(*) FROM intents WHERE deal_seq = ? AND state IN ('planned', 'sent', 'unknown')",
             (seq,)).fetchone()[0]
@@ -177,46 +194,85 @@ class Worker:
     def _plan(self, seq: int, deal: MasterDeal):
         if deal.kind is DealKind.BALANCE:
             return []  # a deposit or withdrawal on the master is not a trade: nothing to copy
-        master = yield self._snapshot(deal.account, {deal.symbol})
         followers = self.routes.followers(deal.account)
-        accounts: dict[Login, AccountSnapshot] = {}
+        # every account at once: a remote venue answers them concurrently
+        snapshots = yield _gather([self._snapshot(deal.account, {deal.symbol})] + [
+            self._snapshot(f, self.routes.symbols_for(deal.account, f, deal.symbol)) for f in followers])
+        master = snapshots[0]
+        accounts: dict[Login, AccountSnapshot] = dict(zip(followers, snapshots[1:]))
         links: dict[Login, Link] = {}
-        linked = {link.follower_id: link for link in self.store.links_of_master(deal.position_id)}
-        for follower in followers:
-            accounts[follower] = yield self._snapshot(
-                follower, self.routes.symbols_for(deal.account, follower, deal.symbol))
-            link = linked.get(str(follower))
-            if link is not None:
-                links[follower] = Link(link.follower_position, link.symbol, link.side, link.volume)
+        for link in self.store.links_of_master(deal.position_id):
+            follower = self.executor._login(link.follower_id)
+            links[follower] = Link(link.follower_position, link.symbol, link.side, link.volume)
         now = datetime.now(timezone.utc)
         hand_closed = frozenset(Login.parse(f) for f in self.store.unlinked_followers(deal.position_id))
         intents = plan_deal(deal, master, self.routes.copy.get(deal.account, []),
                             self.routes.mam.get(deal.account, []), accounts, links, now, hand_closed)
         planned_ns = self.clock_ns()
-        return [
-            IntentRow(key=i.key, deal_seq=seq, follower_id=str(i.follower), leg=i.leg_no, action=i.leg.action,
-                      symbol=i.leg.symbol, side=i.leg.side, volume=i.leg.volume, ideal=i.leg.ideal,
-                      planned_ns=planned_ns, reason=i.leg.reason, position_id=i.position_id, sl=i.leg.sl,
-                      tp=i.leg.tp, reference_price=deal.price,
-                      state=IntentState.PLANNED if i.sendable else IntentState.SKIPPED)
-            for i in intents
-        ]
+        price = deal.price
+        # each follower's first leg to send is marked sent in the plan's own transaction (the executor
+        # sends it as soon as that commits); later legs wait for the result of the one before
+        first: dict[Login, int] = {}
+        for i in intents:
+            if i.leg.sent and i.leg_no < first.get(i.follower, i.leg_no + 1):
+                first[i.follower] = i.leg_no
+        rows = []
+        for i in intents:
+            leg = i.leg
+            if not leg.sent:
+                state, attempts, sent_ns = IntentState.SKIPPED, 0, None
+            elif first[i.follower] == i.leg_no:
+                state, attempts, sent_ns = IntentState.SENT, 1, planned_ns
+            else:
+                state, attempts, sent_ns = IntentState.PLANNED, 0, None
+            rows.append(IntentRow(
+                key=i.key, deal_seq=seq, follower_id=str(i.follower), leg=i.leg_no, action=leg.action,
+                symbol=leg.symbol, side=leg.side, volume=leg.volume, ideal=leg.ideal, planned_ns=planned_ns,
+                reason=leg.reason, position_id=i.position_id, sl=leg.sl, tp=leg.tp, reference_price=price,
+                state=state, attempts=attempts, sent_ns=sent_ns))
+        return rows
 
-    @defer.inlineCallbacks
-    def _snapshot(self, login: Login, symbols: set[str]):
+    def _snapshot(self, login: Login, symbols: set[str]) -> defer.Deferred:
+        """The account's balance, equity and the specs of ``symbols`` there (specs cached)."""
         venue = self.venues[login.server]
-        info = yield venue.account_info(login)
         specs = {}
-        for symbol in sorted(symbols):
+        missing = []
+        for symbol in symbols:
             spec = self._specs.get((login, symbol))
             if spec is None:
                 spec = self.store.spec(login, symbol)
+                if spec is not None:
+                    self._specs[(login, symbol)] = spec
             if spec is None:
-                try:
-                    spec = yield venue.symbol_spec(login, symbol)
-                except KeyError:
-                    continue  # not traded there: the leg says unknown-symbol
-                self.store.upsert_spec(login, spec)
-            self._specs[(login, symbol)] = spec
-            specs[symbol] = spec
-        return AccountSnapshot(login, info.balance, info.equity, specs, hedging=info.hedging)
+                missing.append(symbol)
+            else:
+                specs[symbol] = spec
+
+        def fetched(found):
+            for symbol, spec in zip(missing, found):
+                if spec is not None:
+                    self.store.upsert_spec(login, spec)
+                    self._specs[(login, symbol)] = spec
+                    specs[symbol] = spec
+            return venue.account_info(login)
+
+        def snapshot(info):
+            return AccountSnapshot(login, info.balance, info.equity, specs, hedging=info.hedging)
+
+        d = _gather([_spec_or_none(venue, login, symbol) for symbol in sorted(missing)]) if missing else \
+            defer.succeed([])
+        return d.addCallback(fetched).addCallback(snapshot)
+
+
+def _spec_or_none(venue, login: Login, symbol: str) -> defer.Deferred:
+    def unknown(failure):
+        failure.trap(KeyError)
+        return None  # not traded there: the leg says unknown-symbol
+
+    return defer.maybeDeferred(venue.symbol_spec, login, symbol).addErrback(unknown)
+
+
+def _gather(deferreds: list[defer.Deferred]) -> defer.Deferred:
+    """Fires with every result in order, or with the first failure (the others' are consumed)."""
+    return defer.gatherResults(deferreds, consumeErrors=True).addErrback(
+        lambda f: f.value.subFailure if isinstance(f.value, defer.FirstError) else f)
