@@ -145,14 +145,15 @@ class Executor:
                 return
             row = self.store.intent(row.key)  # ambiguous: re-read what the store now says, and resolve
 
-    def _login(self, follower_id: str) -> Login:
+    def login_of(self, follower_id: str) -> Login:
+        """A follower id (``str(Login)``) parsed, once."""
         login = self._logins.get(follower_id)
         if login is None:
             login = self._logins[follower_id] = Login.parse(follower_id)
         return login
 
     def _lookup(self, row: IntentRow) -> defer.Deferred:
-        login = self._login(row.follower_id)
+        login = self.login_of(row.follower_id)
         d = defer.maybeDeferred(self.venues[login.server].lookup, login, row.key)
 
         def unreachable(failure: Failure):
@@ -165,7 +166,7 @@ class Executor:
     def order(self, entry, row: IntentRow) -> OrderRequest:
         """The venue order for ``row`` (the follower's slippage tolerance applies to opens)."""
         opening = row.action is Action.OPEN
-        return OrderRequest(key=row.key, account=self._login(row.follower_id), action=row.action,
+        return OrderRequest(key=row.key, account=self.login_of(row.follower_id), action=row.action,
                             symbol=row.symbol, side=row.side, volume=row.volume, position_id=row.position_id,
                             sl=row.sl, tp=row.tp, reference_price=row.reference_price,
                             max_slippage_points=self.slippage_limit(entry.deal.account, row.follower_id)
@@ -231,7 +232,7 @@ class Executor:
 
     def _execution(self, entry, row: IntentRow, sent_ns: int | None, result: OrderResult, now: int) -> ExecutionRow:
         deal = entry.deal
-        login = self._login(row.follower_id)
+        login = self.login_of(row.follower_id)
         slippage = _slippage_points(row, deal, result, self._digits(login, row.symbol))
         return ExecutionRow(
             intent_key=row.key, follower_id=row.follower_id, master_account=str(deal.account),

@@ -14,7 +14,7 @@ construction (a float, a bool or a string where an integer belongs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 
@@ -53,12 +53,16 @@ def _require_int(name: str, value: object) -> None:
         raise ValueError(f"{name} must not be negative, got {value}")
 
 
-@dataclass(frozen=True, slots=True)
+# Servers and logins key dicts on the hot path (one entry per follower), so each keeps its text form
+# and hash, computed once at construction; equality still compares the fields.
+
+@dataclass(frozen=True, slots=True, eq=True)
 class ServerId:
     """A trade server of one platform, e.g. ``mt5/Broker-Live``."""
 
     platform: Platform
     name: str
+    _text: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         _require_platform(self.platform)
@@ -66,29 +70,38 @@ class ServerId:
             raise ValueError("server name must be a non-empty string")
         if "/" in self.name:
             raise ValueError(f"server name {self.name!r} must not contain '/'")
+        object.__setattr__(self, "_text", f"{self.platform.value}/{self.name}")
+
+    def __hash__(self) -> int:
+        return hash(self._text)
 
     def __str__(self) -> str:
-        return f"{self.platform.value}/{self.name}"  # .value: Enum.__format__ is slow on a hot path
+        return self._text
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=True)
 class Login:
     """An account number on a trade server (MT4/MT5 login, cTrader account id)."""
 
     server: ServerId
     number: int
+    _text: str = field(init=False, repr=False, compare=False, default="")
 
     def __post_init__(self) -> None:
         if not isinstance(self.server, ServerId):
             raise TypeError(f"server must be a ServerId, not {type(self.server).__name__}")
         _require_int("login", self.number)
+        object.__setattr__(self, "_text", f"{self.server._text}/{self.number}")
+
+    def __hash__(self) -> int:
+        return hash(self._text)
 
     @property
     def platform(self) -> Platform:
         return self.server.platform
 
     def __str__(self) -> str:
-        return f"{self.server}/{self.number}"
+        return self._text
 
     @classmethod
     def parse(cls, text: str) -> "Login":

@@ -6,8 +6,8 @@ One loop serves startup, recovery and normal running alike (crash-only);
 * the next deal to work on is the oldest one that is either ``new`` (not yet
   planned) or has an intent not yet final (``planned``, ``sent``,
   ``unknown``);
-* a ``new`` deal is planned: account snapshots from the venues, links from
-  the store, :func:`~bridge.worker.planning.plan_deal`, and every intent
+* a ``new`` deal is planned: account snapshots from the account book
+  (:mod:`bridge.worker.accounts`), links from the store, :func:`~bridge.worker.planning.plan_deal`, and every intent
   written in one transaction (skipped legs included, with their reasons);
 * then the executor runs the deal's unfinished intents to the end.
 
@@ -33,6 +33,7 @@ from bridge.executor import Executor
 from bridge.store import Store
 from bridge.store.intents import IntentRow, IntentState
 from bridge.store.journal import JournalEntry
+from bridge.worker.accounts import AccountBook
 from bridge.worker.planning import AccountSnapshot, CopyRoute, Link, MamRoute, plan_deal
 from bridge.worker.reconcile import reconcile
 
@@ -80,12 +81,13 @@ class Routes:
 
 class Worker:
     def __init__(self, store: Store, executor: Executor, routes: Routes, venues: Mapping[ServerId, object], *,
-                 clock_ns: Callable[[], int] = time.time_ns) -> None:
+                 clock_ns: Callable[[], int] = time.time_ns, accounts: AccountBook | None = None) -> None:
         self.store = store
         self.executor = executor
         self.routes = routes
         self.venues = venues
         self.clock_ns = clock_ns
+        self.accounts = accounts or AccountBook(venues)
         self.duplicates = 0
         self._running: defer.Deferred | None = None
         self._again = False
@@ -183,6 +185,9 @@ class Worker:
             rows = yield self._plan(seq, entry.deal)
             self.store.plan(seq, rows)  # with each follower's first leg marked sent: it leaves now
         yield self.executor.execute_deal(seq, entry, rows, fresh=rows is not None)
+        if rows:  # the orders are out: bring the traded accounts' figures up to date for the next deal
+            login_of = self.executor.login_of
+            yield self.accounts.refresh(login_of(r.follower_id) for r in rows if r.state is not IntentState.SKIPPED)
         unfinished = self.store.db.execute(
             "SELECT count(*) FROM intents WHERE deal_seq = ? AND state IN ('planned', 'sent', 'unknown')",
             (seq,)).fetchone()[0]
@@ -194,20 +199,31 @@ class Worker:
     def _plan(self, seq: int, deal: MasterDeal):
         if deal.kind is DealKind.BALANCE:
             return []  # a deposit or withdrawal on the master is not a trade: nothing to copy
-        followers = self.routes.followers(deal.account)
-        # every account at once: a remote venue answers them concurrently
-        snapshots = yield _gather([self._snapshot(deal.account, {deal.symbol})] + [
-            self._snapshot(f, self.routes.symbols_for(deal.account, f, deal.symbol)) for f in followers])
+        routes = self.routes
+        logins = [deal.account, *routes.followers(deal.account)]
+        wanted = [{deal.symbol}] + [routes.symbols_for(deal.account, f, deal.symbol) for f in logins[1:]]
+        yield self._fetch_specs(logins, wanted)  # only symbols not seen before: the first deal, say
+        infos = yield self.accounts.infos(logins[0], logins[1:])  # the book asks the venues it must, at once
+        specs = self._specs
+        snapshots = [
+            AccountSnapshot(login, info.balance, info.equity,
+                            {symbol: specs[(login, symbol)] for symbol in symbols if (login, symbol) in specs},
+                            hedging=info.hedging)
+            for login, symbols, info in zip(logins, wanted, infos)
+        ]
         master = snapshots[0]
-        accounts: dict[Login, AccountSnapshot] = dict(zip(followers, snapshots[1:]))
+        accounts: dict[Login, AccountSnapshot] = dict(zip(logins[1:], snapshots[1:]))
         links: dict[Login, Link] = {}
-        for link in self.store.links_of_master(deal.position_id):
-            follower = self.executor._login(link.follower_id)
-            links[follower] = Link(link.follower_position, link.symbol, link.side, link.volume)
+        hand_closed = set()
+        for link in self.store.link_rows(deal.position_id).values():
+            follower = self.executor.login_of(link.follower_id)
+            if link.state == "open":
+                links[follower] = Link(link.follower_position, link.symbol, link.side, link.volume)
+            elif link.state == "unlinked":
+                hand_closed.add(follower)
         now = datetime.now(timezone.utc)
-        hand_closed = frozenset(Login.parse(f) for f in self.store.unlinked_followers(deal.position_id))
-        intents = plan_deal(deal, master, self.routes.copy.get(deal.account, []),
-                            self.routes.mam.get(deal.account, []), accounts, links, now, hand_closed)
+        intents = plan_deal(deal, master, routes.copy.get(deal.account, []), routes.mam.get(deal.account, []),
+                            accounts, links, now, frozenset(hand_closed))
         planned_ns = self.clock_ns()
         price = deal.price
         # each follower's first leg to send is marked sent in the plan's own transaction (the executor
@@ -232,36 +248,29 @@ class Worker:
                 state=state, attempts=attempts, sent_ns=sent_ns))
         return rows
 
-    def _snapshot(self, login: Login, symbols: set[str]) -> defer.Deferred:
-        """The account's balance, equity and the specs of ``symbols`` there (specs cached)."""
-        venue = self.venues[login.server]
-        specs = {}
+    def _fetch_specs(self, logins: list[Login], wanted: list[set[str]]) -> defer.Deferred:
+        """Symbol specs into the cache: from the store, else from the venue (then stored).
+        A symbol the venue does not trade stays out (its legs say unknown-symbol)."""
         missing = []
-        for symbol in symbols:
-            spec = self._specs.get((login, symbol))
-            if spec is None:
-                spec = self.store.spec(login, symbol)
-                if spec is not None:
-                    self._specs[(login, symbol)] = spec
-            if spec is None:
-                missing.append(symbol)
-            else:
-                specs[symbol] = spec
+        for login, symbols in zip(logins, wanted):
+            for symbol in symbols:
+                if (login, symbol) not in self._specs:
+                    spec = self.store.spec(login, symbol)
+                    if spec is None:
+                        missing.append((login, symbol))
+                    else:
+                        self._specs[(login, symbol)] = spec
+        if not missing:
+            return defer.succeed(None)
 
         def fetched(found):
-            for symbol, spec in zip(missing, found):
+            for (login, symbol), spec in zip(missing, found):
                 if spec is not None:
                     self.store.upsert_spec(login, spec)
                     self._specs[(login, symbol)] = spec
-                    specs[symbol] = spec
-            return venue.account_info(login)
 
-        def snapshot(info):
-            return AccountSnapshot(login, info.balance, info.equity, specs, hedging=info.hedging)
-
-        d = _gather([_spec_or_none(venue, login, symbol) for symbol in sorted(missing)]) if missing else \
-            defer.succeed([])
-        return d.addCallback(fetched).addCallback(snapshot)
+        return _gather([_spec_or_none(self.venues[login.server], login, symbol)
+                        for login, symbol in missing]).addCallback(fetched)
 
 
 def _spec_or_none(venue, login: Login, symbol: str) -> defer.Deferred:
