@@ -32,6 +32,7 @@ from bridge.bus.channel import Publisher, Subscriber
 from bridge.bus.frame import FrameError, deal_body, deal_from_body, deal_topic
 from bridge.bus.reactor import ReactorDriver
 from bridge.daemon.config import BridgeConfig, VenueConfig
+from bridge.daemon.housekeeping import Housekeeping
 from bridge.domain.ids import DealId, Login, Platform
 from bridge.executor import Executor
 from bridge.store import Store
@@ -150,6 +151,8 @@ class WorkerService(service.Service):
         self.executor = Executor(self.store, self.venues, reactor=self.reactor,
                                  slippage_limit=routes.max_slippage_points)
         self.worker = Worker(self.store, self.executor, routes, self.venues)
+        self.housekeeping = Housekeeping(self.reactor, self.store)
+        self.worker.on_idle.append(self.housekeeping.idle)
         self.subscriber = Subscriber(self.ctx, c.deals_endpoint, c.deals_replay_endpoint,
                                      ["deal.", "backfill.", "watching."], self._on_frame, on_lost=self._on_lost)
         # master -> (backfill request id, deals held until that backfill's marker arrives, when asked)
@@ -165,6 +168,7 @@ class WorkerService(service.Service):
         d.addCallback(lambda drifts: self._backfill())
         d.addErrback(lambda f: log.error("worker: recovery failed: %s", f.getTraceback()))
         d.addBoth(lambda _: self.ready.callback(None) if not self.ready.called else None)
+        d.addBoth(lambda _: self.housekeeping.start() if self.running else None)
         log.info("worker: journal %s, %d copy route(s), %d MAM group(s)", c.store_path, len(c.copies), len(c.mams))
 
     def _on_frame(self, frame) -> None:
@@ -237,6 +241,7 @@ class WorkerService(service.Service):
             self.worker.retry_stuck()
 
     def stopService(self):
+        self.housekeeping.stop()
         if self.backfill_retry.running:
             self.backfill_retry.stop()
         self.driver.stop()

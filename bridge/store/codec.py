@@ -81,6 +81,9 @@ def venue_id_out(value: PositionId | DealId | OrderId | None, kind: type, what: 
     return str(value)
 
 
+_PLATFORMS = {p.value: p for p in Platform}
+
+
 def venue_id_in(text: str | None, kind: type[V]) -> V | None:
     """Parse ``platform:Kind:number`` back to ``kind``; a different kind is corruption."""
     if text is None:
@@ -88,7 +91,8 @@ def venue_id_in(text: str | None, kind: type[V]) -> V | None:
     parts = text.split(":")
     if len(parts) != 3 or parts[1] != kind.__name__ or not parts[2].isdigit():
         raise StoreError(f"stored id {text!r} is not a {kind.__name__}")
-    return kind(Platform.parse(parts[0]), int(parts[2]))
+    platform = _PLATFORMS.get(parts[0])  # as written by venue_id_out: no need for Platform.parse's leniency
+    return kind(platform if platform is not None else Platform.parse(parts[0]), int(parts[2]))
 
 
 def time_out(value: datetime) -> str:

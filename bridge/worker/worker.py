@@ -88,6 +88,7 @@ class Worker:
         self.venues = venues
         self.clock_ns = clock_ns
         self.accounts = accounts or AccountBook(venues)
+        self.on_idle: list[Callable[[], None]] = []  # called each time the worker runs out of work
         self.duplicates = 0
         self._running: defer.Deferred | None = None
         self._again = False
@@ -151,6 +152,11 @@ class Worker:
 
         def idle(result):
             self._running = None
+            for hook in self.on_idle:
+                try:
+                    hook()
+                except Exception:
+                    log.exception("worker: idle hook failed")
             return result
 
         return self._running.addBoth(idle)
