@@ -287,22 +287,29 @@ class FanOut:
             else:
                 careful.append(rows)
         try:
-            # one transaction for the sent marks and every result a venue answers at once; safe because
-            # startup looks every unfinished intent up, `planned` ones included, before sending anything
-            with ex.store.transaction():
-                if unmarked:
-                    ex.store.mark_sent_many([rows[0].key for rows in unmarked], ex.clock_ns())
-                    marked += unmarked
-                ex.sent += len(marked)
-                for rows in marked:
-                    self._send(rows, 0, ex.clock_ns())
-                for rows in careful:
-                    self._careful(rows)
-                self._sending = False
-                self._flush()
+            if unmarked or careful:
+                # one transaction for the sent marks and every result a venue answers at once; safe because
+                # startup looks every unfinished intent up, `planned` ones included, before sending anything
+                with ex.store.transaction():
+                    self._send_all(marked, unmarked, careful)
+            else:
+                self._send_all(marked, unmarked, careful)  # marked sent by the plan: nothing to write first
         finally:
             self._sending = False
         self._check_done()
+
+    def _send_all(self, marked, unmarked, careful) -> None:
+        ex = self.executor
+        if unmarked:
+            ex.store.mark_sent_many([rows[0].key for rows in unmarked], ex.clock_ns())
+            marked = marked + unmarked
+        ex.sent += len(marked)
+        for rows in marked:
+            self._send(rows, 0, ex.clock_ns())
+        for rows in careful:
+            self._careful(rows)
+        self._sending = False
+        self._flush()  # results that came back while sending: inside the transaction, if there is one
 
     def _send(self, rows: list[IntentRow], i: int, sent_ns: int) -> None:
         ex = self.executor

@@ -217,16 +217,16 @@ class IntentStore(StoreBase):
                                  f"with attempts 1 and sent_ns, not {row[state_at]}")
         conn = self.db.conn
         with self.transaction():
-            deal = conn.execute("SELECT state FROM master_deals WHERE seq = ?", (seq,)).fetchone()
-            if deal is None:
-                raise StoreError(f"plan(): no master deal with seq {seq}")
-            if deal[0] == "planned":
-                return
+            # the deal turns planned only if it was new: otherwise nothing is written
+            if conn.execute("UPDATE master_deals SET state = 'planned' WHERE seq = ? AND state = 'new'",
+                            (seq,)).rowcount != 1:
+                if conn.execute("SELECT 1 FROM master_deals WHERE seq = ?", (seq,)).fetchone() is None:
+                    raise StoreError(f"plan(): no master deal with seq {seq}")
+                return  # planned already
             try:
                 conn.executemany(_INSERT, rows)
             except sqlite3.IntegrityError as e:
                 raise StoreError(f"plan() of deal {seq} refused, nothing written: {e}") from e
-            conn.execute("UPDATE master_deals SET state = 'planned' WHERE seq = ?", (seq,))
 
     # -- reads ----------------------------------------------------------------
     def intent(self, key: str) -> IntentRow | None:

@@ -174,14 +174,13 @@ class Worker:
 
     def _next(self) -> int | None:
         """The oldest deal that is new or has an intent not yet final, leaving out stuck ones."""
-        conn = self.store.db.conn
         stuck = sorted(self._stuck)
         marks = ", ".join("?" * len(stuck))
-        new = conn.execute(f"SELECT min(seq) FROM master_deals WHERE state = 'new' AND seq NOT IN ({marks})",
-                           stuck).fetchone()[0]
-        busy = conn.execute(f"SELECT min(deal_seq) FROM intents WHERE state IN ('planned', 'sent', 'unknown') "
-                            f"AND deal_seq NOT IN ({marks})", stuck).fetchone()[0]
-        return min((s for s in (new, busy) if s is not None), default=None)
+        return self.store.db.conn.execute(
+            f"SELECT min(seq) FROM (SELECT min(seq) AS seq FROM master_deals WHERE state = 'new' "
+            f"AND seq NOT IN ({marks}) UNION ALL SELECT min(deal_seq) FROM intents "
+            f"WHERE state IN ('planned', 'sent', 'unknown') AND deal_seq NOT IN ({marks}))",
+            stuck + stuck).fetchone()[0]
 
     @defer.inlineCallbacks
     def _process(self, seq: int):
