@@ -20,23 +20,15 @@ different places of the pipeline. COPYBRIDGE_SOAK=1 runs a longer session.
 
 from __future__ import annotations
 
-import json
 import os
 import random
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 import zmq
 
 from bridge.store import Store
+from tests.processes import Client, Daemon, free_port_endpoint, start_venue, write_accounts
 
-ROOT = Path(__file__).resolve().parents[1]
-BRIDGE = str(Path(sys.executable).with_name("bridge"))
 VENUE = "crash"
 MASTER = f"sim/{VENUE}/1000"
 COPY_FOLLOWERS = (2001, 2002, 2003)
@@ -44,97 +36,15 @@ MAM_MEMBERS = (3001, 3002, 3003)
 SOAK = bool(os.environ.get("COPYBRIDGE_SOAK"))
 
 
-def free_port_endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
-class Client:
-    """Blocking requests on a DEALER socket (the venue's request protocol, the daemon's control socket)."""
-
-    def __init__(self, ctx: zmq.Context, endpoint: str) -> None:
-        self.socket = ctx.socket(zmq.DEALER)
-        self.socket.setsockopt(zmq.LINGER, 0)
-        self.socket.connect(endpoint)
-        self.n = 0
-
-    def venue(self, method: str, **args):
-        self.n += 1
-        rid = str(self.n).encode()
-        self.socket.send_multipart([rid, method.encode(), json.dumps(args).encode()])
-        assert self.socket.poll(10_000), f"the venue did not answer {method}"
-        parts = self.socket.recv_multipart()
-        assert parts[0] == rid
-        body = json.loads(parts[2])
-        if parts[1] != b"ok":
-            raise RuntimeError(f"{method}: {body}")
-        return body
-
-    def status(self, timeout_ms: int = 200):
-        self.socket.send(b"status")
-        if not self.socket.poll(timeout_ms):
-            return None
-        return json.loads(self.socket.recv())
-
-
-class Bridge:
-    """``bridge run`` as a subprocess, killed and restarted by the test."""
-
-    def __init__(self, config: Path, log: Path, ctx: zmq.Context, control: str) -> None:
-        self.config, self.log, self.ctx, self.control = config, log, ctx, control
-        self.process: subprocess.Popen | None = None
-        self.kills = 0
-
-    def start(self) -> None:
-        with open(self.log, "a") as log:
-            self.process = subprocess.Popen([BRIDGE, "run", "--config", str(self.config)], stdout=log, stderr=log,
-                                            cwd=ROOT)
-        self.wait(lambda s: s is not None and "worker" in s, "the daemon to start")
-
-    def status(self):
-        client = Client(self.ctx, self.control)  # a fresh socket: a dead daemon must not leave a reply queued
-        try:
-            return client.status()
-        finally:
-            client.socket.close(0)
-
-    def wait(self, condition, what: str, timeout_s: float = 60.0):
-        deadline = time.monotonic() + timeout_s
-        while True:
-            assert self.process.poll() is None, f"the daemon exited while waiting for {what}: see {self.log}"
-            status = self.status()
-            if condition(status):
-                return status
-            assert time.monotonic() < deadline, f"timed out waiting for {what}: {status}"
-
-    def kill(self) -> None:
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.kills += 1
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=20)
-
-
 @pytest.fixture
-def world(tmp_path):
+def world(tmp_path, request):
     ctx = zmq.Context()
-    accounts = tmp_path / "accounts.toml"
-    rows = [f"[venue]\nname = \"{VENUE}\"\nfill_latency_us = 3000\nslippage_points = 1\n"]
-    rows.append("[[accounts]]\nlogin = 1000\nbalance = \"100000\"\nhedging = false\n")
-    for login, balance in zip(COPY_FOLLOWERS + MAM_MEMBERS, (8000, 20000, 5000, 45000, 35000, 20000)):
-        rows.append(f"[[accounts]]\nlogin = {login}\nbalance = \"{balance}\"\nhedging = false\n")
-    accounts.write_text("\n".join(rows))
-    venue = subprocess.Popen([sys.executable, "-m", "connectors.sim.serve", "--endpoint", "tcp://127.0.0.1:*",
-                              "--deals-endpoint", "tcp://127.0.0.1:*", "--replay-endpoint", "tcp://127.0.0.1:*",
-                              "--accounts", str(accounts), "--seed", "5"],
-                             stdout=subprocess.PIPE, stderr=open(tmp_path / "venue.log", "w"), text=True, cwd=ROOT)
-    ready = venue.stdout.readline().split()
-    assert ready and ready[0] == "ready", f"venue did not start: {ready}"
-    endpoint, deals, replay = ready[1:4]
+    request.addfinalizer(lambda: ctx.destroy(0))
+    balances = (100000, 8000, 20000, 5000, 45000, 35000, 20000)
+    accounts = write_accounts(tmp_path / "accounts.toml", VENUE,
+                              list(zip((1000, *COPY_FOLLOWERS, *MAM_MEMBERS), balances)),
+                              fill_latency_us=3000, slippage_points=1)
+    endpoint, deals, replay = start_venue(accounts, tmp_path / "venue.log", request)
     control = free_port_endpoint()
     config = tmp_path / "bridge.toml"
     copies = "".join(f"[[copy]]\nmaster = \"{VENUE}/1000\"\nfollower = \"{VENUE}/{f}\"\n[copy.settings]\n"
@@ -148,12 +58,9 @@ def world(tmp_path):
         f"deals_endpoint = \"{deals}\"\nreplay_endpoint = \"{replay}\"\n"
         f"[[master]]\naccount = \"{VENUE}/1000\"\n{copies}"
         f"[[mam]]\nid = \"alpha\"\nmaster = \"{VENUE}/1000\"\nmethod = \"equity\"\nmembers = [{members}]\n")
-    bridge = Bridge(config, tmp_path / "bridge.log", ctx, control)
-    yield Client(ctx, endpoint), bridge, tmp_path
-    bridge.stop()
-    venue.send_signal(signal.SIGTERM)
-    venue.wait(timeout=20)
-    ctx.destroy(0)
+    bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    request.addfinalizer(bridge.stop)
+    return Client(ctx, endpoint), bridge, tmp_path
 
 
 def script(rng: random.Random, deals: int):

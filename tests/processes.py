@@ -1,0 +1,154 @@
+"""Subprocesses for the multi-process tests: the sim venue and ``bridge run``, on real sockets on 127.0.0.1.
+
+Every process started here is stopped by a finalizer of the fixture that
+started it (SIGTERM, then SIGKILL if it does not exit), so a failing test
+leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import json
+import select
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import zmq
+from sqlite_utils import Database
+
+from bridge.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+BRIDGE = str(Path(sys.executable).with_name("bridge"))
+POLL_PAUSE_S = 0.002  # between two status polls: the daemons share the CPU with the test
+
+
+def free_port_endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+@contextmanager
+def read_only_store(path: Path) -> Iterator[Store]:
+    """The journal of a running worker, opened read-only (no migrations, no pragmas, no writes)."""
+    store = Store(Database(sqlite3.connect(f"file:{path}?mode=ro", uri=True)), path)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def terminate(process: subprocess.Popen | None, timeout_s: float = 10.0) -> None:
+    """Stop ``process`` (SIGTERM, then SIGKILL after ``timeout_s``); nothing if it already exited."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=timeout_s)
+
+
+class Client:
+    """Blocking requests on a DEALER socket (the venue's request protocol, the daemon's control socket)."""
+
+    def __init__(self, ctx: zmq.Context, endpoint: str) -> None:
+        self.socket = ctx.socket(zmq.DEALER)
+        self.socket.setsockopt(zmq.LINGER, 0)
+        self.socket.connect(endpoint)
+        self.n = 0
+
+    def venue(self, method: str, **args):
+        self.n += 1
+        rid = str(self.n).encode()
+        self.socket.send_multipart([rid, method.encode(), json.dumps(args).encode()])
+        assert self.socket.poll(10_000), f"the venue did not answer {method}"
+        parts = self.socket.recv_multipart()
+        assert parts[0] == rid
+        body = json.loads(parts[2])
+        if parts[1] != b"ok":
+            raise RuntimeError(f"{method}: {body}")
+        return body
+
+    def status(self, timeout_ms: int = 200):
+        self.socket.send(b"status")
+        if not self.socket.poll(timeout_ms):
+            return None
+        return json.loads(self.socket.recv())
+
+
+def write_accounts(path: Path, venue: str, accounts: list[tuple[int, int]], **options) -> Path:
+    """A ``connectors.sim.serve`` accounts file: netting accounts ``(login, balance)``, ``[venue]`` options."""
+    rows = [f"[venue]\nname = \"{venue}\"\n" + "".join(f"{k} = {v}\n" for k, v in options.items())]
+    for login, balance in accounts:
+        rows.append(f"[[accounts]]\nlogin = {login}\nbalance = \"{balance}\"\nhedging = false\n")
+    path.write_text("\n".join(rows))
+    return path
+
+
+def start_venue(accounts: Path, log: Path, request, seed: int = 5, timeout_s: float = 30.0) -> tuple[str, str, str]:
+    """``python -m connectors.sim.serve`` on ephemeral ports, stopped when ``request``'s fixture ends.
+
+    Returns its request, deals and replay endpoints (from its ``ready`` line).
+    """
+    with open(log, "w") as err:
+        venue = subprocess.Popen([sys.executable, "-m", "connectors.sim.serve", "--endpoint", "tcp://127.0.0.1:*",
+                                  "--deals-endpoint", "tcp://127.0.0.1:*", "--replay-endpoint", "tcp://127.0.0.1:*",
+                                  "--accounts", str(accounts), "--seed", str(seed)],
+                                 stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+    request.addfinalizer(lambda: terminate(venue))
+    ready, _, _ = select.select([venue.stdout], [], [], timeout_s)
+    words = venue.stdout.readline().split() if ready else []
+    assert words and words[0] == "ready", f"the venue did not start: {words}; see {log}"
+    return words[1], words[2], words[3]
+
+
+class Daemon:
+    """``bridge run --role ROLE`` as a subprocess, killed and restarted by the test."""
+
+    def __init__(self, config: Path, log: Path, ctx: zmq.Context, control: str, role: str = "all") -> None:
+        self.config, self.log, self.ctx, self.control, self.role = config, log, ctx, control, role
+        self.process: subprocess.Popen | None = None
+        self.kills = 0
+
+    def start(self) -> dict:
+        """Start the process; returns its first status that shows the role running."""
+        assert self.process is None or self.process.poll() is not None, f"{self.role} is already running"
+        with open(self.log, "a") as log:
+            self.process = subprocess.Popen([BRIDGE, "run", "--config", str(self.config), "--role", self.role],
+                                            stdout=log, stderr=log, cwd=ROOT)
+        key = "connector" if self.role == "connector" else "worker"
+        return self.wait(lambda s: s is not None and key in s, f"the {self.role} role to start")
+
+    def status(self):
+        client = Client(self.ctx, self.control)  # a fresh socket: a dead daemon must not leave a reply queued
+        try:
+            return client.status()
+        finally:
+            client.socket.close(0)
+
+    def wait(self, condition, what: str, timeout_s: float = 60.0):
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert self.process.poll() is None, f"the {self.role} process exited while waiting for {what}: see {self.log}"
+            status = self.status()
+            if condition(status):
+                return status
+            assert time.monotonic() < deadline, f"timed out waiting for {what}: {status}"
+            time.sleep(POLL_PAUSE_S)
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+        self.kills += 1
+
+    def stop(self) -> None:
+        terminate(self.process, timeout_s=20)
