@@ -32,6 +32,10 @@ class JournalEntry:
     state: str
 
 
+_DEAL_COLUMNS = ("venue_deal_id", "account_id", "position_id", "symbol", "kind", "side", "volume",
+                 "position_volume", "price", "sl", "tp", "time", "detected_ns")
+
+
 def _deal_row(deal: MasterDeal, detected_ns: int) -> dict[str, Any]:
     if not isinstance(deal, MasterDeal):
         raise StoreError(f"journal_deal needs a MasterDeal, not {type(deal).__name__}")
@@ -50,6 +54,10 @@ def _deal_row(deal: MasterDeal, detected_ns: int) -> dict[str, Any]:
         "time": time_out(deal.time),
         "detected_ns": int_out(detected_ns, "detected_ns"),
     }
+
+
+_JOURNAL = (f"INSERT INTO master_deals ({', '.join(_DEAL_COLUMNS)}) VALUES ({', '.join('?' * len(_DEAL_COLUMNS))}) "
+            "ON CONFLICT (venue_deal_id) DO NOTHING")
 
 
 def _deal_of(row: dict[str, Any]) -> MasterDeal:
@@ -84,12 +92,8 @@ class JournalStore(StoreBase):
         on return.
         """
         row = _deal_row(deal, detected_ns)
-        columns = ", ".join(row)
-        marks = ", ".join(f":{name}" for name in row)
-        cursor = self.db.execute(
-            f"INSERT INTO master_deals ({columns}) VALUES ({marks}) ON CONFLICT (venue_deal_id) DO NOTHING",
-            row,
-        )
+        with self.writing() as conn:
+            cursor = conn.execute(_JOURNAL, tuple(row.values()))
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def journal_entry(self, seq: int) -> JournalEntry:

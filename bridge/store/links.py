@@ -117,8 +117,9 @@ class LinkStore(StoreBase):
     def link_rows(self, master_position: PositionId) -> dict[str, Link]:
         """Every follower's link row to ``master_position`` in any state (open, closed, unlinked),
         by follower id: what :meth:`save_links` callers decide on."""
-        return {row["follower_id"]: _link_of(row) for row in self.db.query(
-            "SELECT * FROM links WHERE master_position = ?", (_mp(master_position),))}
+        cursor = self.db.conn.execute("SELECT * FROM links WHERE master_position = ?", (_mp(master_position),))
+        names = [d[0] for d in cursor.description]
+        return {row["follower_id"]: _link_of(row) for row in (dict(zip(names, r)) for r in cursor)}
 
     def save_links(self, links: list[Link]) -> None:
         """Write whole link rows (insert, or replace the row of the same master position and

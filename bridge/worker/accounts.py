@@ -27,6 +27,7 @@ from typing import Callable, Iterable, Mapping
 from twisted.internet import defer
 
 from bridge.domain.ids import Login, ServerId
+from bridge.worker.gather import gather
 from connectors.interface import AccountInfo
 
 DEFAULT_MAX_AGE_NS = 1_000_000_000
@@ -81,13 +82,15 @@ class AccountBook:
         asked_at = self.clock_ns()
         deferreds = []
         for login in logins:
-            d = defer.maybeDeferred(self.venues[login.server].account_info, login)
+            try:
+                d = self.venues[login.server].account_info(login)
+            except Exception:
+                d = defer.fail()
             d.addCallback(self._keep, login, asked_at)
             if forget_failed:
                 d.addErrback(self._lose, login)
             deferreds.append(d)
-        return defer.gatherResults(deferreds, consumeErrors=True).addErrback(
-            lambda f: f.value.subFailure if isinstance(f.value, defer.FirstError) else f)
+        return gather(deferreds)
 
     def _keep(self, info: AccountInfo, login: Login, asked_at: int) -> AccountInfo:
         self._known[login] = (asked_at, info)

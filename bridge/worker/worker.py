@@ -34,6 +34,7 @@ from bridge.store import Store
 from bridge.store.intents import IntentRow, IntentState
 from bridge.store.journal import JournalEntry
 from bridge.worker.accounts import AccountBook
+from bridge.worker.gather import gather
 from bridge.worker.planning import AccountSnapshot, CopyRoute, Link, MamRoute, plan_deal
 from bridge.worker.reconcile import reconcile
 
@@ -274,7 +275,7 @@ class Worker:
                     self.store.upsert_spec(login, spec)
                     self._specs[(login, symbol)] = spec
 
-        return _gather([_spec_or_none(self.venues[login.server], login, symbol)
+        return gather([_spec_or_none(self.venues[login.server], login, symbol)
                         for login, symbol in missing]).addCallback(fetched)
 
 
@@ -284,9 +285,3 @@ def _spec_or_none(venue, login: Login, symbol: str) -> defer.Deferred:
         return None  # not traded there: the leg says unknown-symbol
 
     return defer.maybeDeferred(venue.symbol_spec, login, symbol).addErrback(unknown)
-
-
-def _gather(deferreds: list[defer.Deferred]) -> defer.Deferred:
-    """Fires with every result in order, or with the first failure (the others' are consumed)."""
-    return defer.gatherResults(deferreds, consumeErrors=True).addErrback(
-        lambda f: f.value.subFailure if isinstance(f.value, defer.FirstError) else f)
