@@ -30,6 +30,7 @@ import logging
 import time
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Callable, Mapping
 
 from twisted.internet import defer, task
@@ -38,6 +39,7 @@ from twisted.python.failure import Failure
 from allocation.leg import Action
 from bridge.domain.deal import MasterDeal
 from bridge.domain.ids import Login, ServerId
+from bridge.domain.volume import UNITS_PER_BASE
 from bridge.store import Link as StoredLink, Store, StoreError
 from bridge.store.intents import IntentRow, IntentState
 from bridge.store.tracking import ExecutionRow
@@ -233,13 +235,16 @@ class Executor:
     def _execution(self, entry, row: IntentRow, sent_ns: int | None, result: OrderResult, now: int) -> ExecutionRow:
         deal = entry.deal
         login = self.login_of(row.follower_id)
-        slippage = _slippage_points(row, deal, result, self._digits(login, row.symbol))
+        adverse = _adverse_price(row, deal, result)
+        digits = self._digits(login, row.symbol)
         return ExecutionRow(
             intent_key=row.key, follower_id=row.follower_id, master_account=str(deal.account),
             venue=str(login.server), detect_ns=entry.detected_ns, decide_ns=row.planned_ns,
             send_ns=sent_ns or now, fill_ns=now, master_price=deal.price,
             master_time_ns=_ns(deal.time), fill_price=result.price, fill_time_ns=_ns(result.time),
-            slippage_points=slippage, slippage_money=None,
+            slippage_points=None if adverse is None or digits is None else
+            int(adverse.scaleb(digits).to_integral_value(ROUND_HALF_EVEN)),
+            slippage_money=_slippage_money(adverse, result),
         )
 
     def _digits(self, login: Login, symbol: str) -> int | None:
@@ -428,22 +433,38 @@ def _relinked(deal: MasterDeal, row: IntentRow, result: OrderResult, link: Store
     return None
 
 
-def _slippage_points(row: IntentRow, deal: MasterDeal, result: OrderResult, digits: int | None) -> int | None:
-    """Fill price against the master's price, in points, positive when worse for the follower.
+def _adverse_price(row: IntentRow, deal: MasterDeal, result: OrderResult) -> Decimal | None:
+    """How much worse the fill price is than the master's, positive when worse for the follower.
 
     Measured when the follower trades in the master's direction (the master's
     deal price is then the same side of the spread); a reversed copy has no
-    such reference and gets None."""
-    if digits is None or deal.price is None or result.price is None or row.action is Action.MODIFY:
+    such reference and gets None. In points (rounded half-even to a whole
+    point) it is the ``slippage_points`` of the execution record."""
+    if deal.price is None or result.price is None or row.action is Action.MODIFY:
         return None
     buying = (row.side.value == "buy") == (row.action is Action.OPEN)
     master_buying = (deal.side.value == "buy") == (deal.kind.value in ("open", "add", "reversal"))
     if buying != master_buying:
         return None  # a reversed copy: the master's price is the other side of the spread, no reference
-    diff = (result.price - deal.price) if buying else (deal.price - result.price)
-    return int(diff.scaleb(digits).to_integral_value())
+    return (result.price - deal.price) if buying else (deal.price - result.price)
 
 
+def _slippage_money(adverse: Decimal | None, result: OrderResult) -> Decimal | None:
+    """The slippage in the follower's account currency, positive when it cost the follower.
+
+    The exact price difference is in the quote currency per base unit; x the
+    filled base units (volume / 100) gives quote currency; x the venue's
+    ``quote_to_account`` rate at the fill gives account currency. Rounded
+    half-even to 6 decimal places (a reporting figure, never booked). None when
+    a factor is missing (no reference price, a reversed copy, a venue that
+    gives no rate)."""
+    if adverse is None or result.quote_to_account is None or not result.volume:
+        return None
+    return (adverse * result.volume / UNITS_PER_BASE * result.quote_to_account).quantize(MONEY_PLACES,
+                                                                                      ROUND_HALF_EVEN)
+
+
+MONEY_PLACES = Decimal("0.000001")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 

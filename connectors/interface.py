@@ -96,6 +96,9 @@ class OrderResult:
     price: Decimal | None = None  # fill price
     reason: str | None = None  # for REJECTED: a bridge reason code, e.g. "no-money", "market-closed"
     message: str = ""  # the venue's own words, for the log
+    # what one unit of the symbol's quote currency was worth in the account's currency at the fill
+    # (1 when they are the same): turns a price difference into money. None if the venue cannot say.
+    quote_to_account: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

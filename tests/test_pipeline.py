@@ -276,3 +276,38 @@ def test_a_hedging_follower_of_a_netting_master_skips_adds_and_ends_flat(tmp_pat
     assert not s.venue.positions(hedger).result  # nothing left open
     assert s.net(s.copy_followers[0]) == 0
     s.store.close()
+
+
+def test_slippage_is_recorded_in_points_and_in_account_currency(tmp_path):
+    s = Session(tmp_path / "b.sqlite", SimConfig(slippage_points=20), seed=11)
+    for symbol, lots in (("EURUSD", "0.50"), ("USDJPY", "0.30")):
+        for _ in range(4):
+            position = s.venue.trade(s.master, symbol, Side.BUY, lots)
+            s.venue.close(s.master, position)
+    follower = s.copy_followers[0]  # multiplier 1, same direction as the master: slippage has a reference
+    rows = [r for r in s.store.intents_in_state("filled") if r.follower_id == str(follower)]
+    assert len(rows) == 16
+    seen_nonzero = 0
+    for row in rows:
+        e = s.store.execution(row.key)
+        assert e.slippage_points is not None and e.slippage_money is not None
+        assert isinstance(e.slippage_money, Decimal)
+        # recompute from the venue's own figures: the price difference x base units x quote->USD
+        master_price = e.master_price
+        buying = row.action.value == "open"  # the master bought to open and sold to close
+        adverse = (e.fill_price - master_price) if buying else (master_price - e.fill_price)
+        digits = 5 if row.symbol == "EURUSD" else 3
+        assert e.slippage_points == int(adverse.scaleb(digits).to_integral_value())
+        rate = Decimal(1) if row.symbol == "EURUSD" else None
+        if rate is not None:
+            assert e.slippage_money == (adverse * row.fill_volume / 100).quantize(Decimal("0.000001"))
+        else:  # JPY converted at USDJPY's mid (about 150): a point on 0.30 lots is 30 JPY, about 0.20 USD
+            in_jpy = adverse * row.fill_volume / 100
+            assert abs(e.slippage_money - in_jpy / 150) <= abs(in_jpy) / 150 / 100  # within 1% of the mid
+        seen_nonzero += e.slippage_money != 0
+    assert seen_nonzero >= 8  # 20 points of random slippage: most fills slip
+    reversed_copy = [r for r in s.store.intents_in_state("filled") if r.follower_id == str(s.copy_followers[1])]
+    assert all(s.store.execution(r.key).slippage_money is None for r in reversed_copy)  # no reference price
+    [stats] = [x for x in s.store.execution_stats("follower") if x.group == str(follower)]
+    assert stats.mean_slippage_money is not None
+    s.store.close()

@@ -128,11 +128,9 @@ def run(followers: int, deals: int, seed: int = 7, progress=None) -> PipelineFig
 
 def _deal_done(worker, journalled: int) -> int | None:
     """The newest deal's seq once ``journalled`` deals are in and nothing is in flight."""
-    if not worker.worker.idle:
-        return None  # in memory: no SQL between reactor steps while the deal is in flight
+    if not worker.worker.idle or worker.worker.accepted < journalled:
+        return None  # in memory: no SQL between reactor steps until the deal is done
     store = worker.store
-    if store.db["master_deals"].count < journalled:
-        return None
     seq = store.last_seq()
     if store.journal_entry(seq).state != "planned" or not worker.worker.idle:
         return None

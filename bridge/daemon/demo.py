@@ -147,6 +147,8 @@ def summarise(store, venue, config: BridgeConfig) -> dict:
         "SELECT fill_ns, detect_ns FROM executions"))
     slippage = sorted(r["slippage_points"] for r in store.db.query(
         "SELECT slippage_points FROM executions WHERE slippage_points IS NOT NULL"))
+    money = [Decimal(r["slippage_money"]) for r in store.db.query(
+        "SELECT slippage_money FROM executions WHERE slippage_money IS NOT NULL")]
     return {
         "master_deals": store.db["master_deals"].count,
         "followers": len(followers),
@@ -160,6 +162,10 @@ def summarise(store, venue, config: BridgeConfig) -> dict:
         "latency_ms": {"p50": _ms(_rank(latencies, 50)), "p99": _ms(_rank(latencies, 99)),
                        "max": _ms(latencies[-1] if latencies else None)},
         "slippage_points": {"mean": str(_mean(slippage)), "p99": _rank(slippage, 99)},
+        # in the followers' account currency (every demo account is in USD); positive cost them
+        "slippage_money": {"total": str(sum(money, Decimal(0)).quantize(Decimal("0.01"))),
+                           "mean": str((sum(money, Decimal(0)) / len(money)).quantize(Decimal("0.0001"))
+                                       if money else Decimal(0))},
     }
 
 

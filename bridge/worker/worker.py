@@ -91,6 +91,7 @@ class Worker:
         self.accounts = accounts or AccountBook(venues)
         self.on_idle: list[Callable[[], None]] = []  # called each time the worker runs out of work
         self.duplicates = 0
+        self.accepted = 0  # deals journalled by this process
         self._running: defer.Deferred | None = None
         self._again = False
         self._stuck: set[int] = set()
@@ -140,6 +141,7 @@ class Worker:
         if seq is None:
             self.duplicates += 1
         else:
+            self.accepted += 1
             self._accepted[seq] = JournalEntry(seq, deal, detected_ns, "new")  # spares reading it back
         self.kick()
         return seq

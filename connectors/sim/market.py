@@ -174,6 +174,10 @@ class Market:
                 return amount / self.quote(d.symbol).mid
         raise ValueError(f"no symbol converts {source} to {target}")
 
+    def quote_value(self, symbol: str, currency: str) -> Decimal:
+        """One unit of ``symbol``'s quote currency in ``currency``, at the mid price now."""
+        return self.convert(Decimal(1), self._defs[symbol].quote, currency)
+
     def can_convert(self, source: str, target: str) -> bool:
         return source == target or any(
             {d.base, d.quote} == {source, target} for d in self._defs.values())

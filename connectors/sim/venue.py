@@ -319,7 +319,8 @@ class SimVenue:
             return change
         deal = self._record(account, change)
         result = OrderResult(key, OrderStatus.FILLED, deal.time, OrderId(Platform.SIM, next(self._order_ids)),
-                             change.position_id, deal.deal_id, change.filled, change.price)
+                             change.position_id, deal.deal_id, change.filled, change.price,
+                             quote_to_account=self.market.quote_value(order.symbol, account.currency))
         if key:
             account.orders[key] = result
         return result

@@ -23,7 +23,7 @@ object          JSON fields
 OrderRequest    key, account, action, symbol, side, volume, position_id?, sl?,
                 tp?, reference_price?, max_slippage_points? (int)
 OrderResult     key, status, time, order_id?, position_id?, deal_id?, volume,
-                price?, reason?, message
+                price?, reason?, message, quote_to_account?
 VenuePosition   position_id, account, symbol, side, volume, open_price, sl?,
                 tp?, key?
 AccountInfo     login, currency, balance, equity, hedging (bool)
@@ -244,6 +244,7 @@ def result_to_json(result: OrderResult) -> dict:
         "price": decimal_to_json(result.price),
         "reason": result.reason,
         "message": result.message,
+        "quote_to_account": decimal_to_json(result.quote_to_account),
     }
 
 
@@ -261,6 +262,7 @@ def result_from_json(obj: object) -> OrderResult:
         price=f.dec("price", optional=True),
         reason=f.str("reason", optional=True),
         message=f.str("message", optional=True, empty=True) or "",
+        quote_to_account=f.dec("quote_to_account", optional=True),
     )
 
 
