@@ -36,15 +36,28 @@ from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId
 KEY_LENGTH = 19
 
 
+#: hex digits of a key naming the master deal; the rest name the follower and leg
+DEAL_DIGITS = 6
+
+
 def idempotency_key(master_deal: str, follower: str, leg: int) -> str:
-    """A short, stable key for one follower leg of one master deal (``cb`` + 17 hex digits)."""
-    digest = hashlib.blake2b(f"{master_deal}|{follower}|{leg}".encode(), digest_size=16).hexdigest()
-    return "cb" + digest[:KEY_LENGTH - 2]
+    """A short, stable key for one follower leg of one master deal (``cb`` + 17 hex digits).
+
+    The first 6 digits hash the master deal alone, the last 11 the deal, the
+    follower and the leg: every key of one deal shares its prefix, so a deal's
+    intents sit together in the store's key index (one fan-out writes a few
+    index pages, not one per follower). Two legs of one deal collide with
+    probability about n^2 / 2^45 (n legs): 3e-8 for 1,000 followers.
+    """
+    deal = hashlib.blake2b(master_deal.encode(), digest_size=4).hexdigest()[:DEAL_DIGITS]
+    leg_digest = hashlib.blake2b(f"{master_deal}|{follower}|{leg}".encode(), digest_size=8).hexdigest()
+    return "cb" + deal + leg_digest[:KEY_LENGTH - 2 - DEAL_DIGITS]
 
 
 def magic_number(key: str) -> int:
-    """The key as a MetaTrader magic number (a positive 31-bit int), for EAs that filter by magic."""
-    return int(key[2:10], 16) & 0x7FFFFFFF
+    """The key as a MetaTrader magic number (a positive 31-bit int, from the follower-and-leg digits),
+    for EAs that filter by magic."""
+    return int(key[-8:], 16) & 0x7FFFFFFF
 
 
 class OrderStatus(str, Enum):

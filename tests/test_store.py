@@ -591,3 +591,14 @@ def test_the_file_is_a_plain_sqlite_database(tmp_path, planned):
         assert conn.execute("SELECT ideal, volume FROM intents LIMIT 1").fetchone() == ("500000.333", 500_000)
     finally:
         conn.close()
+
+
+def test_the_fast_row_writer_writes_what_the_careful_one_does():
+    from bridge.store.intents import _checked_row, _intent_row
+
+    deal = make_deal(1)
+    for intent in make_intents(1, deal, legs=2):
+        for variant in (intent, IntentRow(**{**_fields(intent), "position_id": PositionId(Platform.MT5, 9),
+                                              "state": IntentState.SENT, "attempts": 1, "sent_ns": 5,
+                                              "reason": None, "tp": Decimal("1.2")})):
+            assert _intent_row(variant) == _checked_row(variant)

@@ -93,61 +93,62 @@ class IntentRow:
 _COLUMNS = tuple(f.name for f in fields(IntentRow))
 _INSERT = (f"INSERT INTO intents ({', '.join(_COLUMNS)}) "
            f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
-_ENUMS = ((Action, "action"), (Side, "side"), (IntentState, "state"))
 
 
-def _int(value, what: str):
-    if type(value) is int or value is None:  # the common case, checked fast
-        return value
-    return int_out(value, what)
-
-
-def _dec(value, what: str):
-    if value is None:
-        return None
-    if type(value) is Decimal and value.is_finite():
-        return str(value)
-    return dec_out(value, what)
-
-
-def _id(value, kind: type, what: str):
-    if value is None:
-        return None
-    if type(value) is kind:
-        return str(value)
-    return venue_id_out(value, kind, what)
+def _checked_row(intent: IntentRow) -> tuple:
+    """:func:`_intent_row` the careful way: every value through the codec, errors naming the field."""
+    what = f"intent {intent.key}"
+    try:
+        reason = None if intent.reason is None else Reason(intent.reason).value
+        action, side, state = Action(intent.action).value, Side(intent.side).value, IntentState(intent.state).value
+    except ValueError as e:  # an enum value that is not one
+        raise StoreError(f"{what}: {e}") from None
+    return (
+        intent.key, int_out(intent.deal_seq, f"{what} deal_seq"), intent.follower_id,
+        int_out(intent.leg, f"{what} leg"), action, intent.symbol, side, int_out(intent.volume, f"{what} volume"),
+        dec_out(intent.ideal, f"{what} ideal"), int_out(intent.planned_ns, f"{what} planned_ns"), reason,
+        venue_id_out(intent.position_id, PositionId, f"{what} position_id"), dec_out(intent.sl, f"{what} sl"),
+        dec_out(intent.tp, f"{what} tp"), dec_out(intent.reference_price, f"{what} reference_price"), state,
+        int_out(intent.attempts, f"{what} attempts"), int_out(intent.sent_ns, f"{what} sent_ns"),
+        int_out(intent.done_ns, f"{what} done_ns"), venue_id_out(intent.order_id, OrderId, f"{what} order_id"),
+        venue_id_out(intent.filled_position_id, PositionId, f"{what} filled_position_id"),
+        dec_out(intent.fill_price, f"{what} fill_price"), int_out(intent.fill_volume, f"{what} fill_volume"),
+        intent.reject_reason, intent.message,
+    )
 
 
 def _intent_row(intent: IntentRow) -> tuple:
-    """The row in :data:`_COLUMNS` order, every value checked (no float reaches a column)."""
-    if not isinstance(intent, IntentRow):
-        raise StoreError(f"plan() needs IntentRow objects, not {type(intent).__name__}")
-    what = f"intent {intent.key}"
-    for enum, name in _ENUMS:
-        if not isinstance(getattr(intent, name), enum):
-            try:
-                enum(getattr(intent, name))
-            except ValueError as e:  # an enum value that is not one
-                raise StoreError(f"{what}: {e}") from None
-    reason = intent.reason
-    if reason is not None and not isinstance(reason, Reason):
-        try:
-            reason = Reason(reason)
-        except ValueError as e:
-            raise StoreError(f"{what}: {e}") from None
+    """The row in :data:`_COLUMNS` order, every value checked (no float reaches a column).
+
+    The common case (a freshly planned intent: enums, ints, Decimals, no venue
+    ids but the position to close) is checked by exact type and written at
+    once; anything else goes through :func:`_checked_row`, which refuses or
+    converts each value as the codec says."""
+    if type(intent) is not IntentRow:
+        if not isinstance(intent, IntentRow):
+            raise StoreError(f"plan() needs IntentRow objects, not {type(intent).__name__}")
+        return _checked_row(intent)
+    action, side, state, reason = intent.action, intent.side, intent.state, intent.reason
+    ideal, sl, tp, ref, position = intent.ideal, intent.sl, intent.tp, intent.reference_price, intent.position_id
+    if not (type(action) is Action and type(side) is Side and type(state) is IntentState
+            and (reason is None or type(reason) is Reason)
+            and type(intent.deal_seq) is int and type(intent.leg) is int and type(intent.volume) is int
+            and type(intent.planned_ns) is int and type(intent.attempts) is int
+            and type(ideal) is Decimal and ideal.is_finite()
+            and (sl is None or type(sl) is Decimal and sl.is_finite())
+            and (tp is None or type(tp) is Decimal and tp.is_finite())
+            and (ref is None or type(ref) is Decimal and ref.is_finite())
+            and (position is None or type(position) is PositionId)
+            and (intent.sent_ns is None or type(intent.sent_ns) is int)
+            and intent.done_ns is None and intent.order_id is None and intent.filled_position_id is None
+            and intent.fill_price is None and intent.fill_volume is None):
+        return _checked_row(intent)
     return (
-        intent.key, _int(intent.deal_seq, f"{what} deal_seq"), intent.follower_id, _int(intent.leg, f"{what} leg"),
-        Action(intent.action).value, intent.symbol, Side(intent.side).value,
-        _int(intent.volume, f"{what} volume"), _dec(intent.ideal, f"{what} ideal"),
-        _int(intent.planned_ns, f"{what} planned_ns"), None if reason is None else reason.value,
-        _id(intent.position_id, PositionId, f"{what} position_id"), _dec(intent.sl, f"{what} sl"),
-        _dec(intent.tp, f"{what} tp"), _dec(intent.reference_price, f"{what} reference_price"),
-        IntentState(intent.state).value, _int(intent.attempts, f"{what} attempts"),
-        _int(intent.sent_ns, f"{what} sent_ns"), _int(intent.done_ns, f"{what} done_ns"),
-        _id(intent.order_id, OrderId, f"{what} order_id"),
-        _id(intent.filled_position_id, PositionId, f"{what} filled_position_id"),
-        _dec(intent.fill_price, f"{what} fill_price"), _int(intent.fill_volume, f"{what} fill_volume"),
-        intent.reject_reason, intent.message,
+        intent.key, intent.deal_seq, intent.follower_id, intent.leg, action.value, intent.symbol, side.value,
+        intent.volume, str(ideal), intent.planned_ns, None if reason is None else reason.value,
+        None if position is None else str(position), None if sl is None else str(sl),
+        None if tp is None else str(tp), None if ref is None else str(ref), state.value, intent.attempts,
+        intent.sent_ns, None, None, None, None, None, intent.reject_reason, intent.message,
     )
 
 
