@@ -49,19 +49,40 @@ class Routes:
 
     copy: dict[Login, list[CopyRoute]] = field(default_factory=dict)
     mam: dict[Login, list[MamRoute]] = field(default_factory=dict)
-    _index: tuple[int, dict, dict] | None = field(default=None, repr=False, compare=False)
+    _index: tuple[tuple, dict, dict] | None = field(default=None, repr=False, compare=False)
+    _edits: int = field(default=0, repr=False, compare=False)
 
     def followers(self, master: Login) -> list[Login]:
         out = [r.follower for r in self.copy.get(master, [])]
         out += [login for group in self.mam.get(master, []) for login, _ in group.members]
         return list(dict.fromkeys(out))
 
+    @property
+    def version(self) -> tuple:
+        """What caches of the routes compare: changes when routes are added or removed, and on
+        :meth:`changed` (call it after editing a route in place)."""
+        return (self._edits, sum(len(r) for r in self.copy.values()),
+                sum(len(g.members) for r in self.mam.values() for g in r), len(self.copy), len(self.mam))
+
+    def changed(self) -> None:
+        self._edits += 1
+
+    def refresh(self) -> tuple:
+        """Rebuild the indexes if the routes changed; returns the version. The worker calls it once per
+        deal, so that the per-order lookups below need not check."""
+        version = self.version
+        if self._index is None or self._index[0] != version:
+            self._index = None
+            self._indexes()
+        return version
+
     def _indexes(self) -> tuple[dict, dict]:
         """(master, follower id) -> max slippage points; (master, follower) -> its copy routes.
 
-        Asked once per order or follower: answered from indexes, rebuilt when routes were added."""
-        size = sum(len(routes) for routes in self.copy.values())
-        if self._index is None or self._index[0] != size:
+        Asked once per order or follower: answered from indexes built on first use and rebuilt by
+        :meth:`refresh` when the routes changed."""
+        if self._index is None:
+            size = self.version
             slippage, by_follower = {}, {}
             for m, routes in self.copy.items():
                 for r in routes:
@@ -97,6 +118,8 @@ class Worker:
         self._stuck: set[int] = set()
         self._specs: dict[tuple[Login, str], object] = {}  # symbol specs change rarely: kept in memory
         self._accepted: dict[int, JournalEntry] = {}  # journalled by this process, not yet worked on
+        # (master, symbol) -> (routes version, [master, *followers], each one's specs): a deal's fan-out
+        self._fans: dict[tuple[Login, str], tuple[int, list[Login], list[dict]]] = {}
 
     def retry_stuck(self) -> defer.Deferred:
         """Work again on deals left with unresolved intents (a venue that was unreachable, say)."""
@@ -208,17 +231,22 @@ class Worker:
         if deal.kind is DealKind.BALANCE:
             return []  # a deposit or withdrawal on the master is not a trade: nothing to copy
         routes = self.routes
-        logins = [deal.account, *routes.followers(deal.account)]
-        wanted = [{deal.symbol}] + [routes.symbols_for(deal.account, f, deal.symbol) for f in logins[1:]]
-        yield self._fetch_specs(logins, wanted)  # only symbols not seen before: the first deal, say
+        version = routes.refresh()
+        fan = self._fans.get((deal.account, deal.symbol))
+        if fan is None or fan[0] != version:
+            # the first deal of this master on this symbol (or the routes changed): who is in it, and
+            # the symbol specs each needs (a mapped symbol included), fetched once and kept
+            logins = [deal.account, *routes.followers(deal.account)]
+            wanted = [{deal.symbol}] + [routes.symbols_for(deal.account, f, deal.symbol) for f in logins[1:]]
+            yield self._fetch_specs(logins, wanted)
+            specs = self._specs
+            fan = (version, logins, [{symbol: specs[(login, symbol)] for symbol in symbols
+                                             if (login, symbol) in specs} for login, symbols in zip(logins, wanted)])
+            self._fans[(deal.account, deal.symbol)] = fan
+        _, logins, spec_maps = fan
         infos = yield self.accounts.infos(logins[0], logins[1:])  # the book asks the venues it must, at once
-        specs = self._specs
-        snapshots = [
-            AccountSnapshot(login, info.balance, info.equity,
-                            {symbol: specs[(login, symbol)] for symbol in symbols if (login, symbol) in specs},
-                            hedging=info.hedging)
-            for login, symbols, info in zip(logins, wanted, infos)
-        ]
+        snapshots = [AccountSnapshot(login, info.balance, info.equity, spec_map, hedging=info.hedging)
+                     for login, spec_map, info in zip(logins, spec_maps, infos)]
         master = snapshots[0]
         accounts: dict[Login, AccountSnapshot] = dict(zip(logins[1:], snapshots[1:]))
         links: dict[Login, Link] = {}
@@ -255,6 +283,11 @@ class Worker:
                 reason=leg.reason, position_id=i.position_id, sl=leg.sl, tp=leg.tp, reference_price=price,
                 state=state, attempts=attempts, sent_ns=sent_ns))
         return rows
+
+    def forget_specs(self) -> None:
+        """Symbol specs changed (the new ones written to the store): read them again at the next deal."""
+        self._specs.clear()
+        self._fans.clear()
 
     def _fetch_specs(self, logins: list[Login], wanted: list[set[str]]) -> defer.Deferred:
         """Symbol specs into the cache: from the store, else from the venue (then stored).
