@@ -19,6 +19,7 @@ Floats never reach a money, price or volume column: the encoders refuse them.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
@@ -88,6 +89,11 @@ def venue_id_in(text: str | None, kind: type[V]) -> V | None:
     """Parse ``platform:Kind:number`` back to ``kind``; a different kind is corruption."""
     if text is None:
         return None
+    return _venue_id_in(text, kind)
+
+
+@lru_cache(maxsize=1 << 16)  # ids are immutable; a deal's fan-out reads the same ones again (links, closes)
+def _venue_id_in(text: str, kind: type[V]) -> V:
     parts = text.split(":")
     if len(parts) != 3 or parts[1] != kind.__name__ or not parts[2].isdigit():
         raise StoreError(f"stored id {text!r} is not a {kind.__name__}")

@@ -35,7 +35,7 @@ from allocation.mam import MamGroup, SubAccount, allocate_block
 from bridge.domain.deal import DealKind, MasterDeal
 from bridge.domain.ids import Login, PositionId
 from bridge.domain.volume import SymbolSpec
-from connectors.interface import idempotency_key
+from connectors.interface import keys_of_deal
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,11 +163,18 @@ def _follower(account: AccountSnapshot, link: Link | None) -> Follower:
                     copying=account.copying, stopped_out=account.stopped_out, quote_rates=account.quote_rates)
 
 
+_ON_LINK = frozenset({Action.CLOSE, Action.PARTIAL_CLOSE, Action.MODIFY})
+_KEYS: dict[object, object] = {}  # the newest deal's key maker: a fan-out hashes its deal's part once
+
+
 def _keyed(deal: MasterDeal, follower: Login, legs: list[Leg], link: Link | None, first: int = 0) -> list[Intent]:
-    deal_ref = f"{deal.deal_id.platform}:{deal.deal_id.value}"
+    keys = _KEYS.get(deal.deal_id)
+    if keys is None:
+        _KEYS.clear()
+        keys = _KEYS[deal.deal_id] = keys_of_deal(f"{deal.deal_id.platform.value}:{deal.deal_id.value}")
     out = []
+    text = str(follower)
     for leg_no, leg in enumerate(legs, start=first):
-        acts_on_link = leg.action in (Action.CLOSE, Action.PARTIAL_CLOSE, Action.MODIFY)
-        position = link.follower_position if (acts_on_link and link is not None) else None
-        out.append(Intent(idempotency_key(deal_ref, str(follower), leg_no), follower, leg_no, leg, position))
+        position = link.follower_position if (link is not None and leg.action in _ON_LINK) else None
+        out.append(Intent(keys(text, leg_no), follower, leg_no, leg, position))
     return out
