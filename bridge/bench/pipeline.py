@@ -52,12 +52,20 @@ class _TimedVenue:
         self._venue = venue
         self._reactor = reactor
         self.sent_ns: dict[str, int] = {}
+        self._outbox: list = []
 
     def execute(self, order):
         self.sent_ns[order.key] = time.perf_counter_ns()
         d = defer.Deferred()
-        self._reactor.callLater(0, lambda: self._venue.execute(order).chainDeferred(d))
+        if not self._outbox:  # like a socket's send buffer: what is written in one turn goes out together
+            self._reactor.callLater(0, self._deliver)
+        self._outbox.append((order, d))
         return d
+
+    def _deliver(self) -> None:
+        outbox, self._outbox = self._outbox, []
+        for order, d in outbox:
+            self._venue.execute(order).chainDeferred(d)
 
     def __getattr__(self, name):
         return getattr(self._venue, name)

@@ -5,13 +5,16 @@ asking each venue for them while a master deal waits would put one venue round
 trip per follower in front of the first order. The book keeps what the venues
 answered and follows these rules:
 
-* the **master** of a deal is always asked afresh (its own deal just changed it);
-* a **follower** is asked when the book has nothing for it, or what it has is
-  older than ``max_age_ns`` (default one second): prices move equity between
-  deals even when nothing trades;
-* after a deal's orders are done, every account they traded on is asked again
-  (:meth:`AccountBook.refresh`), *after* the orders left: the next deal then
-  finds fresh figures without waiting for them;
+* an account (master or follower) is asked when the book has nothing for it,
+  or what it has is older than ``max_age_ns`` (default one second): prices
+  move equity between deals even when nothing trades;
+* after a deal's orders are done, its master and every account the orders
+  traded on are asked again (:meth:`AccountBook.refresh`), *after* the orders
+  left: the next deal finds fresh figures without waiting for them. A deal's
+  own effect on its master's figures never matters to its sizing: an open
+  leaves the balance as it was, and closes are sized by the linked volume;
+* a balance operation on a master (a deposit, a withdrawal: it comes as a
+  deal) drops the master from the book, so the next deal asks again;
 * an account whose venue cannot answer is dropped from the book, so the next
   deal asks again rather than trust old figures.
 
@@ -43,13 +46,13 @@ class AccountBook:
         self.asked = 0  # venue calls made, for tests and status
 
     def infos(self, master: Login, followers: Iterable[Login]) -> defer.Deferred:
-        """Fires with the AccountInfo of ``master`` (asked afresh) and of each follower, in order."""
+        """Fires with the AccountInfo of ``master`` and of each follower, in order."""
         now = self.clock_ns()
         logins = [master, *followers]
         answers: list = [None] * len(logins)
         asks, where = [], []
         for n, login in enumerate(logins):
-            known = self._known.get(login) if n else None
+            known = self._known.get(login)
             if known is not None and now - known[0] <= self.max_age_ns:
                 answers[n] = known[1]
             else:

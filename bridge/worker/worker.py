@@ -216,9 +216,10 @@ class Worker:
             rows = yield self._plan(seq, entry.deal)
             self.store.plan(seq, rows)  # with each follower's first leg marked sent: it leaves now
         yield self.executor.execute_deal(seq, entry, rows, fresh=rows is not None)
-        if rows:  # the orders are out: bring the traded accounts' figures up to date for the next deal
+        if rows is not None:  # the orders are out: bring the figures up to date for the next deal
             login_of = self.executor.login_of
-            yield self.accounts.refresh(login_of(r.follower_id) for r in rows if r.state is not IntentState.SKIPPED)
+            yield self.accounts.refresh([entry.deal.account, *(login_of(r.follower_id) for r in rows
+                                                                if r.state is not IntentState.SKIPPED)])
         unfinished = self.store.db.execute(
             "SELECT count(*) FROM intents WHERE deal_seq = ? AND state IN ('planned', 'sent', 'unknown')",
             (seq,)).fetchone()[0]
@@ -229,6 +230,7 @@ class Worker:
     @defer.inlineCallbacks
     def _plan(self, seq: int, deal: MasterDeal):
         if deal.kind is DealKind.BALANCE:
+            self.accounts.forget(deal.account)  # its balance changed: asked afresh at its next deal
             return []  # a deposit or withdrawal on the master is not a trade: nothing to copy
         routes = self.routes
         version = routes.refresh()
