@@ -137,7 +137,7 @@ def test_the_same_deal_delivered_twice_is_copied_once(session):
     s = session
     s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
     [deal] = s.venue.deals_since(s.master, None).result
-    assert s.worker.accept(deal) is None  # a second delivery, e.g. a replay after reconnect
+    assert s.worker.accept(deal) is False  # a second delivery, e.g. a replay after reconnect
     assert s.worker.duplicates == 1
     assert s.net(s.copy_followers[0]) == 10_000_000
     assert s.venue_trades(s.copy_followers[0]) == 1
@@ -310,4 +310,41 @@ def test_slippage_is_recorded_in_points_and_in_account_currency(tmp_path):
     assert all(s.store.execution(r.key).slippage_money is None for r in reversed_copy)  # no reference price
     [stats] = [x for x in s.store.execution_stats("follower") if x.group == str(follower)]
     assert stats.mean_slippage_money is not None
+    s.store.close()
+
+
+def test_a_deal_arriving_while_another_is_in_flight_waits_unjournalled_then_follows_in_order(tmp_path):
+    s = Session(tmp_path / "b.sqlite", SimConfig(fill_latency_us=50_000))
+    position = s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    first = s.store.deal_seq(s.venue.deals_since(s.master, None).result[-1].deal_id)
+    assert first is not None  # journalled at once, already planned, with its orders out
+    assert s.store.journal_entry(first).state == "planned"
+    s.venue.close(s.master, position, "0.50")  # the first deal's fills are still 50 ms away
+    second = s.venue.deals_since(s.master, None).result[-1]
+    assert s.store.deal_seq(second.deal_id) is None and not s.worker.idle  # waits in the inbox
+    assert s.worker.accept(second) is False  # a second delivery while it waits: still once
+    s.clock.advance(0.05)  # the first deal's fills come back: the second is journalled, planned, sent
+    assert s.store.deal_seq(second.deal_id) > first
+    s.clock.advance(0.05)
+    assert s.worker.idle
+    assert s.net(s.copy_followers[0]) == 5_000_000
+    for follower in s.followers:
+        assert s.venue_trades(follower) == len(s.filled(follower)) == 2
+    s.store.close()
+
+
+def test_a_deal_that_cannot_be_planned_is_journalled_and_worked_on_later(tmp_path):
+    s = Session(tmp_path / "b.sqlite")
+    s.venue.unwatch_deals(s.master, s.watcher)
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    [deal] = s.venue.deals_since(s.master, None).result[-1:]
+    s.venue.disconnected = True  # no account figures: planning fails
+    s.worker.accept(deal)
+    seq = s.store.deal_seq(deal.deal_id)
+    assert seq is not None and s.store.journal_entry(seq).state == "new"  # kept, to be retried
+    assert s.store.intents_of_deal(seq) == [] and s.worker.has_stuck and s.worker.idle
+    s.venue.disconnected = False
+    s.worker.retry_stuck()  # what the daemon does every 2 s while something is stuck
+    assert s.store.journal_entry(seq).state == "planned"
+    assert s.net(s.copy_followers[0]) == 10_000_000
     s.store.close()

@@ -136,7 +136,7 @@ def run(followers: int, deals: int, seed: int = 7, progress=None) -> PipelineFig
 
 def _deal_done(worker, journalled: int) -> int | None:
     """The newest deal's seq once ``journalled`` deals are in and nothing is in flight."""
-    if not worker.worker.idle or worker.worker.accepted < journalled:
+    if not worker.worker.idle or worker.worker.journalled < journalled:
         return None  # in memory: no SQL between reactor steps until the deal is done
     store = worker.store
     seq = store.last_seq()

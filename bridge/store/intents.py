@@ -23,7 +23,7 @@ import sqlite3
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from enum import Enum
-from typing import Any
+from typing import Any, Callable
 
 from allocation.leg import Action, Reason
 from bridge.domain.deal import Side
@@ -207,15 +207,7 @@ class IntentStore(StoreBase):
         (``planned -> sent`` made at once, so it is durably ``sent`` before the
         order leaves). An empty list is allowed (a deal nobody copies).
         """
-        rows = [_intent_row(intent) for intent in intents]  # validate before touching the db
-        state_at, seq_at = _COLUMNS.index("state"), _COLUMNS.index("deal_seq")
-        for row, intent in zip(rows, intents):
-            if row[seq_at] != seq:
-                raise StoreError(f"intent {intent.key} belongs to deal {row[seq_at]}, not {seq}")
-            if row[state_at] not in PLAN_STATES and not (
-                    row[state_at] == "sent" and intent.attempts == 1 and intent.sent_ns is not None):
-                raise StoreError(f"intent {intent.key}: plan() writes planned or skipped intents, or sent ones "
-                                 f"with attempts 1 and sent_ns, not {row[state_at]}")
+        rows = self._checked_plan(seq, intents)  # validate before touching the db
         conn = self.db.conn
         with self.transaction():
             # the deal turns planned only if it was new: otherwise nothing is written
@@ -224,10 +216,38 @@ class IntentStore(StoreBase):
                 if conn.execute("SELECT 1 FROM master_deals WHERE seq = ?", (seq,)).fetchone() is None:
                     raise StoreError(f"plan(): no master deal with seq {seq}")
                 return  # planned already
-            try:
-                conn.executemany(_INSERT, rows)
-            except sqlite3.IntegrityError as e:
-                raise StoreError(f"plan() of deal {seq} refused, nothing written: {e}") from e
+            self._insert_plan(seq, rows)
+
+    def journal_planned(self, deal, detected_ns: int,
+                        plan: Callable[[int], list[IntentRow]]) -> tuple[int, list[IntentRow]] | None:
+        """Journal ``deal`` already ``planned``, with the intents ``plan(seq)`` gives, in ONE transaction
+        (one commit for a deal the worker could plan at once). None, writing nothing, if the deal is
+        journalled already. The same checks as :meth:`plan`; any failure leaves nothing written."""
+        with self.transaction():
+            seq = self.journal_deal(deal, detected_ns, state="planned")
+            if seq is None:
+                return None
+            intents = plan(seq)
+            self._insert_plan(seq, self._checked_plan(seq, intents))
+        return seq, intents
+
+    def _checked_plan(self, seq: int, intents: list[IntentRow]) -> list[tuple]:
+        rows = [_intent_row(intent) for intent in intents]
+        state_at, seq_at = _COLUMNS.index("state"), _COLUMNS.index("deal_seq")
+        for row, intent in zip(rows, intents):
+            if row[seq_at] != seq:
+                raise StoreError(f"intent {intent.key} belongs to deal {row[seq_at]}, not {seq}")
+            if row[state_at] not in PLAN_STATES and not (
+                    row[state_at] == "sent" and intent.attempts == 1 and intent.sent_ns is not None):
+                raise StoreError(f"intent {intent.key}: plan() writes planned or skipped intents, or sent ones "
+                                 f"with attempts 1 and sent_ns, not {row[state_at]}")
+        return rows
+
+    def _insert_plan(self, seq: int, rows: list[tuple]) -> None:
+        try:
+            self.db.conn.executemany(_INSERT, rows)
+        except sqlite3.IntegrityError as e:
+            raise StoreError(f"plan() of deal {seq} refused, nothing written: {e}") from e
 
     # -- reads ----------------------------------------------------------------
     def intent(self, key: str) -> IntentRow | None:

@@ -56,8 +56,8 @@ def _deal_row(deal: MasterDeal, detected_ns: int) -> dict[str, Any]:
     }
 
 
-_JOURNAL = (f"INSERT INTO master_deals ({', '.join(_DEAL_COLUMNS)}) VALUES ({', '.join('?' * len(_DEAL_COLUMNS))}) "
-            "ON CONFLICT (venue_deal_id) DO NOTHING")
+_JOURNAL = (f"INSERT INTO master_deals ({', '.join(_DEAL_COLUMNS)}, state) "
+            f"VALUES ({', '.join('?' * (len(_DEAL_COLUMNS) + 1))}) ON CONFLICT (venue_deal_id) DO NOTHING")
 
 
 def _deal_of(row: dict[str, Any]) -> MasterDeal:
@@ -84,16 +84,18 @@ def _entry_of(row: dict[str, Any]) -> JournalEntry:
 class JournalStore(StoreBase):
     """The ``master_deals`` table."""
 
-    def journal_deal(self, deal: MasterDeal, detected_ns: int) -> int | None:
+    def journal_deal(self, deal: MasterDeal, detected_ns: int, *, state: str = "new") -> int | None:
         """Journal ``deal`` as ``new``; return its seq, or None if its venue deal id is
         already journalled (a duplicate delivery: live feed and backfill overlap).
 
         One ``INSERT ... ON CONFLICT DO NOTHING``: atomic and committed (fsynced)
         on return.
         """
+        if state not in DEAL_STATES:
+            raise StoreError(f"unknown deal state {state!r} (expected one of {', '.join(DEAL_STATES)})")
         row = _deal_row(deal, detected_ns)
         with self.writing() as conn:
-            cursor = conn.execute(_JOURNAL, tuple(row.values()))
+            cursor = conn.execute(_JOURNAL, (*row.values(), state))
         return cursor.lastrowid if cursor.rowcount == 1 else None
 
     def journal_entry(self, seq: int) -> JournalEntry:

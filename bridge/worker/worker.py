@@ -3,12 +3,20 @@
 One loop serves startup, recovery and normal running alike (crash-only);
 :meth:`Worker.recover` only settles what was in flight and reconciles first:
 
-* the next deal to work on is the oldest one that is either ``new`` (not yet
-  planned) or has an intent not yet final (``planned``, ``sent``,
-  ``unknown``);
-* a ``new`` deal is planned: account snapshots from the account book
-  (:mod:`bridge.worker.accounts`), links from the store, :func:`~bridge.worker.planning.plan_deal`, and every intent
-  written in one transaction (skipped legs included, with their reasons);
+* deals arrive in an in-memory inbox, in arrival order, and are journalled
+  from its head only, so every journalled deal is older than every deal still
+  in the inbox; a deal lost from the inbox by a crash is newer than the last
+  journalled one, so the startup backfill (from the last journalled deal's
+  venue id) fetches it again;
+* the next deal to work on is the oldest journalled one that is ``new`` (not
+  yet planned) or has an intent not yet final (``planned``, ``sent``,
+  ``unknown``); when there is none, the inbox's head is planned and then
+  journalled *already planned*, its intents in the same transaction (one
+  commit: the common case, a deal arriving at an idle worker);
+* a deal is planned from the account book (:mod:`bridge.worker.accounts`),
+  the links in the store and :func:`~bridge.worker.planning.plan_deal`, and
+  every intent is written in one transaction (skipped legs included, with
+  their reasons), each follower's first leg already marked ``sent``;
 * then the executor runs the deal's unfinished intents to the end.
 
 Deals are worked one at a time, in journal order, because a later deal of the
@@ -21,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Callable, Mapping
@@ -37,6 +46,7 @@ from bridge.worker.accounts import AccountBook
 from bridge.worker.gather import gather
 from bridge.worker.planning import AccountSnapshot, CopyRoute, Link, MamRoute, plan_deal
 from bridge.worker.reconcile import reconcile
+from connectors.interface import AmbiguousOutcome, VenueUnavailable
 
 log = logging.getLogger("bridge.worker")
 
@@ -112,28 +122,32 @@ class Worker:
         self.accounts = accounts or AccountBook(venues)
         self.on_idle: list[Callable[[], None]] = []  # called each time the worker runs out of work
         self.duplicates = 0
-        self.accepted = 0  # deals journalled by this process
+        self.journalled = 0  # deals journalled by this process
         self._running: defer.Deferred | None = None
         self._again = False
         self._stuck: set[int] = set()
         self._specs: dict[tuple[Login, str], object] = {}  # symbol specs change rarely: kept in memory
-        self._accepted: dict[int, JournalEntry] = {}  # journalled by this process, not yet worked on
+        self._inbox: deque[tuple[MasterDeal, int]] = deque()  # taken, not yet journalled: see the module doc
+        self._inbox_ids: set = set()
+        self._recovering = False
+        self._blocked = False  # the oldest deal could not be planned: nothing moves until a retry
         # (master, symbol) -> (routes version, [master, *followers], each one's specs): a deal's fan-out
         self._fans: dict[tuple[Login, str], tuple[int, list[Login], list[dict]]] = {}
 
     def retry_stuck(self) -> defer.Deferred:
         """Work again on deals left with unresolved intents (a venue that was unreachable, say)."""
         self._stuck.clear()
+        self._blocked = False
         return self.kick()
 
     @property
     def has_stuck(self) -> bool:
-        """Some deal was left with unresolved intents (see :meth:`retry_stuck`)."""
-        return bool(self._stuck)
+        """Some deal was left with unresolved intents, or could not be planned (see :meth:`retry_stuck`)."""
+        return bool(self._stuck) or self._blocked
 
     @property
     def idle(self) -> bool:
-        return self._running is None
+        return self._running is None and not self._inbox
 
     @defer.inlineCallbacks
     def recover(self):
@@ -144,30 +158,32 @@ class Worker:
         close for a close by hand.
         """
         self.executor.verify_planned = True  # anything unfinished may have reached a venue: look first
+        self._recovering = True  # deals arriving meanwhile wait in the inbox
         try:
             for seq in sorted({row.deal_seq for row in self.store.intents_in_state(*UNFINISHED)}):
                 yield self.executor.execute_deal(seq)
+            drifts = []
+            for master in list(self.routes.copy) + [m for m in self.routes.mam if m not in self.routes.copy]:
+                for follower in self.routes.followers(master):
+                    drift = yield reconcile(self.store, self.venues[follower.server], follower)
+                    drifts.append(drift)
         finally:
             self.executor.verify_planned = False
-        drifts = []
-        for master in list(self.routes.copy) + [m for m in self.routes.mam if m not in self.routes.copy]:
-            for follower in self.routes.followers(master):
-                drift = yield reconcile(self.store, self.venues[follower.server], follower)
-                drifts.append(drift)
+            self._recovering = False
         yield self.kick()
         return drifts
 
-    def accept(self, deal: MasterDeal, detected_ns: int | None = None) -> int | None:
-        """Journal a master deal (a second delivery of the same deal is counted and ignored), then work."""
-        detected_ns = detected_ns or self.clock_ns()
-        seq = self.store.journal_deal(deal, detected_ns)
-        if seq is None:
+    def accept(self, deal: MasterDeal, detected_ns: int | None = None) -> bool:
+        """Take a master deal into the inbox and work; False for a second delivery of one already
+        taken (counted and ignored)."""
+        if deal.deal_id in self._inbox_ids or self.store.deal_seq(deal.deal_id) is not None:
             self.duplicates += 1
-        else:
-            self.accepted += 1
-            self._accepted[seq] = JournalEntry(seq, deal, detected_ns, "new")  # spares reading it back
-        self.kick()
-        return seq
+            return False
+        self._inbox.append((deal, detected_ns or self.clock_ns()))
+        self._inbox_ids.add(deal.deal_id)
+        if not self._recovering:
+            self.kick()
+        return True
 
     def kick(self) -> defer.Deferred:
         """Work until nothing is left; fires when idle. Calls while working make it look again."""
@@ -192,14 +208,41 @@ class Worker:
         while True:
             self._again = False
             seq = self._next()
-            while seq is not None:
-                yield self._process(seq)
-                seq = self._next()
-            if not self._again:
+            try:
+                if seq is not None:
+                    self._journal_inbox()  # they are newer: journalled before any older work, order kept
+                    yield self._process(seq)
+                elif self._inbox:
+                    yield self._process_fresh()
+                elif not self._again:
+                    return
+            except (VenueUnavailable, AmbiguousOutcome) as e:
+                self._blocked = True  # the deal stays new, and everything after it waits: order matters
+                log.error("worker: cannot plan the next deal yet (%s); trying again shortly", e)
+                return
+            except Exception:
+                self._blocked = True
+                log.exception("worker: the next deal could not be worked on; trying again shortly")
                 return
 
+    def _journal_inbox(self) -> None:
+        """Journal every deal waiting in the inbox, oldest first, in one transaction."""
+        if not self._inbox:
+            return
+        with self.store.transaction():
+            for deal, detected_ns in self._inbox:
+                self._journalled(self.store.journal_deal(deal, detected_ns))
+        self._inbox.clear()
+        self._inbox_ids.clear()
+
+    def _journalled(self, seq: int | None) -> None:
+        if seq is None:
+            self.duplicates += 1  # already in the journal (a backfill and the live feed overlapped)
+        else:
+            self.journalled += 1
+
     def _next(self) -> int | None:
-        """The oldest deal that is new or has an intent not yet final, leaving out stuck ones."""
+        """The oldest journalled deal that is new or has an intent not yet final, leaving out stuck ones."""
         stuck = sorted(self._stuck)
         marks = ", ".join("?" * len(stuck))
         return self.store.db.conn.execute(
@@ -209,12 +252,38 @@ class Worker:
             stuck + stuck).fetchone()[0]
 
     @defer.inlineCallbacks
+    def _process_fresh(self):
+        """The inbox's head, with nothing older left: plan it, then journal it planned with its intents."""
+        deal, detected_ns = self._inbox[0]
+        try:
+            intents, planned_ns = yield self._plan(deal)
+        except Exception:
+            self._journal_inbox()  # journalled new, so that it is retried (and nothing behind it jumps it)
+            raise
+        self._inbox.popleft()
+        self._inbox_ids.discard(deal.deal_id)
+        planned = self.store.journal_planned(deal, detected_ns,
+                                             lambda seq: self._rows(seq, deal, intents, planned_ns))
+        if planned is None:  # journalled meanwhile (a recovery's backfill): nothing more to do here
+            self._journalled(None)
+            return
+        seq, rows = planned
+        self._journalled(seq)
+        yield self._execute(JournalEntry(seq, deal, detected_ns, "planned"), rows)
+
+    @defer.inlineCallbacks
     def _process(self, seq: int):
-        entry = self._accepted.pop(seq, None) or self.store.journal_entry(seq)
+        entry = self.store.journal_entry(seq)
         rows = None  # a deal planned before (recovery): the executor reads its intents' current states
         if entry.state == "new":
-            rows = yield self._plan(seq, entry.deal)
+            intents, planned_ns = yield self._plan(entry.deal)
+            rows = self._rows(seq, entry.deal, intents, planned_ns)
             self.store.plan(seq, rows)  # with each follower's first leg marked sent: it leaves now
+        yield self._execute(entry, rows)
+
+    @defer.inlineCallbacks
+    def _execute(self, entry: JournalEntry, rows: list[IntentRow] | None):
+        seq = entry.seq
         yield self.executor.execute_deal(seq, entry, rows, fresh=rows is not None)
         if rows is not None:  # the orders are out: bring the figures up to date for the next deal
             login_of = self.executor.login_of
@@ -228,10 +297,11 @@ class Worker:
             log.error("worker: deal %s left with unresolved intents", seq)
 
     @defer.inlineCallbacks
-    def _plan(self, seq: int, deal: MasterDeal):
+    def _plan(self, deal: MasterDeal):
+        """Fires with (the deal's intents, when they were planned)."""
         if deal.kind is DealKind.BALANCE:
             self.accounts.forget(deal.account)  # its balance changed: asked afresh at its next deal
-            return []  # a deposit or withdrawal on the master is not a trade: nothing to copy
+            return [], self.clock_ns()  # a deposit or withdrawal on the master is not a trade: nothing to copy
         routes = self.routes
         version = routes.refresh()
         fan = self._fans.get((deal.account, deal.symbol))
@@ -262,7 +332,10 @@ class Worker:
         now = datetime.now(timezone.utc)
         intents = plan_deal(deal, master, routes.copy.get(deal.account, []), routes.mam.get(deal.account, []),
                             accounts, links, now, frozenset(hand_closed))
-        planned_ns = self.clock_ns()
+        return intents, self.clock_ns()
+
+    @staticmethod
+    def _rows(seq: int, deal: MasterDeal, intents, planned_ns: int) -> list[IntentRow]:
         price = deal.price
         # each follower's first leg to send is marked sent in the plan's own transaction (the executor
         # sends it as soon as that commits); later legs wait for the result of the one before
