@@ -111,9 +111,9 @@ class JournalStore(StoreBase):
 
     def deal_seq(self, deal_id: DealId) -> int | None:
         """The seq a venue deal was journalled under, or None."""
-        row = self._one("SELECT seq FROM master_deals WHERE venue_deal_id = ?",
-                        (venue_id_out(deal_id, DealId, "deal_id"),))
-        return None if row is None else row["seq"]
+        row = self.db.conn.execute("SELECT seq FROM master_deals WHERE venue_deal_id = ?",
+                                   (venue_id_out(deal_id, DealId, "deal_id"),)).fetchone()
+        return None if row is None else row[0]
 
     def deals_in_state(self, state: str = "new") -> list[JournalEntry]:
         """Journalled deals in ``state`` (``new`` or ``planned``), oldest (lowest seq) first."""

@@ -131,6 +131,7 @@ class Worker:
         self._inbox_ids: set = set()
         self._recovering = False
         self._blocked = False  # the oldest deal could not be planned: nothing moves until a retry
+        self._clean = False  # True once the store is known to hold no work (see _next)
         # (master, symbol) -> (routes version, [master, *followers], each one's specs): a deal's fan-out
         self._fans: dict[tuple[Login, str], tuple[int, list[Login], list[dict]]] = {}
 
@@ -138,6 +139,7 @@ class Worker:
         """Work again on deals left with unresolved intents (a venue that was unreachable, say)."""
         self._stuck.clear()
         self._blocked = False
+        self._clean = False
         return self.kick()
 
     @property
@@ -229,6 +231,7 @@ class Worker:
         """Journal every deal waiting in the inbox, oldest first, in one transaction."""
         if not self._inbox:
             return
+        self._clean = False
         with self.store.transaction():
             for deal, detected_ns in self._inbox:
                 self._journalled(self.store.journal_deal(deal, detected_ns))
@@ -242,14 +245,21 @@ class Worker:
             self.journalled += 1
 
     def _next(self) -> int | None:
-        """The oldest journalled deal that is new or has an intent not yet final, leaving out stuck ones."""
+        """The oldest journalled deal that is new or has an intent not yet final, leaving out stuck ones.
+
+        Once the answer is "none", it stays so until this worker journals a deal ``new`` (only
+        :meth:`_journal_inbox` does) or stuck deals are retried: the store is not asked again."""
+        if self._clean:
+            return None
         stuck = sorted(self._stuck)
         marks = ", ".join("?" * len(stuck))
-        return self.store.db.conn.execute(
+        seq = self.store.db.conn.execute(
             f"SELECT min(seq) FROM (SELECT min(seq) AS seq FROM master_deals WHERE state = 'new' "
             f"AND seq NOT IN ({marks}) UNION ALL SELECT min(deal_seq) FROM intents "
             f"WHERE state IN ('planned', 'sent', 'unknown') AND deal_seq NOT IN ({marks}))",
             stuck + stuck).fetchone()[0]
+        self._clean = seq is None
+        return seq
 
     @defer.inlineCallbacks
     def _process_fresh(self):
