@@ -39,6 +39,8 @@ def test_shipped_configurations_load(name):
 BAD = {
     "unknown key": ("[store]\npath='x'\npaht='y'\n", "unknown key 'paht'"),
     "no venue": ("[store]\npath='x'\n", "no [[venue]]"),
+    "bad drift policy": ("[reconcile]\ndrift='heal-everything'\n[[venue]]\nname='v'\nplatform='sim'\n",
+                         "[reconcile]: drift 'heal-everything' is not one of report, adopt"),
     "bad endpoint": ("[bus]\ndeals='http://x'\n[[venue]]\nname='v'\nplatform='sim'\n", "must be an inproc://"),
     "platform without connector": ("[[venue]]\nname='v'\nplatform='mt5'\n", "has no connector yet"),
     "unknown account": ("[[venue]]\nname='v'\nplatform='sim'\n[[master]]\naccount='v/1'\n",

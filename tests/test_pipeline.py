@@ -348,3 +348,22 @@ def test_a_deal_that_cannot_be_planned_is_journalled_and_worked_on_later(tmp_pat
     assert s.store.journal_entry(seq).state == "planned"
     assert s.net(s.copy_followers[0]) == 10_000_000
     s.store.close()
+
+
+def test_drift_is_reported_and_healed_only_under_the_adopt_policy(tmp_path):
+    from bridge.worker.reconcile import DriftPolicy, reconcile
+
+    s = Session(tmp_path / "b.sqlite")
+    position = s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    follower = s.copy_followers[0]
+    [held] = s.venue.positions(follower).result
+    s.venue.close(follower, held.position_id, "0.40")  # the follower trims its copy by hand
+    report = reconcile(s.store, s.venue, follower).result
+    assert report.volume_mismatch == [(position, 10_000_000, 6_000_000)] and report.adopted == []
+    assert s.store.link_of(position, str(follower)).volume == 10_000_000  # report: nothing changed
+    adopt = reconcile(s.store, s.venue, follower, DriftPolicy.ADOPT).result
+    assert adopt.adopted == [position]
+    assert s.store.link_of(position, str(follower)).volume == 6_000_000
+    s.venue.close(s.master, position, "0.50")  # half of the master: half of what the follower holds
+    assert s.net(follower) == 3_000_000
+    s.store.close()

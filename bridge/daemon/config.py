@@ -16,6 +16,9 @@ An unknown key anywhere is an error naming the file, table and key. Example:
                                             # host (`bridge status --role connector` asks it); absent:
                                             # every role binds `control`
 
+    [reconcile]
+    drift = "report"                        # or "adopt": a link takes the volume the follower holds
+
     [[venue]]
     name = "sim-demo"
     platform = "sim"                        # cTrader, MT5 and MT4 connectors come later
@@ -58,6 +61,7 @@ from allocation.mam import Leftover, MamGroup, Method
 from bridge.config.strict import Table, load_toml
 from bridge.domain.ids import Login, Platform, ServerId
 from bridge.errors import InputError
+from bridge.worker.reconcile import DriftPolicy
 from connectors.sim.config import SimAccount
 
 
@@ -106,6 +110,7 @@ class BridgeConfig:
     mams: tuple[MamConfig, ...]
     control_endpoint: str = "tcp://127.0.0.1:5609"
     control_connector: str | None = None  # a connector-only process binds this instead, when set
+    drift: DriftPolicy = DriftPolicy.REPORT  # what a reconcile may heal ([reconcile] drift)
 
     def control_for(self, role: str) -> str:
         """The control endpoint a process running ``role`` binds (``bridge status --role`` asks it)."""
@@ -132,6 +137,10 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     if control_connector == control:
         raise InputError(f"{bus.where}: control_connector must differ from control (both processes bind theirs)")
     bus.finish()
+
+    reconcile = doc.table("reconcile") or Table({}, f"{where} [reconcile]")
+    drift = reconcile.enum("drift", DriftPolicy, DriftPolicy.REPORT)
+    reconcile.finish()
 
     venues = tuple(_venue(t) for t in doc.tables("venue"))
     if not venues:
@@ -177,7 +186,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     if not store_path.is_absolute():
         store_path = base / store_path
     return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams),
-                        control, control_connector)
+                        control, control_connector, drift)
 
 
 def _venue(t: Table) -> VenueConfig:

@@ -151,6 +151,7 @@ class WorkerService(service.Service):
         self.executor = Executor(self.store, self.venues, reactor=self.reactor,
                                  slippage_limit=routes.max_slippage_points)
         self.worker = Worker(self.store, self.executor, routes, self.venues)
+        self.worker.drift_policy = c.drift
         self.housekeeping = Housekeeping(self.reactor, self.store)
         self.worker.on_idle.append(self.housekeeping.idle)
         self.subscriber = Subscriber(self.ctx, c.deals_endpoint, c.deals_replay_endpoint,

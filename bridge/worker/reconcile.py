@@ -7,13 +7,21 @@ Run on every (re)connect and at startup, per follower account:
   nothing is ever reopened on that master position for that follower;
 * a linked position whose volume differs from the link's, and a position the
   bridge opened (it carries a bridge key) that no link knows, are *drift*:
-  reported, never healed here (healing is a policy decision for the caller).
+  always reported; healed only as the drift policy (``[reconcile] drift`` in
+  ``bridge.toml``) says:
+
+  - ``report`` (the default): nothing is changed;
+  - ``adopt``: a volume mismatch is settled in the venue's favour: the link
+    takes the volume the follower really holds, so the master's later partial
+    closes are proportioned on it. A position no link knows is left alone
+    (closing a follower's position is never done without a master deal).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from enum import Enum
 
 from twisted.internet import defer
 
@@ -23,12 +31,18 @@ from bridge.store import Store
 log = logging.getLogger("bridge.reconcile")
 
 
+class DriftPolicy(str, Enum):
+    REPORT = "report"
+    ADOPT = "adopt"
+
+
 @dataclass
 class Drift:
     follower: Login
     closed_outside: list[PositionId] = field(default_factory=list)  # master positions now unlinked
     volume_mismatch: list[tuple[PositionId, int, int]] = field(default_factory=list)  # (master pos, link, venue)
     unlinked_bridge_positions: list[PositionId] = field(default_factory=list)  # follower positions
+    adopted: list[PositionId] = field(default_factory=list)  # master positions whose link took the venue's volume
 
     @property
     def clean(self) -> bool:
@@ -36,7 +50,7 @@ class Drift:
 
 
 @defer.inlineCallbacks
-def reconcile(store: Store, venue, follower: Login):
+def reconcile(store: Store, venue, follower: Login, policy: DriftPolicy = DriftPolicy.REPORT):
     """Compare one follower's links with its venue positions; returns a :class:`Drift`."""
     positions = yield venue.positions(follower)
     held = {p.position_id: p for p in positions}
@@ -50,6 +64,11 @@ def reconcile(store: Store, venue, follower: Login):
             log.info("reconcile: %s closed %s outside the bridge; unlinked", follower, link.follower_position)
         elif position.volume != link.volume:
             drift.volume_mismatch.append((link.master_position, link.volume, position.volume))
+            if policy is DriftPolicy.ADOPT:
+                store.set_link_volume(link.master_position, str(follower), position.volume)
+                drift.adopted.append(link.master_position)
+                log.warning("reconcile: %s holds %s of %s, the link said %s; the link now says %s (policy adopt)",
+                            follower, position.volume, link.follower_position, link.volume, position.volume)
     linked = {link.follower_position for link in links}
     drift.unlinked_bridge_positions = [p.position_id for p in positions if p.key and p.position_id not in linked]
     if not drift.clean:

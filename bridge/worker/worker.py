@@ -45,7 +45,7 @@ from bridge.store.journal import JournalEntry
 from bridge.worker.accounts import AccountBook
 from bridge.worker.gather import gather
 from bridge.worker.planning import AccountSnapshot, CopyRoute, Link, MamRoute, plan_deal
-from bridge.worker.reconcile import reconcile
+from bridge.worker.reconcile import DriftPolicy, reconcile
 from connectors.interface import AmbiguousOutcome, VenueUnavailable
 
 log = logging.getLogger("bridge.worker")
@@ -121,6 +121,7 @@ class Worker:
         self.clock_ns = clock_ns
         self.accounts = accounts or AccountBook(venues)
         self.on_idle: list[Callable[[], None]] = []  # called each time the worker runs out of work
+        self.drift_policy = DriftPolicy.REPORT  # what reconcile may heal (see bridge.worker.reconcile)
         self.duplicates = 0
         self.journalled = 0  # deals journalled by this process
         self._running: defer.Deferred | None = None
@@ -167,7 +168,7 @@ class Worker:
             drifts = []
             for master in list(self.routes.copy) + [m for m in self.routes.mam if m not in self.routes.copy]:
                 for follower in self.routes.followers(master):
-                    drift = yield reconcile(self.store, self.venues[follower.server], follower)
+                    drift = yield reconcile(self.store, self.venues[follower.server], follower, self.drift_policy)
                     drifts.append(drift)
         finally:
             self.executor.verify_planned = False
