@@ -46,7 +46,7 @@ class Reason(str, Enum):
     NOT_COPIED = "not-copied"  # a balance operation, or SL/TP copying off
     # closes
     NOT_LINKED = "not-linked"  # no follower position to close (never opened, or closed by hand)
-    ADD_ON_HEDGING = "add-on-hedging-account"  # a netting master's add: a hedging follower keeps one position
+    ADD_ON_HEDGING = "add-on-hedging-account"  # no longer produced (adds open positions); older journals hold it
     REMAINDER_BELOW_MINIMUM = "remainder-below-minimum"  # closes all instead of leaving a dust position
     PARTIAL_CLOSE_BELOW_STEP = "partial-close-below-step"
     NO_PRICE = "no-price"  # the sizing mode needs a price or a conversion rate it did not get

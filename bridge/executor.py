@@ -38,7 +38,7 @@ from twisted.python.failure import Failure
 
 from allocation.leg import Action
 from bridge.domain.deal import MasterDeal
-from bridge.domain.ids import Login, ServerId
+from bridge.domain.ids import Login, PositionId, ServerId
 from bridge.domain.volume import UNITS_PER_BASE
 from bridge.store import Link as StoredLink, Store, StoreError
 from bridge.store.intents import IntentRow, IntentState
@@ -213,21 +213,21 @@ class Executor:
     def _write(self, entry, items) -> None:
         store, deal = self.store, entry.deal
         store.mark_results([(row.key, result, done_ns) for row, _, result, done_ns in items])
-        links = store.link_rows(deal.position_id)
-        changed: dict[str, StoredLink] = {}
+        links = store.link_rows(deal.position_id)  # follower -> its link rows to this master position
+        changed: dict[tuple[str, PositionId], StoredLink] = {}
         executions = []
         for row, sent_ns, result, done_ns in items:
             follower = row.follower_id
-            link = links.get(follower)
-            current = link if link is not None and link.state == "open" else None
+            rows = links.setdefault(follower, [])
             if result.status is OrderStatus.REJECTED:
-                if result.reason == POSITION_GONE and current is not None:
+                target = _open_row(rows, row.position_id)
+                if result.reason == POSITION_GONE and target is not None:
                     # the follower closed it outside the bridge: unlink, never reopen
-                    links[follower] = changed[follower] = replace(current, state="unlinked")
+                    _put(rows, changed, replace(target, state="unlinked"))
                 continue
-            new = _relinked(deal, row, result, link, current)
+            new = _relinked(deal, row, result, rows)
             if new is not None:
-                links[follower] = changed[follower] = new
+                _put(rows, changed, new)
             executions.append(self._execution(entry, row, sent_ns, result, done_ns))
         store.save_links(list(changed.values()))
         store.record_executions(executions)
@@ -402,24 +402,37 @@ def _requoted(result: OrderResult) -> bool:
     return result.status is OrderStatus.REJECTED and result.reason in REQUOTES
 
 
-def _relinked(deal: MasterDeal, row: IntentRow, result: OrderResult, link: StoredLink | None,
-              current: StoredLink | None) -> StoredLink | None:
-    """The follower's link after a fill (``link``: its row in any state; ``current``: it if open),
-    or None when it does not change. Raises where a link may not be made (see LinkStore.link)."""
+def _open_row(rows: list[StoredLink], position: PositionId | None) -> StoredLink | None:
+    for link in rows:
+        if link.follower_position == position and link.state == "open":
+            return link
+    return None
+
+
+def _put(rows: list[StoredLink], changed: dict, link: StoredLink) -> None:
+    """``link`` replaces its follower position's row in ``rows`` (or joins them) and is to be saved."""
+    for n, old in enumerate(rows):
+        if old.follower_position == link.follower_position:
+            rows[n] = link
+            break
+    else:
+        rows.append(link)
+    changed[(link.follower_id, link.follower_position)] = link
+
+
+def _relinked(deal: MasterDeal, row: IntentRow, result: OrderResult, rows: list[StoredLink]) -> StoredLink | None:
+    """The link row a fill changes or makes (``rows``: the follower's rows to this master position, any
+    state), or None when none changes. Raises where a link may not be made (see LinkStore.link)."""
     if row.action is Action.OPEN:
-        if current is not None:
-            if current.follower_position == result.position_id:
-                return replace(current, volume=current.volume + result.volume)  # netting add
-            # an add on a hedging follower opens a second position; one link per master position
-            # holds only the first, so the second is reported as drift by reconcile
-            log.warning("executor: %s opened %s beside linked %s; not linked", row.key, result.position_id,
-                        current.follower_position)
-            return None
-        if link is not None and link.follower_position == result.position_id:
-            raise StoreError(f"link {deal.position_id} -> {row.follower_id}: already {link.state} "
-                             f"(follower position {link.follower_position}); a link is never reopened")
-        return StoredLink(deal.position_id, row.follower_id, result.position_id, row.symbol, row.side,
-                          result.volume, "open", row.key)
+        same = next((link for link in rows if link.follower_position == result.position_id), None)
+        if same is None:  # a new position: the first copy, or a hedging follower's copy of an add
+            return StoredLink(deal.position_id, row.follower_id, result.position_id, row.symbol, row.side,
+                              result.volume, "open", row.key)
+        if same.state != "open":
+            raise StoreError(f"link {deal.position_id} -> {row.follower_id}: follower position "
+                             f"{same.follower_position} is already {same.state}; a link is never reopened")
+        return replace(same, volume=same.volume + result.volume)  # a netting follower's add
+    current = _open_row(rows, row.position_id)
     if current is None:
         return None
     if row.action is Action.CLOSE:

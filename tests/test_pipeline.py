@@ -260,21 +260,29 @@ def test_a_follower_never_gets_a_fill_worse_than_its_max_slippage(tmp_path):
     s.store.close()
 
 
-def test_a_hedging_follower_of_a_netting_master_skips_adds_and_ends_flat(tmp_path):
+def test_a_hedging_follower_of_a_netting_master_copies_adds_as_positions_and_closes_them_all(tmp_path):
     s = Session(tmp_path / "b.sqlite")
     hedger = s.venue.login(4001)
     s.venue.add_account(hedger, Decimal(10_000), hedging=True)
     s.routes.copy[s.master].append(CopyRoute(hedger, resolve(CopySettings(mode=SizingMode.MULTIPLIER))))
     position = s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
     s.venue.trade(s.master, "EURUSD", Side.BUY, "0.50")  # an add on the netting master
-    assert len(s.venue.positions(hedger).result) == 1 and s.net(hedger) == 10_000_000
-    [skipped] = [r for r in s.store.intents_in_state("skipped") if r.follower_id == str(hedger)]
-    assert skipped.reason.value == "add-on-hedging-account"
-    s.venue.close(s.master, position, "0.75")  # half of 1.50: the hedger closes half of what it holds
-    assert s.net(hedger) == 5_000_000
+    held = s.venue.positions(hedger).result
+    assert sorted(p.volume for p in held) == [5_000_000, 10_000_000]  # a position per open and add
+    assert s.net(hedger) == s.net(s.copy_followers[0]) == 15_000_000  # the same exposure as a netting copy
+    assert [lk.volume for lk in s.store.links_of(position, str(hedger))] == [10_000_000, 5_000_000]
+    s.venue.modify(s.master, position, SL, TP)
+    assert all((p.sl, p.tp) == (SL, TP) for p in s.venue.positions(hedger).result)  # both positions
+    s.venue.close(s.master, position, "0.90")  # 60% of 1.50 = 0.90: the oldest (1.00) closes only partly
+    assert s.net(hedger) == 6_000_000
+    assert sorted(p.volume for p in s.venue.positions(hedger).result) == [1_000_000, 5_000_000]
+    s.venue.close(s.master, position, "0.30")  # half of 0.60: 0.30, all from the oldest (0.10), then 0.20
+    assert s.net(hedger) == 3_000_000
     s.venue.close(s.master, position)
     assert not s.venue.positions(hedger).result  # nothing left open
     assert s.net(s.copy_followers[0]) == 0
+    assert s.venue_trades(hedger) == len(s.filled(hedger))
+    assert s.store.links_of(position, str(hedger)) == []
     s.store.close()
 
 
@@ -366,4 +374,26 @@ def test_drift_is_reported_and_healed_only_under_the_adopt_policy(tmp_path):
     assert s.store.link_of(position, str(follower)).volume == 6_000_000
     s.venue.close(s.master, position, "0.50")  # half of the master: half of what the follower holds
     assert s.net(follower) == 3_000_000
+    s.store.close()
+
+
+def test_a_hedging_follower_closing_one_of_its_copies_by_hand_keeps_the_other_linked(tmp_path):
+    from bridge.worker.reconcile import reconcile
+
+    s = Session(tmp_path / "b.sqlite")
+    hedger = s.venue.login(4001)
+    s.venue.add_account(hedger, Decimal(10_000), hedging=True)
+    s.routes.copy[s.master].append(CopyRoute(hedger, resolve(CopySettings(mode=SizingMode.MULTIPLIER))))
+    position = s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "0.50")
+    first, added = sorted(s.venue.positions(hedger).result, key=lambda p: p.position_id.value)
+    s.venue.close(hedger, added.position_id)  # by hand
+    drift = reconcile(s.store, s.venue, hedger).result
+    assert drift.closed_outside == [position]
+    assert [lk.follower_position for lk in s.store.links_of(position, str(hedger))] == [first.position_id]
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "0.20")  # another add: nothing more opened for the hedger
+    assert [p.position_id for p in s.venue.positions(hedger).result] == [first.position_id]
+    s.venue.close(s.master, position)
+    assert not s.venue.positions(hedger).result
+    assert s.venue_trades(hedger) == len(s.filled(hedger)) + 1  # the hand close is the venue's extra trade
     s.store.close()

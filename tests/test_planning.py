@@ -95,3 +95,69 @@ def test_a_mam_member_whose_server_lacks_the_symbol_takes_no_part_in_the_split()
     intents = plan_deal(deal(), MASTER, [], [MAM], accounts, {}, NOW)
     assert [i.follower for i in intents] == [F1, F2]
     assert sum(i.leg.volume for i in intents) == 1_000_000
+
+
+def held(*lots: str, base: int = 100) -> Link:
+    return Link.of([(PositionId(Platform.SIM, base + n), EURUSD.to_volume(x)) for n, x in enumerate(lots)],
+                   "EURUSD", Side.BUY)
+
+
+def test_a_follower_holding_several_positions_closes_and_modifies_each():
+    links = {F1: held("0.10", "0.05")}
+    routes = [CopyRoute(F1, MULTIPLIER)]
+    close = plan_deal(deal(DealKind.CLOSE, lots="0.15", position_lots="0.15"), MASTER, routes, [], ACCOUNTS,
+                      links, NOW)
+    assert [(i.leg_no, i.leg.action, i.leg.volume, i.position_id.value) for i in close] == [
+        (0, Action.CLOSE, 1_000_000, 100), (1, Action.CLOSE, 500_000, 101)]
+    assert len({i.key for i in close}) == 2
+    sltp = plan_deal(MasterDeal(DealId(Platform.SIM, 7), PositionId(Platform.SIM, 500), MASTER_LOGIN, "EURUSD",
+                                DealKind.SLTP, Side.BUY, 0, NOW, position_volume=EURUSD.to_volume("0.15"),
+                                price=Decimal("1.1"), sl=Decimal("1.05000")), MASTER, routes, [], ACCOUNTS, links, NOW)
+    assert [(i.leg.action, i.leg.sl, i.position_id.value) for i in sltp] == [
+        (Action.MODIFY, Decimal("1.05000"), 100), (Action.MODIFY, Decimal("1.05000"), 101)]
+
+
+def test_a_partial_close_over_several_positions_takes_the_oldest_first():
+    routes = [CopyRoute(F1, MULTIPLIER)]
+    links = {F1: held("0.10", "0.05")}
+    # the master closes 60% of 0.15: the follower closes 0.09, all from its oldest position
+    intents = plan_deal(deal(DealKind.PARTIAL_CLOSE, lots="0.09", position_lots="0.15"), MASTER, routes, [],
+                        ACCOUNTS, links, NOW)
+    assert [(i.leg.action, i.leg.volume, i.position_id.value) for i in intents] == [
+        (Action.PARTIAL_CLOSE, 900_000, 100)]
+    # 80%: 0.12 = the oldest whole (0.10) and 0.02 of the next
+    intents = plan_deal(deal(DealKind.PARTIAL_CLOSE, lots="0.12", position_lots="0.15"), MASTER, routes, [],
+                        ACCOUNTS, links, NOW)
+    assert [(i.leg_no, i.leg.action, i.leg.volume, i.position_id.value) for i in intents] == [
+        (0, Action.CLOSE, 1_000_000, 100), (1, Action.PARTIAL_CLOSE, 200_000, 101)]
+    assert sum(i.leg.ideal for i in intents) == Decimal(1_200_000)  # the exact ideal is kept in the record
+
+
+def test_pieces_below_the_minimum_follow_the_partial_close_rules_per_position():
+    coarse = spec(min_lots="0.05", step="0.01")
+    accounts = {F1: AccountSnapshot(F1, Decimal(4_500), Decimal(4_500), {"EURUSD": coarse})}
+    routes = [CopyRoute(F1, MULTIPLIER)]
+
+    def split(lots, *held_lots):
+        links = {F1: Link.of([(PositionId(Platform.SIM, 100 + n), coarse.to_volume(x))
+                              for n, x in enumerate(held_lots)], "EURUSD", Side.BUY)}
+        total = sum(Decimal(x) for x in held_lots)
+        intents = plan_deal(deal(DealKind.PARTIAL_CLOSE, lots=lots, position_lots=str(total)), MASTER, routes, [],
+                            accounts, links, NOW)
+        return [(i.leg.action, i.leg.volume, i.leg.reason, i.position_id.value) for i in intents]
+
+    # 0.15 of 0.28: the oldest whole, then 0.05 of the second would leave 0.03 (< 0.05): it closes whole
+    assert split("0.15", "0.10", "0.08", "0.10") == [
+        (Action.CLOSE, 1_000_000, None, 100), (Action.CLOSE, 800_000, Reason.REMAINDER_BELOW_MINIMUM, 101)]
+    # 0.11 of 0.26: the oldest whole, then 0.01 of the next: below the minimum, not sent, it stays open
+    assert split("0.11", "0.10", "0.06", "0.10") == [
+        (Action.CLOSE, 1_000_000, None, 100), (Action.NONE, 0, Reason.BELOW_MINIMUM, 101)]
+
+
+def test_a_mam_reversal_numbers_the_new_side_after_every_close():
+    links = {F1: held("0.05", "0.02"), F2: link(2, "0.03"), F3: link(3, "0.02")}
+    intents = plan_deal(deal(DealKind.REVERSAL, lots="0.20", position_lots="0.10", side=Side.SELL), MASTER, [],
+                        [MAM], ACCOUNTS, links, NOW)
+    mine = [(i.leg_no, i.leg.action) for i in intents if i.follower == F1]
+    assert mine == [(0, Action.CLOSE), (1, Action.CLOSE), (2, Action.OPEN)]
+    assert len({i.key for i in intents}) == len(intents)

@@ -113,11 +113,16 @@ def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path)
     db.close()
     with Store(connect(path)) as old:  # the 0001 schema is enough to journal
         seq = old.journal_deal(make_deal(1), 10)
+        old.link(PositionId(Platform.SIM, 7), FOLLOWERS[0], PositionId(Platform.MT5, 70), "EURUSD", Side.BUY,
+                 300_000, "cbkey")
     with Store.open(path) as store:
-        assert store.migrated == ["0002_executions"]
+        assert store.migrated == ["0002_executions", "0003_links_per_position"]
         assert store.migrations() == [name for name, _ in MIGRATIONS]
         assert "executions" in store.db.table_names()
         assert store.deal_at(seq) == make_deal(1)
+        [link] = store.links_of_master(PositionId(Platform.SIM, 7))  # the link survived the rebuild
+        assert (link.follower_position, link.volume, link.opened_by) == (PositionId(Platform.MT5, 70), 300_000,
+                                                                         "cbkey")
 
 
 def test_a_failing_migration_leaves_nothing_and_is_not_recorded(tmp_path):
@@ -127,11 +132,11 @@ def test_a_failing_migration_leaves_nothing_and_is_not_recorded(tmp_path):
 
     path = tmp_path / "store.db"
     with pytest.raises(RuntimeError, match="migration bug"):
-        Store.open(path, migrations=[*MIGRATIONS, ("0003_broken", broken)])
+        Store.open(path, migrations=[*MIGRATIONS, ("0099_broken", broken)])
     with Store.open(path) as store:
         assert store.migrated == []
         assert "half_done" not in store.db.table_names()
-        assert "0003_broken" not in store.migrations()
+        assert "0099_broken" not in store.migrations()
 
 
 def test_reopen_keeps_data(tmp_path, planned):
@@ -385,10 +390,19 @@ def test_links_lifecycle(store):
     assert (link.follower_position, link.side, link.volume, link.state, link.opened_by) == (
         fp, Side.SELL, 300_000, "open", "cbkey1")
     assert [lk.follower_id for lk in store.links_of_master(mp)] == sorted([f1, f2])
-    with pytest.raises(StoreError, match="already open"):
-        store.link(mp, f1, PositionId(Platform.MT5, 99), "EURUSD", Side.SELL, 300_000, "cbkey9")
+    with pytest.raises(StoreError, match="already open"):  # the same position, another key
+        store.link(mp, f1, fp, "EURUSD", Side.SELL, 300_000, "cbkey9")
+    # a hedging follower's second position for the same master position (the master added)
+    added = PositionId(Platform.MT5, 99)
+    store.link(mp, f1, added, "EURUSD", Side.SELL, 150_000, "cbkey9")
+    assert [(lk.follower_position, lk.volume) for lk in store.links_of(mp, f1)] == [(fp, 300_000),
+                                                                                (added, 150_000)]
+    assert store.link_of(mp, f1).follower_position == fp  # the oldest
+    with pytest.raises(StoreError, match="2 open links: name the follower position"):
+        store.set_link_volume(mp, f1, 200_000)
+    store.close_link(mp, f1, added)
 
-    store.set_link_volume(mp, f1, 200_000)
+    store.set_link_volume(mp, f1, 200_000)  # one open link left: it needs no name
     assert store.link_of(mp, f1).volume == 200_000
     store.close_link(mp, f1)
     assert store.link_of(mp, f1) is None

@@ -1,14 +1,18 @@
-"""Links: which follower position copies which master position.
+"""Links: which follower positions copy which master position.
 
-One row per (master position, follower). States:
+One row per (master position, follower, follower position): a netting
+follower holds one position per master position, a hedging follower one per
+master open *and* per master add. States:
 
 * ``open``: the follower position is open and follows the master position;
 * ``closed``: the bridge closed it (the master closed, or a close leg);
-* ``unlinked``: the follower closed it by hand (found by reconcile). The
-  master's later partial closes and closes must not touch that follower, and
-  the link is never reopened: :meth:`LinkStore.link` refuses the pair.
+* ``unlinked``: the follower closed it by hand (found by reconcile, or by a
+  close the venue refused with ``position-not-found``). The master's later
+  deals must not touch that position, the bridge opens nothing more for that
+  follower on that master position, and the row is never reopened.
 
-Only ``open`` links are returned by the lookups.
+Only ``open`` links are returned by the lookups; a follower's links to one
+master position come oldest first (the order their positions opened).
 """
 
 from __future__ import annotations
@@ -62,69 +66,63 @@ class LinkStore(StoreBase):
         """Record an ``open`` link (after the follower's open filled).
 
         Repeating the same open link (same follower position and ``opened_by``)
-        is a no-op, so replaying a fill after a crash is safe. A closed or
-        unlinked row is replaced by a link to a *different* follower position
-        (a netting master keeps its position id through a reversal, and the new
-        side is a new follower position); relinking the *same* follower position
-        raises :class:`StoreError`, as does a second open link: a follower
-        position that was closed, or closed by hand, is never linked again.
+        is a no-op, so replaying a fill after a crash is safe. Any other link to
+        a follower position that already has a row raises :class:`StoreError`:
+        a follower position that was closed, or closed by hand, is never linked
+        again. Several open links of one follower to one master position are
+        allowed: a hedging follower's positions for the master's open and adds.
         """
         if int_out(volume, "volume") <= 0:
             raise StoreError(f"link {master_position} -> {follower_id}: volume must be positive, got {volume}")
-        row = {
-            "master_position": _mp(master_position),
-            "follower_id": follower_id,
-            "follower_position": venue_id_out(follower_position, PositionId, "follower_position"),
-            "symbol": symbol,
-            "side": Side(side).value,
-            "volume": volume,
-            "state": "open",
-            "opened_by": opened_by,
-        }
-        conn = self.db.conn
+        fp = venue_id_out(follower_position, PositionId, "follower_position")
         with self.transaction():
-            existing = self._one("SELECT * FROM links WHERE master_position = ? AND follower_id = ?",
-                                 (row["master_position"], follower_id))
+            existing = self._one("SELECT * FROM links WHERE master_position = ? AND follower_id = ? "
+                                 "AND follower_position = ?", (_mp(master_position), follower_id, fp))
             if existing is None:
-                conn.execute(
-                    f"INSERT INTO links ({', '.join(row)}) VALUES ({', '.join(':' + c for c in row)})", row)
+                self.db.conn.execute(
+                    "INSERT INTO links (master_position, follower_id, follower_position, symbol, side, volume, "
+                    "state, opened_by) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)",
+                    (_mp(master_position), follower_id, fp, symbol, Side(side).value, volume, opened_by))
                 return
-            if (existing["state"] == "open" and existing["follower_position"] == row["follower_position"]
-                    and existing["opened_by"] == opened_by):
-                return
-            if existing["state"] != "open" and existing["follower_position"] != row["follower_position"]:
-                conn.execute(
-                    f"UPDATE links SET {', '.join(f'{c} = :{c}' for c in row)} "
-                    "WHERE master_position = :master_position AND follower_id = :follower_id", row)
+            if existing["state"] == "open" and existing["opened_by"] == opened_by:
                 return
             raise StoreError(
-                f"link {master_position} -> {follower_id}: already {existing['state']} "
-                f"(follower position {existing['follower_position']}); a link is never reopened")
+                f"link {master_position} -> {follower_id}: follower position {fp} is already {existing['state']}; "
+                f"a link is never reopened")
 
     def link_of(self, master_position: PositionId, follower_id: str) -> Link | None:
-        """The ``open`` link of ``master_position`` on ``follower_id``, or None (none, closed, unlinked)."""
-        row = self._one(
-            "SELECT * FROM links WHERE master_position = ? AND follower_id = ? AND state = 'open'",
-            (_mp(master_position), follower_id))
-        return None if row is None else _link_of(row)
+        """The oldest ``open`` link of ``master_position`` on ``follower_id``, or None (see :meth:`links_of`)."""
+        links = self.links_of(master_position, follower_id)
+        return links[0] if links else None
+
+    def links_of(self, master_position: PositionId, follower_id: str) -> list[Link]:
+        """The ``open`` links of ``master_position`` on ``follower_id``, oldest first."""
+        return [_link_of(row) for row in self.db.query(
+            "SELECT * FROM links WHERE master_position = ? AND follower_id = ? AND state = 'open' ORDER BY rowid",
+            (_mp(master_position), follower_id))]
 
     def links_of_master(self, master_position: PositionId) -> list[Link]:
-        """Every follower's ``open`` link to ``master_position``, by follower id."""
+        """Every follower's ``open`` links to ``master_position``, by follower id, oldest first."""
         return [_link_of(row) for row in self.db.query(
-            "SELECT * FROM links WHERE master_position = ? AND state = 'open' ORDER BY follower_id",
+            "SELECT * FROM links WHERE master_position = ? AND state = 'open' ORDER BY follower_id, rowid",
             (_mp(master_position),))]
 
-    def link_rows(self, master_position: PositionId) -> dict[str, Link]:
-        """Every follower's link row to ``master_position`` in any state (open, closed, unlinked),
-        by follower id: what :meth:`save_links` callers decide on."""
-        cursor = self.db.conn.execute("SELECT * FROM links WHERE master_position = ?", (_mp(master_position),))
+    def link_rows(self, master_position: PositionId) -> dict[str, list[Link]]:
+        """Every link row to ``master_position`` in any state (open, closed, unlinked), by follower id,
+        oldest first: what :meth:`save_links` callers decide on."""
+        cursor = self.db.conn.execute("SELECT * FROM links WHERE master_position = ? ORDER BY rowid",
+                                      (_mp(master_position),))
         names = [d[0] for d in cursor.description]
-        return {row["follower_id"]: _link_of(row) for row in (dict(zip(names, r)) for r in cursor)}
+        out: dict[str, list[Link]] = {}
+        for values in cursor:
+            link = _link_of(dict(zip(names, values)))
+            out.setdefault(link.follower_id, []).append(link)
+        return out
 
     def save_links(self, links: list[Link]) -> None:
-        """Write whole link rows (insert, or replace the row of the same master position and
-        follower) in one statement. The caller decided them under the rules of :meth:`link`,
-        :meth:`set_link_volume`, :meth:`close_link` and :meth:`unlink` (the executor's fills)."""
+        """Write whole link rows (insert, or replace the row of the same follower position) in one
+        statement. The caller decided them under the rules of :meth:`link`, :meth:`set_link_volume`,
+        :meth:`close_link` and :meth:`unlink` (the executor's fills)."""
         rows = []
         for link in links:
             if link.state not in LINK_STATES:
@@ -141,45 +139,59 @@ class LinkStore(StoreBase):
             conn.executemany(
                 "INSERT INTO links (master_position, follower_id, follower_position, symbol, side, volume, "
                 "state, opened_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (master_position, follower_id) DO UPDATE SET "
-                "follower_position = excluded.follower_position, symbol = excluded.symbol, "
-                "side = excluded.side, volume = excluded.volume, state = excluded.state, "
-                "opened_by = excluded.opened_by", rows)
+                "ON CONFLICT (master_position, follower_id, follower_position) DO UPDATE SET "
+                "symbol = excluded.symbol, side = excluded.side, volume = excluded.volume, "
+                "state = excluded.state, opened_by = excluded.opened_by", rows)
 
     def open_links(self, follower_id: str) -> list[Link]:
         """The ``open`` links of ``follower_id``, in the order they were made."""
         return [_link_of(row) for row in self.db.query(
             "SELECT * FROM links WHERE follower_id = ? AND state = 'open' ORDER BY rowid", (follower_id,))]
 
-    def _update_open(self, master_position: PositionId, follower_id: str, assignments: str,
-                     params: dict[str, Any], what: str) -> None:
+    def _update_open(self, master_position: PositionId, follower_id: str, follower_position: PositionId | None,
+                     assignments: str, params: dict[str, Any], what: str) -> None:
+        """Change one open link: the one of ``follower_position``, or, when it is None, the follower's
+        only open link to the master position (several: StoreError, name the position)."""
+        if follower_position is None:
+            links = self.links_of(master_position, follower_id)
+            if len(links) > 1:
+                raise StoreError(f"link {master_position} -> {follower_id}: cannot {what}, {len(links)} open "
+                                 f"links: name the follower position")
+            if links:
+                follower_position = links[0].follower_position
+        fp = None if follower_position is None else venue_id_out(follower_position, PositionId, "follower_position")
         cursor = self.db.execute(
             f"UPDATE links SET {assignments} WHERE master_position = :_mp AND follower_id = :_f "
-            f"AND state = 'open'",
-            {**params, "_mp": _mp(master_position), "_f": follower_id})
+            f"AND follower_position = :_fp AND state = 'open'",
+            {**params, "_mp": _mp(master_position), "_f": follower_id, "_fp": fp})
         if cursor.rowcount != 1:
-            row = self._one("SELECT state FROM links WHERE master_position = ? AND follower_id = ?",
-                            (_mp(master_position), follower_id))
+            row = self._one("SELECT state FROM links WHERE master_position = ? AND follower_id = ? "
+                            "AND (? IS NULL OR follower_position = ?) ORDER BY rowid DESC",
+                            (_mp(master_position), follower_id, fp, fp))
             state = "missing" if row is None else row["state"]
             raise StoreError(f"link {master_position} -> {follower_id}: cannot {what}, the link is {state}")
 
-    def set_link_volume(self, master_position: PositionId, follower_id: str, volume: int) -> None:
+    def set_link_volume(self, master_position: PositionId, follower_id: str, volume: int,
+                        follower_position: PositionId | None = None) -> None:
         """The follower position's new open volume (after a partial close); open links only."""
         if int_out(volume, "volume") <= 0:
             raise StoreError(f"link {master_position} -> {follower_id}: volume must be positive "
                              f"(use close_link), got {volume}")
-        self._update_open(master_position, follower_id, "volume = :volume", {"volume": volume}, "set volume")
+        self._update_open(master_position, follower_id, follower_position, "volume = :volume", {"volume": volume},
+                          "set volume")
 
-    def close_link(self, master_position: PositionId, follower_id: str) -> None:
+    def close_link(self, master_position: PositionId, follower_id: str,
+                   follower_position: PositionId | None = None) -> None:
         """``open`` -> ``closed``: the bridge closed the follower position."""
-        self._update_open(master_position, follower_id, "state = 'closed'", {}, "close")
+        self._update_open(master_position, follower_id, follower_position, "state = 'closed'", {}, "close")
 
-    def unlink(self, master_position: PositionId, follower_id: str) -> None:
+    def unlink(self, master_position: PositionId, follower_id: str,
+               follower_position: PositionId | None = None) -> None:
         """``open`` -> ``unlinked``: the follower closed the position by hand; never reopened."""
-        self._update_open(master_position, follower_id, "state = 'unlinked'", {}, "unlink")
+        self._update_open(master_position, follower_id, follower_position, "state = 'unlinked'", {}, "unlink")
 
     def unlinked_followers(self, master_position: PositionId) -> set[str]:
-        """Followers who closed their copy of ``master_position`` by hand: nothing more is opened for them."""
+        """Followers who closed a copy of ``master_position`` by hand: nothing more is opened for them."""
         return {row["follower_id"] for row in self.db.query(
             "SELECT follower_id FROM links WHERE master_position = ? AND state = 'unlinked'",
             (_mp(master_position),))}

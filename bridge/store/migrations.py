@@ -174,10 +174,35 @@ def m0002_executions(db: Database) -> None:
     """)
 
 
+def m0003_links_per_position(db: Database) -> None:
+    """A link per follower *position*: a hedging follower holds a position per master open and add,
+    all copying one master position. Key (master position, follower, follower position)."""
+    _run(db, """
+    CREATE TABLE links_v3 (
+        master_position TEXT NOT NULL,           -- str(PositionId) on the master
+        follower_id TEXT NOT NULL,
+        follower_position TEXT NOT NULL,         -- str(PositionId) on the follower
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        volume INTEGER NOT NULL,                 -- the follower position's open volume
+        state TEXT NOT NULL CHECK (state IN ('open', 'closed', 'unlinked')),
+        opened_by TEXT,                          -- the intent key that opened it
+        PRIMARY KEY (master_position, follower_id, follower_position)
+    );
+    INSERT INTO links_v3 (master_position, follower_id, follower_position, symbol, side, volume, state, opened_by)
+        SELECT master_position, follower_id, follower_position, symbol, side, volume, state, opened_by
+        FROM links ORDER BY rowid;
+    DROP TABLE links;
+    ALTER TABLE links_v3 RENAME TO links;
+    CREATE INDEX links_by_follower ON links (follower_id, state)
+    """)
+
+
 #: Every migration, in the order it is applied. Append only.
 MIGRATIONS: list[Migration] = [
     ("0001_core", m0001_core),
     ("0002_executions", m0002_executions),
+    ("0003_links_per_position", m0003_links_per_position),
 ]
 
 _MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"

@@ -9,9 +9,12 @@ Routes:
 
 * a **copy route** is one subscription: a follower copying the master with
   its resolved settings (:func:`allocation.copy.copy_deal` decides every leg);
-* a netting master's *add*, for a hedging follower that already holds its
-  copy, is skipped (``add-on-hedging-account``): the follower keeps one
-  position per master position, so the master's close closes all of it;
+* a follower may hold several positions copying one master position: a
+  hedging follower opens a new position for each of a netting master's adds.
+  Such a follower's legs act on all of them: a close or an SL/TP change is one
+  leg per position; a partial close of the whole (sized on the total, as
+  money.md says) is taken from the oldest positions first, the last one
+  partly; a remainder below the minimum closes that position whole;
 * a **MAM route** is a group: an open or add is split across the members by
   the group's method (:func:`allocation.mam.allocate_block`); closes, partial
   closes, SL/TP changes and reversals follow each member's linked position
@@ -52,12 +55,23 @@ class AccountSnapshot:
 
 @dataclass(frozen=True, slots=True)
 class Link:
-    """A follower position copied from a master position."""
+    """What a follower holds copying a master position: one position, or several (a hedging follower of
+    a master that added), oldest first in ``positions`` as (position, volume); ``volume`` is the total."""
 
-    follower_position: PositionId
+    follower_position: PositionId  # the oldest
     symbol: str
     side: object  # Side
     volume: int
+    positions: tuple[tuple[PositionId, int], ...] = ()  # empty: just (follower_position, volume)
+
+    @classmethod
+    def of(cls, positions: list[tuple[PositionId, int]], symbol: str, side) -> "Link":
+        return cls(positions[0][0], symbol, side, sum(v for _, v in positions),
+                   tuple(positions) if len(positions) > 1 else ())
+
+    @property
+    def held(self) -> tuple[tuple[PositionId, int], ...]:
+        return self.positions or ((self.follower_position, self.volume),)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +129,6 @@ def plan_deal(
         intents.extend(_plan_mam(deal, master_state, route, accounts, links, now))
     if hand_closed:
         intents = [_skip_open(i, Reason.NOT_LINKED) if i.follower in hand_closed else i for i in intents]
-    if deal.kind is DealKind.ADD:
-        # a hedging follower cannot grow its copy: an add would open a second position that the one link
-        # per master position does not hold, and the master's close would leave it open. It keeps the one.
-        intents = [_skip_open(i, Reason.ADD_ON_HEDGING)
-                   if i.follower in links and accounts[i.follower].hedging else i for i in intents]
     return intents
 
 
@@ -141,8 +150,10 @@ def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now)
             legs = copy_deal(deal, master_state, _follower(accounts[login], links.get(login)), plain, now)
             out.extend(_keyed(deal, login, legs[:1], links.get(login)))
     if opens_block:
-        # an open, an add, or a reversal's new side: a block split across the members (leg 1 after a close)
-        first_leg = 1 if deal.kind is DealKind.REVERSAL else 0
+        # an open, an add, or a reversal's new side: a block split across the members (after their closes)
+        next_leg: dict[Login, int] = {}
+        for intent in out:
+            next_leg[intent.follower] = intent.leg_no + 1
         members = []
         for login, setting in route.members:
             account = accounts[login]
@@ -153,7 +164,8 @@ def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now)
             allocation = allocate_block(deal.volume, master_state.spec, deal.side, route.group, members)
             by_name = {str(login): login for login, _ in route.members}
             for leg in allocation.legs:
-                out.extend(_keyed(deal, by_name[leg.account], [leg], None, first_leg))
+                login = by_name[leg.account]
+                out.extend(_keyed(deal, login, [leg], None, next_leg.get(login, 0)))
     return out
 
 
@@ -174,7 +186,47 @@ def _keyed(deal: MasterDeal, follower: Login, legs: list[Leg], link: Link | None
         keys = _KEYS[deal.deal_id] = keys_of_deal(f"{deal.deal_id.platform.value}:{deal.deal_id.value}")
     out = []
     text = str(follower)
-    for leg_no, leg in enumerate(legs, start=first):
-        position = link.follower_position if (link is not None and leg.action in _ON_LINK) else None
-        out.append(Intent(keys(text, leg_no), follower, leg_no, leg, position))
+    leg_no = first
+    for leg in legs:
+        if link is None or leg.action not in _ON_LINK:
+            pieces = [(leg, None)]
+        elif not link.positions:
+            pieces = [(leg, link.follower_position)]
+        else:
+            pieces = _per_position(leg, link)
+        for piece, position in pieces:
+            out.append(Intent(keys(text, leg_no), follower, leg_no, piece, position))
+            leg_no += 1
     return out
+
+
+def _per_position(leg: Leg, link: Link) -> list[tuple[Leg, PositionId | None]]:
+    """A leg on a follower's several positions, as one leg per position it touches (oldest first)."""
+    held = link.held
+    if leg.action is not Action.PARTIAL_CLOSE:  # a close or an SL/TP change: every position
+        return [(Leg(leg.account, leg.action, leg.symbol, leg.side,
+                     Decimal(volume) if leg.action is Action.CLOSE else leg.ideal,
+                     volume if leg.action is Action.CLOSE else 0, leg.spec, leg.reason, leg.sl, leg.tp), position)
+                for position, volume in held]
+    spec, remaining, pieces = leg.spec, leg.volume, []
+    for position, volume in held:
+        if remaining <= 0:
+            break
+        if remaining >= volume:
+            pieces.append((Leg(leg.account, Action.CLOSE, leg.symbol, leg.side, Decimal(volume), volume, spec),
+                           position))
+        elif volume - remaining < spec.min_volume:
+            pieces.append((Leg(leg.account, Action.CLOSE, leg.symbol, leg.side, Decimal(remaining), volume, spec,
+                               Reason.REMAINDER_BELOW_MINIMUM), position))
+        elif remaining < spec.min_volume:
+            pieces.append((Leg(leg.account, Action.NONE, leg.symbol, leg.side, Decimal(remaining), 0, spec,
+                               Reason.BELOW_MINIMUM), position))
+        else:
+            pieces.append((Leg(leg.account, Action.PARTIAL_CLOSE, leg.symbol, leg.side, Decimal(remaining),
+                               remaining, spec), position))
+        remaining -= volume
+    last, position = pieces[-1]  # the whole's exact ideal and its reason stay on the record
+    ideal = leg.ideal - sum((p.ideal for p, _ in pieces[:-1]), Decimal(0))
+    pieces[-1] = (Leg(last.account, last.action, last.symbol, last.side, ideal, last.volume, last.spec,
+                      last.reason or leg.reason), position)
+    return pieces

@@ -334,11 +334,12 @@ class Worker:
         accounts: dict[Login, AccountSnapshot] = dict(zip(logins[1:], snapshots[1:]))
         links: dict[Login, Link] = {}
         hand_closed = set()
-        for link in self.store.link_rows(deal.position_id).values():
-            follower = self.executor.login_of(link.follower_id)
-            if link.state == "open":
-                links[follower] = Link(link.follower_position, link.symbol, link.side, link.volume)
-            elif link.state == "unlinked":
+        for follower_id, rows in self.store.link_rows(deal.position_id).items():
+            follower = self.executor.login_of(follower_id)
+            held = [(row.follower_position, row.volume) for row in rows if row.state == "open"]
+            if held:
+                links[follower] = Link.of(held, rows[0].symbol, next(r.side for r in rows if r.state == "open"))
+            if any(row.state == "unlinked" for row in rows):
                 hand_closed.add(follower)
         now = datetime.now(timezone.utc)
         intents = plan_deal(deal, master, routes.copy.get(deal.account, []), routes.mam.get(deal.account, []),
