@@ -439,7 +439,9 @@ def _relinked(deal: MasterDeal, row: IntentRow, result: OrderResult, rows: list[
         return replace(current, state="closed")
     if row.action is Action.PARTIAL_CLOSE:
         volume = current.volume - result.volume
-        if volume <= 0:
+        if volume == 0:  # this master position's whole share of a position shared with others
+            return replace(current, state="closed")
+        if volume < 0:
             raise StoreError(f"link {deal.position_id} -> {row.follower_id}: a partial close of "
                              f"{result.volume} leaves {volume}")
         return replace(current, volume=volume)

@@ -397,3 +397,26 @@ def test_a_hedging_follower_closing_one_of_its_copies_by_hand_keeps_the_other_li
     assert not s.venue.positions(hedger).result
     assert s.venue_trades(hedger) == len(s.filled(hedger)) + 1  # the hand close is the venue's extra trade
     s.store.close()
+
+
+def test_a_netting_follower_of_a_hedging_master_closes_only_the_closed_positions_share(tmp_path):
+    s = Session(tmp_path / "b.sqlite")
+    v = s.venue
+    master = v.login(1500)
+    v.add_account(master, Decimal(50_000), hedging=True)
+    netter = s.copy_followers[0]  # netting, multiplier 1
+    s.routes.copy[master] = [CopyRoute(netter, resolve(CopySettings(mode=SizingMode.MULTIPLIER)))]
+    v.watch_deals(master, s.watcher)
+    a = v.trade(master, "EURUSD", Side.BUY, "1.00")
+    b = v.trade(master, "EURUSD", Side.BUY, "0.50")  # a second master position: the follower's venue nets it
+    [held] = v.positions(netter).result
+    assert held.volume == 15_000_000
+    v.close(master, a)  # the first master position closes: the follower keeps the second's share
+    assert s.net(netter) == 5_000_000
+    assert [lk.volume for lk in s.store.links_of(b, str(netter))] == [5_000_000]
+    assert s.store.links_of(a, str(netter)) == []
+    v.close(master, b, "0.20")
+    assert s.net(netter) == 3_000_000
+    v.close(master, b)
+    assert s.net(netter) == 0 and s.venue_trades(netter) == len(s.filled(netter))
+    s.store.close()

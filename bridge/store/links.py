@@ -119,6 +119,18 @@ class LinkStore(StoreBase):
             out.setdefault(link.follower_id, []).append(link)
         return out
 
+    def shared_positions(self, master_position: PositionId) -> dict[tuple[str, PositionId], int]:
+        """For each follower position copying ``master_position`` that also copies *other* master
+        positions (a netting follower of a hedging master: its venue nets every copy into one
+        position), the position's total open volume over all of them, by (follower id, position)."""
+        rows = self.db.conn.execute(
+            "SELECT l.follower_id, l.follower_position, SUM(o.volume), COUNT(*) FROM links AS l "
+            "JOIN links AS o ON o.follower_id = l.follower_id AND o.follower_position = l.follower_position "
+            "AND o.state = 'open' WHERE l.master_position = ? AND l.state = 'open' "
+            "GROUP BY l.follower_id, l.follower_position", (_mp(master_position),))
+        return {(follower, venue_id_in(position, PositionId)): total
+                for follower, position, total, count in rows if count > 1}
+
     def save_links(self, links: list[Link]) -> None:
         """Write whole link rows (insert, or replace the row of the same follower position) in one
         statement. The caller decided them under the rules of :meth:`link`, :meth:`set_link_volume`,

@@ -9,6 +9,10 @@ Routes:
 
 * a **copy route** is one subscription: a follower copying the master with
   its resolved settings (:func:`allocation.copy.copy_deal` decides every leg);
+* a netting follower of a hedging master holds one position for several
+  master positions (its venue nets them): closing one of those master
+  positions closes that one's share (a partial close of the follower's
+  position), never the whole;
 * a follower may hold several positions copying one master position: a
   hedging follower opens a new position for each of a netting master's adds.
   Such a follower's legs act on all of them: a close or an SL/TP change is one
@@ -63,6 +67,9 @@ class Link:
     side: object  # Side
     volume: int
     positions: tuple[tuple[PositionId, int], ...] = ()  # empty: just (follower_position, volume)
+    # the follower position's whole volume when it also copies other master positions (a netting follower
+    # of a hedging master): closing this master position then closes only this share of it
+    shared_total: int | None = None
 
     @classmethod
     def of(cls, positions: list[tuple[PositionId, int]], symbol: str, side) -> "Link":
@@ -191,6 +198,10 @@ def _keyed(deal: MasterDeal, follower: Login, legs: list[Leg], link: Link | None
         if link is None or leg.action not in _ON_LINK:
             pieces = [(leg, None)]
         elif not link.positions:
+            if leg.action is Action.CLOSE and link.shared_total and link.shared_total > link.volume:
+                # the position holds other master positions' copies too: take out this one's share only
+                leg = Leg(leg.account, Action.PARTIAL_CLOSE, leg.symbol, leg.side, leg.ideal, leg.volume, leg.spec,
+                          leg.reason)
             pieces = [(leg, link.follower_position)]
         else:
             pieces = _per_position(leg, link)

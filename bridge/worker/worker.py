@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Callable, Mapping
 
@@ -51,6 +51,7 @@ from connectors.interface import AmbiguousOutcome, VenueUnavailable
 log = logging.getLogger("bridge.worker")
 
 UNFINISHED = ("planned", "sent", "unknown")
+_ON_POSITION = frozenset({DealKind.CLOSE, DealKind.PARTIAL_CLOSE, DealKind.REVERSAL})  # may close a share
 
 
 @dataclass
@@ -334,11 +335,15 @@ class Worker:
         accounts: dict[Login, AccountSnapshot] = dict(zip(logins[1:], snapshots[1:]))
         links: dict[Login, Link] = {}
         hand_closed = set()
-        for follower_id, rows in self.store.link_rows(deal.position_id).items():
+        link_rows = self.store.link_rows(deal.position_id)
+        shared = self.store.shared_positions(deal.position_id) if link_rows and deal.kind in _ON_POSITION else {}
+        for follower_id, rows in link_rows.items():
             follower = self.executor.login_of(follower_id)
             held = [(row.follower_position, row.volume) for row in rows if row.state == "open"]
             if held:
-                links[follower] = Link.of(held, rows[0].symbol, next(r.side for r in rows if r.state == "open"))
+                link = Link.of(held, rows[0].symbol, next(r.side for r in rows if r.state == "open"))
+                total = shared.get((follower_id, link.follower_position)) if len(held) == 1 else None
+                links[follower] = replace(link, shared_total=total) if total else link
             if any(row.state == "unlinked" for row in rows):
                 hand_closed.add(follower)
         now = datetime.now(timezone.utc)
