@@ -91,13 +91,19 @@ class IntentRow:
 
 
 _COLUMNS = tuple(f.name for f in fields(IntentRow))
-_INSERT = (f"INSERT INTO intents ({', '.join(_COLUMNS)}) "
-           f"VALUES ({', '.join('?' for _ in _COLUMNS)})")
+#: what a plan writes: everything up to ``sent_ns``; the results (``done_ns`` on) come with the marks
+_PLAN_COLUMNS = _COLUMNS[:_COLUMNS.index("sent_ns") + 1]
+_RESULT_FIELDS = _COLUMNS[len(_PLAN_COLUMNS):]
+_INSERT = (f"INSERT INTO intents ({', '.join(_PLAN_COLUMNS)}) "
+           f"VALUES ({', '.join('?' for _ in _PLAN_COLUMNS)})")
 
 
 def _checked_row(intent: IntentRow) -> tuple:
     """:func:`_intent_row` the careful way: every value through the codec, errors naming the field."""
     what = f"intent {intent.key}"
+    for name in _RESULT_FIELDS:
+        if getattr(intent, name) is not None:
+            raise StoreError(f"{what}: a plan holds no results, but {name} is set")
     try:
         reason = None if intent.reason is None else Reason(intent.reason).value
         action, side, state = Action(intent.action).value, Side(intent.side).value, IntentState(intent.state).value
@@ -110,15 +116,12 @@ def _checked_row(intent: IntentRow) -> tuple:
         venue_id_out(intent.position_id, PositionId, f"{what} position_id"), dec_out(intent.sl, f"{what} sl"),
         dec_out(intent.tp, f"{what} tp"), dec_out(intent.reference_price, f"{what} reference_price"), state,
         int_out(intent.attempts, f"{what} attempts"), int_out(intent.sent_ns, f"{what} sent_ns"),
-        int_out(intent.done_ns, f"{what} done_ns"), venue_id_out(intent.order_id, OrderId, f"{what} order_id"),
-        venue_id_out(intent.filled_position_id, PositionId, f"{what} filled_position_id"),
-        dec_out(intent.fill_price, f"{what} fill_price"), int_out(intent.fill_volume, f"{what} fill_volume"),
-        intent.reject_reason, intent.message,
     )
 
 
 def _intent_row(intent: IntentRow) -> tuple:
-    """The row in :data:`_COLUMNS` order, every value checked (no float reaches a column).
+    """A planned intent as the row plan() writes (:data:`_PLAN_COLUMNS` order), every value checked (no
+    float reaches a column; a plan holds no results).
 
     The common case (a freshly planned intent: enums, ints, Decimals, no venue
     ids but the position to close) is checked by exact type and written at
@@ -141,14 +144,15 @@ def _intent_row(intent: IntentRow) -> tuple:
             and (position is None or type(position) is PositionId)
             and (intent.sent_ns is None or type(intent.sent_ns) is int)
             and intent.done_ns is None and intent.order_id is None and intent.filled_position_id is None
-            and intent.fill_price is None and intent.fill_volume is None):
+            and intent.fill_price is None and intent.fill_volume is None and intent.reject_reason is None
+            and intent.message is None):
         return _checked_row(intent)
     return (
         intent.key, intent.deal_seq, intent.follower_id, intent.leg, action.value, intent.symbol, side.value,
         intent.volume, str(ideal), intent.planned_ns, None if reason is None else reason.value,
         None if position is None else str(position), None if sl is None else str(sl),
         None if tp is None else str(tp), None if ref is None else str(ref), state.value, intent.attempts,
-        intent.sent_ns, None, None, None, None, None, intent.reject_reason, intent.message,
+        intent.sent_ns,
     )
 
 
@@ -233,7 +237,7 @@ class IntentStore(StoreBase):
 
     def _checked_plan(self, seq: int, intents: list[IntentRow]) -> list[tuple]:
         rows = [_intent_row(intent) for intent in intents]
-        state_at, seq_at = _COLUMNS.index("state"), _COLUMNS.index("deal_seq")
+        state_at, seq_at = _PLAN_COLUMNS.index("state"), _PLAN_COLUMNS.index("deal_seq")
         for row, intent in zip(rows, intents):
             if row[seq_at] != seq:
                 raise StoreError(f"intent {intent.key} belongs to deal {row[seq_at]}, not {seq}")
