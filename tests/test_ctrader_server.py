@@ -24,6 +24,7 @@ from tests.ctrader_rig import EURUSD, LOT, START, Rig, pump, settle
 
 ROOT = Path(__file__).resolve().parents[1]
 EXEC = "ProtoOAExecutionEvent"
+BRIDGE = [sys.executable, "-c", "from bridge.cli.main import main; main()"]
 FILLED, ACCEPTED, PARTIAL, REPLACED = E.ORDER_FILLED, E.ORDER_ACCEPTED, E.ORDER_PARTIAL_FILL, E.ORDER_REPLACED
 
 
@@ -358,10 +359,10 @@ def test_the_example_credentials_file_loads_and_mistakes_are_one_line():
 def test_bridge_sim_ctrader_prints_where_it_listens_and_refuses_a_bad_file(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[application]\nclient_id = 'a'\n")
-    out = subprocess.run([sys.executable, "-m", "bridge.cli.main", "sim", "ctrader", "--port", "0",
+    out = subprocess.run([*BRIDGE, "sim", "ctrader", "--port", "0",
                           "--accounts", str(bad)], capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "bridge: error:" in out.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "bridge.cli.main", "sim", "ctrader", "--port", "0",
+    proc = subprocess.Popen([*BRIDGE, "sim", "ctrader", "--port", "0",
                              "--accounts", str(ROOT / "config" / "ctrader-sim.toml"), "--seed", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
     try:

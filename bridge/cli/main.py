@@ -15,6 +15,7 @@ from bridge.cli.allocate import allocate
 from bridge.cli.bench import bench
 from bridge.cli.demo import demo
 from bridge.cli.run import run
+from bridge.cli.sim import sim
 from bridge.cli.status import status
 from bridge.errors import InputError
 
@@ -40,6 +41,7 @@ cli.add_command(demo)
 cli.add_command(bench)
 cli.add_command(run)
 cli.add_command(status)
+cli.add_command(sim)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,107 @@
+"""``bridge sim``: local simulators of the venues, for staging and manual testing."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import click
+
+from bridge.errors import InputError
+
+
+@click.group()
+def sim() -> None:
+    """Run a local venue simulator in the foreground.
+
+    \b
+    Example:
+      bridge sim ctrader --port 5035 --accounts config/ctrader-sim.toml
+    """
+
+
+@sim.command()
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=5035, show_default=True,
+              help="TCP port (TLS, protobuf framing); 0 picks a free one.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--accounts", "accounts_file", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="Credentials file (TOML): application, tokens, accounts; format below.")
+@click.option("--cert", type=click.Path(dir_okay=False, path_type=Path),
+              help="Server certificate (PEM); default: a fresh local CA and certificate for 127.0.0.1/localhost.")
+@click.option("--key", type=click.Path(dir_okay=False, path_type=Path), help="Private key (PEM) of --cert.")
+@click.option("--ca-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the generated CA certificate here, for clients that verify the server.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed for prices, faults and new tokens.")
+@click.option("--spot-interval-ms", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Step the random-walk prices (and send spots) this often; 0: never.")
+@click.option("--idle-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Close a connection that sent nothing for this many seconds.")
+def ctrader(port, host, accounts_file, cert, key, ca_out, seed, spot_interval_ms, idle_timeout) -> None:
+    """Serve the cTrader Open API (protobuf over TLS) locally on a simulated market.
+
+    Any Open API client, the stock ctrader-open-api one included, can authenticate,
+    authorise accounts and trade; trades on a master account are seen by every
+    connection that authorised it, so a bridge configured against this server copies
+    them. Prints one line with the address, then serves until interrupted.
+
+    \b
+    Credentials file (TOML):
+      [application]
+      client_id = "copybridge-sim"          # ApplicationAuthReq
+      client_secret = "sim-secret"
+      [[tokens]]                            # one or more
+      access_token = "master-token"
+      refresh_token = "master-refresh"
+      expires_in = 2628000                  # optional, seconds
+      [[accounts]]                          # one or more
+      ctid_trader_account_id = 1001         # the Open API account id
+      trader_login = 5001                   # the login a trader sees
+      token = "master-token"                # the token that may use it
+      balance = "100000.00"                 # decimal string or integer
+      currency = "USD"                      # optional, default USD
+      type = "netted"                       # optional: hedged (default) or netted
+      live = false                          # optional, default false
+      leverage = 100                        # optional, default 100
+
+    \b
+    Example:
+      bridge sim ctrader --port 5035 --accounts config/ctrader-sim.toml --ca-out /tmp/sim-ca.pem
+      bridge sim ctrader --port 5035 --accounts accounts.toml --cert server.pem --key server.key
+    """
+    from twisted.internet import reactor
+
+    from connectors.ctrader.server import (
+        CTraderServer,
+        Credentials,
+        CredentialsError,
+        identity_from_files,
+        local_identity,
+    )
+
+    if (cert is None) != (key is None):
+        raise click.UsageError("--cert and --key go together")
+    try:
+        credentials = Credentials.load(accounts_file)
+        server = CTraderServer(credentials, clock=reactor, rng=random.Random(seed), idle_timeout_s=idle_timeout)
+        identity = identity_from_files(cert, key) if cert else local_identity()
+    except (CredentialsError, ValueError) as exc:
+        raise InputError(str(exc)) from None
+    if ca_out is not None:
+        if identity.ca_pem is None:
+            raise click.UsageError("--ca-out writes the generated CA: it does not go with --cert/--key")
+        ca_out.write_bytes(identity.ca_pem)
+    from twisted.internet.error import CannotListenError
+
+    try:
+        listening = server.listen(reactor, port, host, identity)
+    except CannotListenError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.socketError}") from None
+    if spot_interval_ms:
+        server.start_price_feed(spot_interval_ms / 1000)
+    bound = listening.getHost()
+    click.echo(f"listening on ssl://{bound.host}:{bound.port} ({len(credentials.accounts)} accounts; "
+               f"TLS: {'your certificate' if cert else 'a fresh local CA' + (f' written to {ca_out}' if ca_out else '')})")
+    import sys
+
+    sys.stdout.flush()
+    reactor.run()
