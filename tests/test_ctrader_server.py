@@ -275,7 +275,7 @@ def test_rate_limits_per_connection(rig):
 def test_garbage_and_oversized_frames_reset_the_connection_and_others_go_on(rig):
     c = rig.connect(1001)
     raw = rig.raw()  # verifies the server's certificate against the local CA, for "localhost"
-    raw.sendString(encode(oa.ProtoOAVersionReq(), "r1")[:0] + b"\xff" * 20)
+    raw.sendString(b"\xff" * 20)  # not a ProtoMessage
     pump(lambda: raw.lost)
     (wrapper, error), = raw.frames
     assert wrapper.payloadType == 50 and error.errorCode == "INVALID_REQUEST"
