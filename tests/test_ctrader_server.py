@@ -371,3 +371,13 @@ def test_bridge_sim_ctrader_prints_where_it_listens_and_refuses_a_bad_file(tmp_p
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_stop_out_closes_the_account_with_server_events(rig):
+    c = rig.connect(1001)
+    pid = filled(c, buy(c, volume=9 * LOT)).position.positionId  # margin about 9,765 of 10,000 USD
+    rig.server.set_bid("EURUSD", Decimal("1.07800"))  # equity falls below half the used margin
+    out = c.wait(lambda m, i: m.DESCRIPTOR.name == EXEC and m.isServerEvent and m.executionType == E.ORDER_FILLED)
+    assert out.order.isStopOut and out.position.positionId == pid
+    assert out.position.positionStatus == E.POSITION_STATUS_CLOSED
+    assert not c.call("ReconcileReq", ctidTraderAccountId=1001).position
