@@ -27,6 +27,7 @@ from bridge.store.codec import int_out, venue_id_in, venue_id_out
 from bridge.store.errors import StoreError
 
 LINK_STATES = ("open", "closed", "unlinked")
+_SIDES = {side.value: side for side in Side}
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +111,15 @@ class LinkStore(StoreBase):
     def link_rows(self, master_position: PositionId) -> dict[str, list[Link]]:
         """Every link row to ``master_position`` in any state (open, closed, unlinked), by follower id,
         oldest first: what :meth:`save_links` callers decide on."""
-        cursor = self.db.conn.execute("SELECT * FROM links WHERE master_position = ? ORDER BY rowid",
-                                      (_mp(master_position),))
-        names = [d[0] for d in cursor.description]
+        cursor = self.db.conn.execute(
+            "SELECT follower_id, follower_position, symbol, side, volume, state, opened_by FROM links "
+            "WHERE master_position = ? ORDER BY rowid", (_mp(master_position),))
         out: dict[str, list[Link]] = {}
-        for values in cursor:
-            link = _link_of(dict(zip(names, values)))
-            out.setdefault(link.follower_id, []).append(link)
+        sides = _SIDES
+        for follower, position, symbol, side, volume, state, opened_by in cursor:
+            link = Link(master_position, follower, venue_id_in(position, PositionId), symbol,
+                        sides.get(side) or Side(side), volume, state, opened_by)
+            out.setdefault(follower, []).append(link)
         return out
 
     def shared_positions(self, master_position: PositionId) -> dict[tuple[str, PositionId], int]:

@@ -336,7 +336,9 @@ class Worker:
         links: dict[Login, Link] = {}
         hand_closed = set()
         link_rows = self.store.link_rows(deal.position_id)
-        shared = self.store.shared_positions(deal.position_id) if link_rows and deal.kind in _ON_POSITION else {}
+        # only a netting follower's venue nets several master positions into one of its positions
+        netting = link_rows and deal.kind in _ON_POSITION and any(not a.hedging for a in accounts.values())
+        shared = self.store.shared_positions(deal.position_id) if netting else {}
         for follower_id, rows in link_rows.items():
             follower = self.executor.login_of(follower_id)
             held = [(row.follower_position, row.volume) for row in rows if row.state == "open"]
