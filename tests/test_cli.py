@@ -262,7 +262,7 @@ def test_bench_pipeline_reports_the_documented_keys(capsys):
     code, out, err = run(capsys, "bench", "--followers", "2", "--deals", "6", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"followers", "deals", "deal_to_last_order_ms", "raw_zmq_hop_ms", "ratio_p50"}
+    assert set(data) == {"followers", "deals", "deal_to_last_order_ms", "raw_zmq_hop_ms", "ratio_p50", "cpu_reference_ms"}
     assert (data["followers"], data["deals"]) == (2, 6)
     assert set(data["deal_to_last_order_ms"]) == {"p50", "p99", "max"}
     assert set(data["raw_zmq_hop_ms"]) == {"p50", "p99"}

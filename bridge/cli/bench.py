@@ -43,9 +43,10 @@ def bench(ctx, followers, deals, as_json) -> None:
     if as_json:
         click.echo(json.dumps(figures))
         return
-    d, h = figures["deal_to_last_order_ms"], figures["raw_zmq_hop_ms"]
+    d, h, c = figures["deal_to_last_order_ms"], figures["raw_zmq_hop_ms"], figures["cpu_reference_ms"]
     rows = [["deal -> last order out", f"{d['p50']:.3f}", f"{d['p99']:.3f}", f"{d['max']:.3f}"],
-            ["raw pyzmq hop (inproc)", f"{h['p50']:.3f}", f"{h['p99']:.3f}", ""]]
+            ["raw pyzmq hop (inproc)", f"{h['p50']:.3f}", f"{h['p99']:.3f}", ""],
+            ["cpu reference (fixed loop)", f"{c['p50']:.3f}", f"{c['p99']:.3f}", ""]]
     click.echo(f"{followers} follower(s), {deals} master deals; p50 ratio {figures['ratio_p50']}x")
     click.echo(table(["ms", "p50", "p99", "max"], rows))
     click.echo(TARGETS)
