@@ -127,13 +127,15 @@ def plan_deal(
     """
     master_spec = master.specs[deal.symbol]
     master_state = Master(master.balance, master.equity, master_spec)
+    keys = keys_of_deal(f"{deal.deal_id.platform.value}:{deal.deal_id.value}")  # the deal's part hashed once
     intents: list[Intent] = []
     for route in copy_routes:
         account = accounts[route.follower]
-        legs = copy_deal(deal, master_state, _follower(account, links.get(route.follower)), route.settings, now)
-        intents.extend(_keyed(deal, route.follower, legs, links.get(route.follower)))
+        link = links.get(route.follower)
+        legs = copy_deal(deal, master_state, _follower(account, link), route.settings, now)
+        intents.extend(_keyed(keys, route.follower, legs, link))
     for route in mam_routes:
-        intents.extend(_plan_mam(deal, master_state, route, accounts, links, now))
+        intents.extend(_plan_mam(deal, master_state, route, accounts, links, now, keys))
     if hand_closed:
         intents = [_skip_open(i, Reason.NOT_LINKED) if i.follower in hand_closed else i for i in intents]
     return intents
@@ -147,7 +149,7 @@ def _skip_open(intent: Intent, reason: Reason) -> Intent:
     return Intent(intent.key, intent.follower, intent.leg_no, skipped, intent.position_id)
 
 
-def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now) -> list[Intent]:
+def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now, keys) -> list[Intent]:
     out: list[Intent] = []
     opens_block = deal.kind in (DealKind.OPEN, DealKind.ADD, DealKind.REVERSAL)
     if deal.kind not in (DealKind.OPEN, DealKind.ADD):
@@ -155,7 +157,7 @@ def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now)
         plain = Effective()
         for login, _ in route.members:
             legs = copy_deal(deal, master_state, _follower(accounts[login], links.get(login)), plain, now)
-            out.extend(_keyed(deal, login, legs[:1], links.get(login)))
+            out.extend(_keyed(keys, login, legs[:1], links.get(login)))
     if opens_block:
         # an open, an add, or a reversal's new side: a block split across the members (after their closes)
         next_leg: dict[Login, int] = {}
@@ -172,7 +174,7 @@ def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now)
             by_name = {str(login): login for login, _ in route.members}
             for leg in allocation.legs:
                 login = by_name[leg.account]
-                out.extend(_keyed(deal, login, [leg], None, next_leg.get(login, 0)))
+                out.extend(_keyed(keys, login, [leg], None, next_leg.get(login, 0)))
     return out
 
 
@@ -183,14 +185,10 @@ def _follower(account: AccountSnapshot, link: Link | None) -> Follower:
 
 
 _ON_LINK = frozenset({Action.CLOSE, Action.PARTIAL_CLOSE, Action.MODIFY})
-_KEYS: dict[object, object] = {}  # the newest deal's key maker: a fan-out hashes its deal's part once
 
 
-def _keyed(deal: MasterDeal, follower: Login, legs: list[Leg], link: Link | None, first: int = 0) -> list[Intent]:
-    keys = _KEYS.get(deal.deal_id)
-    if keys is None:
-        _KEYS.clear()
-        keys = _KEYS[deal.deal_id] = keys_of_deal(f"{deal.deal_id.platform.value}:{deal.deal_id.value}")
+def _keyed(keys, follower: Login, legs: list[Leg], link: Link | None, first: int = 0) -> list[Intent]:
+    """Each leg keyed (``keys``: the deal's key maker), split per position where it acts on several."""
     out = []
     text = str(follower)
     leg_no = first
