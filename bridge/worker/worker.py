@@ -335,7 +335,8 @@ class Worker:
         accounts: dict[Login, AccountSnapshot] = dict(zip(logins[1:], snapshots[1:]))
         links: dict[Login, Link] = {}
         hand_closed = set()
-        link_rows = self.store.link_rows(deal.position_id)
+        # an open starts a master position: nothing can be linked to it yet
+        link_rows = {} if deal.kind is DealKind.OPEN else self.store.link_rows(deal.position_id)
         # only a netting follower's venue nets several master positions into one of its positions
         netting = link_rows and deal.kind in _ON_POSITION and any(not a.hedging for a in accounts.values())
         shared = self.store.shared_positions(deal.position_id) if netting else {}
