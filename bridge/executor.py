@@ -29,30 +29,25 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Callable, Mapping
 
 from twisted.internet import defer, task
 from twisted.python.failure import Failure
 
 from allocation.leg import Action
-from bridge.domain.deal import MasterDeal
 from bridge.domain.ids import Login, PositionId, ServerId
-from bridge.domain.volume import UNITS_PER_BASE
-from bridge.store import Link as StoredLink, Store, StoreError
+from bridge.fanout import FanOut
+from bridge.results import (
+    POSITION_GONE, REQUOTE_RETRIES, SLIPPAGE_EXCEEDED, adverse_price, ns, open_row, put, relinked, requoted,
+    slippage_money, slippage_points,
+)
+from bridge.store import Link as StoredLink, Store
 from bridge.store.intents import IntentRow, IntentState
 from bridge.store.tracking import ExecutionRow
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable
 
 log = logging.getLogger("bridge.executor")
 
-#: the reason code a venue gives for a close or modify of a position it no longer holds
-POSITION_GONE = "position-not-found"
-#: a fill refused because the price moved: retried at the new price, up to REQUOTE_RETRIES times
-REQUOTES = frozenset({"requote", "price-changed"})
-REQUOTE_RETRIES = 3
-SLIPPAGE_EXCEEDED = "max-slippage-exceeded"
 FINAL = (IntentState.FILLED, IntentState.REJECTED, IntentState.SKIPPED)
 MAX_ATTEMPTS = 5
 
@@ -134,7 +129,7 @@ class Executor:
             self.store.mark_sent(row.key, sent_ns)
             self.sent += 1
             result = yield self._send(row, self.order(entry, row))
-            if result is not None and _requoted(result):
+            if result is not None and requoted(result):
                 if requotes < self.requote_retries:
                     requotes += 1  # the price moved: ask again at the new price, same key
                     self.store.mark_unknown(row.key, f"{result.reason}: trying again ({requotes})")
@@ -220,14 +215,14 @@ class Executor:
             follower = row.follower_id
             rows = links.setdefault(follower, [])
             if result.status is OrderStatus.REJECTED:
-                target = _open_row(rows, row.position_id)
+                target = open_row(rows, row.position_id)
                 if result.reason == POSITION_GONE and target is not None:
                     # the follower closed it outside the bridge: unlink, never reopen
-                    _put(rows, changed, replace(target, state="unlinked"))
+                    put(rows, changed, replace(target, state="unlinked"))
                 continue
-            new = _relinked(deal, row, result, rows)
+            new = relinked(deal, row, result, rows)
             if new is not None:
-                _put(rows, changed, new)
+                put(rows, changed, new)
             executions.append(self._execution(entry, row, sent_ns, result, done_ns))
         store.save_links(list(changed.values()))
         store.record_executions(executions)
@@ -235,16 +230,15 @@ class Executor:
     def _execution(self, entry, row: IntentRow, sent_ns: int | None, result: OrderResult, now: int) -> ExecutionRow:
         deal = entry.deal
         login = self.login_of(row.follower_id)
-        adverse = _adverse_price(row, deal, result)
+        adverse = adverse_price(row, deal, result)
         digits = self._digits(login, row.symbol)
         return ExecutionRow(
             intent_key=row.key, follower_id=row.follower_id, master_account=str(deal.account),
             venue=str(login.server), detect_ns=entry.detected_ns, decide_ns=row.planned_ns,
             send_ns=sent_ns or now, fill_ns=now, master_price=deal.price,
-            master_time_ns=_ns(deal.time), fill_price=result.price, fill_time_ns=_ns(result.time),
-            slippage_points=None if adverse is None or digits is None else
-            int(adverse.scaleb(digits).to_integral_value(ROUND_HALF_EVEN)),
-            slippage_money=_slippage_money(adverse, result),
+            master_time_ns=ns(deal.time), fill_price=result.price, fill_time_ns=ns(result.time),
+            slippage_points=slippage_points(adverse, digits),
+            slippage_money=slippage_money(adverse, result),
         )
 
     def _digits(self, login: Login, symbol: str) -> int | None:
@@ -253,236 +247,3 @@ class Executor:
             spec = self.store.spec(login, symbol)
             self._digit_cache[key] = None if spec is None else spec.digits
         return self._digit_cache[key]
-
-
-class FanOut:
-    """One master deal's orders on their way: the fast path of the executor.
-
-    Every follower whose next leg is freshly ``planned`` (not at startup) has
-    it marked ``sent`` (one statement for all) and sent at once; its later legs
-    follow as each result comes back. Results that come back while the fan-out
-    is still being sent are written together at the end, in the same
-    transaction; later ones together with those that came back in the same
-    reactor turn. Anything out of the ordinary (an
-    ambiguous outcome, a requote, an intent that must be looked up first)
-    hands that follower's remaining legs to the executor's careful path, after
-    writing what is buffered so that each follower's results stay in order.
-    """
-
-    def __init__(self, executor: Executor, entry) -> None:
-        self.executor = executor
-        self.entry = entry
-        self.done = defer.Deferred()
-        self._buffer: list[tuple[IntentRow, int | None, OrderResult, int]] = []
-        self._sending = True
-        self._flush_due = False
-        self._open = 0
-
-    def start(self, followers: list[list[IntentRow]], fresh: bool = False) -> None:
-        ex = self.executor
-        self._open = len(followers)
-        marked, unmarked, careful = [], [], []
-        for rows in followers:
-            rows.sort(key=_leg)
-            state = rows[0].state
-            if fresh and state is IntentState.SENT:
-                marked.append(rows)  # marked sent with the plan, not sent yet
-            elif state is IntentState.PLANNED and not ex.verify_planned:
-                unmarked.append(rows)
-            else:
-                careful.append(rows)
-        try:
-            if unmarked or careful:
-                # one transaction for the sent marks and every result a venue answers at once; safe because
-                # startup looks every unfinished intent up, `planned` ones included, before sending anything
-                with ex.store.transaction():
-                    self._send_all(marked, unmarked, careful)
-            else:
-                self._send_all(marked, unmarked, careful)  # marked sent by the plan: nothing to write first
-        finally:
-            self._sending = False
-        self._check_done()
-
-    def _send_all(self, marked, unmarked, careful) -> None:
-        ex = self.executor
-        if unmarked:
-            ex.store.mark_sent_many([rows[0].key for rows in unmarked], ex.clock_ns())
-            marked = marked + unmarked
-        ex.sent += len(marked)
-        for rows in marked:
-            self._send(rows, 0, ex.clock_ns())
-        for rows in careful:
-            self._careful(rows)
-        self._sending = False
-        self._flush()  # results that came back while sending: inside the transaction, if there is one
-
-    def _send(self, rows: list[IntentRow], i: int, sent_ns: int) -> None:
-        ex = self.executor
-        order = ex.order(self.entry, rows[i])
-        try:
-            d = ex.venues[order.account.server].execute(order)
-        except Exception:
-            d = defer.fail()
-        d.addCallbacks(self._result, self._failed, callbackArgs=(rows, i, sent_ns), errbackArgs=(rows, i))
-
-    def _result(self, result: OrderResult, rows: list[IntentRow], i: int, sent_ns: int) -> None:
-        ex = self.executor
-        row = rows[i]
-        try:
-            if _requoted(result) and ex.requote_retries > 0:
-                self._flush()
-                ex.store.mark_unknown(row.key, f"{result.reason}: trying again (1)")
-                self._careful([ex.store.intent(row.key), *rows[i + 1:]], requotes=1)
-                return
-            if _requoted(result):
-                result = replace(result, reason=SLIPPAGE_EXCEEDED, message=f"{result.reason}: {result.message}")
-            self._buffer.append((row, sent_ns, result, ex.clock_ns()))
-            if not self._sending and not self._flush_due:
-                # results that come back together are written together: on the reactor's next turn
-                if ex.reactor is None:
-                    self._flush()
-                else:
-                    self._flush_due = True
-                    ex.reactor.callLater(0, self._flush)
-            if i + 1 < len(rows):
-                sent_ns = ex.clock_ns()
-                ex.store.mark_sent(rows[i + 1].key, sent_ns)
-                ex.sent += 1
-                self._send(rows, i + 1, sent_ns)
-                return
-        except Exception:
-            log.exception("executor: intent %s failed unexpectedly", row.key)
-        self._finished()
-
-    def _failed(self, failure: Failure, rows: list[IntentRow], i: int) -> None:
-        ex = self.executor
-        row = rows[i]
-        if not failure.check(AmbiguousOutcome, VenueUnavailable):
-            log.error("executor: intent %s failed unexpectedly: %s", row.key, failure.getTraceback())
-            self._finished()
-            return
-        log.warning("executor: %s", failure.getErrorMessage())
-        try:
-            self._flush()
-            ex.store.mark_unknown(row.key, failure.getErrorMessage())
-            self._careful([ex.store.intent(row.key), *rows[i + 1:]])
-        except Exception:
-            log.exception("executor: intent %s failed unexpectedly", row.key)
-            self._finished()
-
-    def _careful(self, rows: list[IntentRow], requotes: int = 0) -> None:
-        self._flush()
-        d = self.executor._in_order(self.entry, rows, requotes)
-        d.addBoth(lambda _: self._finished())
-
-    def _flush(self) -> None:
-        self._flush_due = False
-        if self._buffer:
-            items, self._buffer = self._buffer, []
-            self.executor.apply(self.entry, items)
-
-    def _finished(self) -> None:
-        self._open -= 1
-        self._check_done()
-
-    def _check_done(self) -> None:
-        if self._open <= 0 and not self._sending and not self.done.called:
-            try:
-                self._flush()
-            except Exception:
-                log.exception("executor: results of deal %s could not be recorded", self.entry.seq)
-            self.done.callback(None)
-
-
-def _leg(row: IntentRow) -> int:
-    return row.leg
-
-
-def _requoted(result: OrderResult) -> bool:
-    return result.status is OrderStatus.REJECTED and result.reason in REQUOTES
-
-
-def _open_row(rows: list[StoredLink], position: PositionId | None) -> StoredLink | None:
-    for link in rows:
-        if link.follower_position == position and link.state == "open":
-            return link
-    return None
-
-
-def _put(rows: list[StoredLink], changed: dict, link: StoredLink) -> None:
-    """``link`` replaces its follower position's row in ``rows`` (or joins them) and is to be saved."""
-    for n, old in enumerate(rows):
-        if old.follower_position == link.follower_position:
-            rows[n] = link
-            break
-    else:
-        rows.append(link)
-    changed[(link.follower_id, link.follower_position)] = link
-
-
-def _relinked(deal: MasterDeal, row: IntentRow, result: OrderResult, rows: list[StoredLink]) -> StoredLink | None:
-    """The link row a fill changes or makes (``rows``: the follower's rows to this master position, any
-    state), or None when none changes. Raises where a link may not be made (see LinkStore.link)."""
-    if row.action is Action.OPEN:
-        same = next((link for link in rows if link.follower_position == result.position_id), None)
-        if same is None:  # a new position: the first copy, or a hedging follower's copy of an add
-            return StoredLink(deal.position_id, row.follower_id, result.position_id, row.symbol, row.side,
-                              result.volume, "open", row.key)
-        if same.state != "open":
-            raise StoreError(f"link {deal.position_id} -> {row.follower_id}: follower position "
-                             f"{same.follower_position} is already {same.state}; a link is never reopened")
-        return replace(same, volume=same.volume + result.volume)  # a netting follower's add
-    current = _open_row(rows, row.position_id)
-    if current is None:
-        return None
-    if row.action is Action.CLOSE:
-        return replace(current, state="closed")
-    if row.action is Action.PARTIAL_CLOSE:
-        volume = current.volume - result.volume
-        if volume == 0:  # this master position's whole share of a position shared with others
-            return replace(current, state="closed")
-        if volume < 0:
-            raise StoreError(f"link {deal.position_id} -> {row.follower_id}: a partial close of "
-                             f"{result.volume} leaves {volume}")
-        return replace(current, volume=volume)
-    return None
-
-
-def _adverse_price(row: IntentRow, deal: MasterDeal, result: OrderResult) -> Decimal | None:
-    """How much worse the fill price is than the master's, positive when worse for the follower.
-
-    Measured when the follower trades in the master's direction (the master's
-    deal price is then the same side of the spread); a reversed copy has no
-    such reference and gets None. In points (rounded half-even to a whole
-    point) it is the ``slippage_points`` of the execution record."""
-    if deal.price is None or result.price is None or row.action is Action.MODIFY:
-        return None
-    buying = (row.side.value == "buy") == (row.action is Action.OPEN)
-    master_buying = (deal.side.value == "buy") == (deal.kind.value in ("open", "add", "reversal"))
-    if buying != master_buying:
-        return None  # a reversed copy: the master's price is the other side of the spread, no reference
-    return (result.price - deal.price) if buying else (deal.price - result.price)
-
-
-def _slippage_money(adverse: Decimal | None, result: OrderResult) -> Decimal | None:
-    """The slippage in the follower's account currency, positive when it cost the follower.
-
-    The exact price difference is in the quote currency per base unit; x the
-    filled base units (volume / 100) gives quote currency; x the venue's
-    ``quote_to_account`` rate at the fill gives account currency. Rounded
-    half-even to 6 decimal places (a reporting figure, never booked). None when
-    a factor is missing (no reference price, a reversed copy, a venue that
-    gives no rate)."""
-    if adverse is None or result.quote_to_account is None or not result.volume:
-        return None
-    return (adverse * result.volume / UNITS_PER_BASE * result.quote_to_account).quantize(MONEY_PLACES,
-                                                                                      ROUND_HALF_EVEN)
-
-
-MONEY_PLACES = Decimal("0.000001")
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-def _ns(moment: datetime | None) -> int:
-    """An aware datetime as integer nanoseconds since the epoch (no float on the way)."""
-    return 0 if moment is None else (moment - _EPOCH) // timedelta(microseconds=1) * 1000

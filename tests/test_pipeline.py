@@ -19,7 +19,8 @@ from bridge.domain.deal import DealKind, Side
 from bridge.executor import Executor
 from bridge.store import Store
 from bridge.worker.planning import CopyRoute, MamRoute
-from bridge.worker.worker import Routes, Worker
+from bridge.worker.routes import Routes
+from bridge.worker.worker import Worker
 from connectors.sim import SimConfig, SimVenue
 
 SL, TP = Decimal("1.00000"), Decimal("1.50000")

@@ -37,7 +37,8 @@ from bridge.domain.ids import DealId, Login, Platform
 from bridge.executor import Executor
 from bridge.store import Store
 from bridge.worker.planning import CopyRoute, MamRoute
-from bridge.worker.worker import Routes, Worker
+from bridge.worker.routes import Routes
+from bridge.worker.worker import Worker
 from connectors.sim import SimConfig, SimVenue
 
 log = logging.getLogger("bridge.daemon")
