@@ -30,7 +30,9 @@ LINK_STATES = ("open", "closed", "unlinked")
 _SIDES = {side.value: side for side in Side}
 
 
-@dataclass(frozen=True, slots=True)
+# A value, never changed once made. Not frozen: one is built per follower per deal, and a frozen
+# dataclass costs about three times as much to build.
+@dataclass(slots=True)
 class Link:
     master_position: PositionId
     follower_id: str  # str(Login)

@@ -59,7 +59,9 @@ class AccountSnapshot:
     hedging: bool = False  # each open is its own position (MT4, hedging MT5/cTrader accounts)
 
 
-@dataclass(frozen=True, slots=True)
+# A value, never changed once made. Not frozen: one is built per follower per deal, and a frozen
+# dataclass costs about three times as much to build.
+@dataclass(slots=True)
 class Link:
     """What a follower holds copying a master position: one position, or several (a hedging follower of
     a master that added), oldest first in ``positions`` as (position, volume); ``volume`` is the total."""

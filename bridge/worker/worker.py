@@ -283,8 +283,17 @@ class Worker:
         # only a netting follower's venue nets several master positions into one of its positions
         netting = link_rows and deal.kind in _ON_POSITION and any(not a.hedging for a in accounts.values())
         shared = self.store.shared_positions(deal.position_id) if netting else {}
+        login_of = self.executor.login_of
         for follower_id, rows in link_rows.items():
-            follower = self.executor.login_of(follower_id)
+            follower = login_of(follower_id)
+            if len(rows) == 1:  # the common case: one follower position for the master position
+                row = rows[0]
+                if row.state == "open":
+                    links[follower] = Link(row.follower_position, row.symbol, row.side, row.volume,
+                                           shared_total=shared.get((follower_id, row.follower_position)))
+                elif row.state == "unlinked":
+                    hand_closed.add(follower)
+                continue
             held = [(row.follower_position, row.volume) for row in rows if row.state == "open"]
             if held:
                 link = Link.of(held, rows[0].symbol, next(r.side for r in rows if r.state == "open"))
