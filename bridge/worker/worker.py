@@ -74,6 +74,7 @@ class Worker:
         self._specs: dict[tuple[Login, str], object] = {}  # symbol specs change rarely: kept in memory
         self._inbox: deque[tuple[MasterDeal, int]] = deque()  # taken, not yet journalled: see the module doc
         self._inbox_ids: set = set()
+        self._newest: dict[Login, int] = {}  # the highest venue deal id taken, per master
         self._recovering = False
         self._blocked = False  # the oldest deal could not be planned: nothing moves until a retry
         self._clean = False  # True once the store is known to hold no work (see _next)
@@ -123,7 +124,7 @@ class Worker:
     def accept(self, deal: MasterDeal, detected_ns: int | None = None) -> bool:
         """Take a master deal into the inbox and work; False for a second delivery of one already
         taken (counted and ignored)."""
-        if deal.deal_id in self._inbox_ids or self.store.deal_seq(deal.deal_id) is not None:
+        if deal.deal_id in self._inbox_ids or (not self._newer(deal) and self.store.deal_seq(deal.deal_id)):
             self.duplicates += 1
             return False
         self._inbox.append((deal, detected_ns or self.clock_ns()))
@@ -131,6 +132,18 @@ class Worker:
         if not self._recovering:
             self.kick()
         return True
+
+    def _newer(self, deal: MasterDeal) -> bool:
+        """The deal's venue id is above every id journalled for its master, so it cannot be journalled
+        already (the store need not be asked). Answered from memory after the first deal of a master."""
+        newest = self._newest.get(deal.account)
+        if newest is None:
+            last = self.store.last_deal_id(deal.account)
+            newest = self._newest[deal.account] = -1 if last is None else last.value
+        if deal.deal_id.value > newest:
+            self._newest[deal.account] = deal.deal_id.value
+            return True
+        return False
 
     def kick(self) -> defer.Deferred:
         """Work until nothing is left; fires when idle. Calls while working make it look again."""
