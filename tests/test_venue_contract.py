@@ -1,0 +1,96 @@
+"""The connector contract (tests/venue_contract.py) against every venue we have.
+
+* ``sim``: the simulated venue in this process;
+* ``sim-remote``: the same venue served by ``SimServer`` and reached through ``RemoteVenue`` over
+  real tcp://127.0.0.1 sockets (what `python -m connectors.sim.serve` runs).
+
+A connector joins by adding a harness here (see the contract's module docstring).
+"""
+
+from __future__ import annotations
+
+import pytest
+import zmq
+from twisted.internet import defer
+from twisted.internet.task import Clock
+from twisted.python.failure import Failure
+
+from connectors.sim.remote import RemoteVenue
+from connectors.sim.server import SimServer
+from tests.sim_builders import HEDGER, MASTER, NETTER, make_venue
+from tests.test_sim_remote import pump as pump_sockets
+from tests.venue_contract import CHECKS
+
+
+class SimHarness:
+    """The simulated venue in process: its Deferreds have fired by the time they are returned."""
+
+    def __init__(self) -> None:
+        self.sim, self.clock = make_venue()
+        self.venue = self.sim
+        self.master, self.hedger, self.netter = MASTER, HEDGER, NETTER
+
+    def result(self, d: defer.Deferred):
+        box = []
+        d.addBoth(box.append)
+        assert box, "an in-process sim venue answers at once"
+        if isinstance(box[0], Failure):
+            box[0].raiseException()
+        return box[0]
+
+    def result_or_none(self, d) -> None:
+        if isinstance(d, defer.Deferred):
+            self.result(d)
+
+    def manual(self, account, symbol, side, lots):
+        return self.sim.trade(account, symbol, side, lots)
+
+    def manual_close(self, account, position, lots=None) -> None:
+        self.sim.close(account, position, lots)
+
+    def pump(self, until=lambda: True) -> None:
+        assert until()
+
+    def close(self) -> None:
+        pass
+
+
+class RemoteSimHarness(SimHarness):
+    """The simulated venue behind a SimServer, reached through a RemoteVenue over tcp://127.0.0.1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ctx = zmq.Context()
+        self.server = SimServer(self.ctx, self.sim, "tcp://127.0.0.1:*")
+        self.venue = RemoteVenue(self.ctx, "sim", self.server.endpoint, Clock(), timeout_s=5)
+
+    def result(self, d: defer.Deferred):
+        box = []
+        d.addBoth(box.append)
+        pump_sockets(self.server, self.venue, until=lambda: bool(box))
+        if isinstance(box[0], Failure):
+            box[0].raiseException()
+        return box[0]
+
+    def pump(self, until=lambda: True) -> None:
+        pump_sockets(self.server, self.venue, until=until)
+
+    def close(self) -> None:
+        self.venue.close()
+        self.server.close()
+        self.ctx.destroy(linger=0)
+
+
+HARNESSES = {"sim": SimHarness, "sim-remote": RemoteSimHarness}
+
+
+@pytest.fixture(params=sorted(HARNESSES))
+def harness(request):
+    h = HARNESSES[request.param]()
+    yield h
+    h.close()
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+def test_venue_contract(harness, check):
+    check(harness)
