@@ -2,7 +2,8 @@
 
 * ``sim``: the simulated venue in this process;
 * ``sim-remote``: the same venue served by ``SimServer`` and reached through ``RemoteVenue`` over
-  real tcp://127.0.0.1 sockets (what `python -m connectors.sim.serve` runs).
+  real tcp://127.0.0.1 sockets (what `python -m connectors.sim.serve` runs);
+* ``ctrader``: the cTrader connector against the local cTrader Open API server over TLS on 127.0.0.1.
 
 A connector joins by adding a harness here (see the contract's module docstring).
 """
@@ -81,7 +82,12 @@ class RemoteSimHarness(SimHarness):
         self.ctx.destroy(linger=0)
 
 
-HARNESSES = {"sim": SimHarness, "sim-remote": RemoteSimHarness}
+def _ctrader():
+    from tests.ctrader_venue_rig import CTraderHarness  # the connector against the local cTrader server over TLS
+    return CTraderHarness()
+
+
+HARNESSES = {"sim": SimHarness, "sim-remote": RemoteSimHarness, "ctrader": _ctrader}
 
 
 @pytest.fixture(params=sorted(HARNESSES))

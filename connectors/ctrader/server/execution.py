@@ -41,11 +41,13 @@ from bridge.domain.deal import DealKind, Side
 from bridge.domain.ids import Platform, PositionId
 from bridge.domain.volume import UNITS_PER_BASE
 from connectors.ctrader.server.accounts import (
+    MONEY_DIGITS,
     CloseDetail,
     DealRecord,
     OrderRecord,
     PositionMeta,
     TraderAccount,
+    money,
     side_of,
 )
 from connectors.ctrader.server.faults import Faults
@@ -175,6 +177,23 @@ class Engine:
         matching = [d for d in self.accounts[ctid].deals if from_ms <= d.time_ms <= to_ms]
         return matching[:max_rows], len(matching) > max_rows
 
+    def deposit(self, ctid: int, amount: Decimal, note: str = "") -> list[Emission]:
+        """A balance operation (negative: a withdrawal) as a DEPOSIT_WITHDRAW ExecutionEvent.
+
+        ``balanceHistoryId`` is drawn from the deal id sequence, so balance operations and deals
+        of one account are ordered by id as they happened."""
+        acct = self.accounts[ctid]
+        acct.book.balance += amount
+        acct.balance_version += 1
+        op = model.ProtoOADepositWithdraw(
+            operationType=model.BALANCE_DEPOSIT if amount >= 0 else model.BALANCE_WITHDRAW,
+            balanceHistoryId=next(self._deal_ids), balance=money(acct.book.balance), delta=money(abs(amount)),
+            changeBalanceTimestamp=self.now_ms(), externalNote=note, balanceVersion=acct.balance_version,
+            equity=money(acct.book.equity()), moneyDigits=MONEY_DIGITS)
+        event = oa.ProtoOAExecutionEvent(ctidTraderAccountId=ctid, executionType=model.DEPOSIT_WITHDRAW,
+                                         depositWithdraw=op, isServerEvent=True)
+        return [Emission(ctid, event)]
+
     # -- server side ------------------------------------------------------
     def trigger(self) -> list[Emission]:
         """Close what the current prices stop out: SL/TP hits, then accounts below the stop-out level."""
@@ -188,7 +207,7 @@ class Engine:
                 if (hit_sl or hit_tp) and p.symbol not in self.closed_markets:
                     events += self._close(acct, p, p.volume, model.STOP_LOSS_TAKE_PROFIT, server=True)
             while acct.book.positions and acct.book.equity() < self.used_margin(acct) * self.stop_out_level:
-                worst = min(acct.book.positions.values(), key=lambda p: self._floating(acct, p))
+                worst = min(acct.book.positions.values(), key=lambda p: self.floating(acct, p))
                 events += self._close(acct, worst, worst.volume, model.MARKET, server=True, stop_out=True)
         return events
 
@@ -202,7 +221,8 @@ class Engine:
         return (in_deposit / acct.definition.leverage).quantize(CENT, ROUND_HALF_EVEN)
 
     # -- pieces -----------------------------------------------------------
-    def _floating(self, acct: TraderAccount, p: Position) -> Decimal:
+    def floating(self, acct: TraderAccount, p: Position) -> Decimal:
+        """A position's unrealised profit at the closing price, in the account's currency."""
         close = self.market.fill_price(p.symbol, p.side.opposite)
         return self.market.profit(p.symbol, p.side, p.volume, p.open_price, close, acct.definition.currency)
 

@@ -102,6 +102,10 @@ class CTraderServer:
                 session.forget(ctid)
                 session.connection.send_event(oa.ProtoOAAccountDisconnectEvent(ctidTraderAccountId=ctid))
 
+    def deposit(self, ctid: int, amount: Decimal, note: str = "") -> None:
+        """A balance operation on ``ctid`` (negative: a withdrawal), sent to every connection holding it."""
+        self.publish(self.engine.deposit(ctid, amount, note))
+
     # -- prices -----------------------------------------------------------
     def spot_event(self, ctid: int, symbol_id: int) -> oa.ProtoOASpotEvent:
         bid, ask = self.symbols.spot(self.symbols.name_of(symbol_id))

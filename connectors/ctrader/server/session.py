@@ -15,6 +15,7 @@ from __future__ import annotations
 from ctrader_open_api.messages import OpenApiMessages_pb2 as oa
 from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
 
+from connectors.ctrader.server.accounts import MONEY_DIGITS, money
 from connectors.ctrader.server.execution import RequestError
 from connectors.ctrader.server.framing import HISTORICAL, BadPayload, common_error, decode_payload, oa_error
 from connectors.ctrader.server.ratelimit import RateLimiter
@@ -59,6 +60,9 @@ class Session:
             _pt(oa.ProtoOACancelOrderReq): self._cancel,
             _pt(oa.ProtoOAReconcileReq): self._reconcile,
             _pt(oa.ProtoOADealListReq): self._deal_list,
+            _pt(oa.ProtoOAOrderListReq): self._order_list,
+            _pt(oa.ProtoOAOrderDetailsReq): self._order_details,
+            _pt(oa.ProtoOAGetPositionUnrealizedPnLReq): self._unrealized,
         }
 
     # -- dispatch ---------------------------------------------------------
@@ -206,6 +210,32 @@ class Session:
         deals, more = self.server.engine.deal_list(m.ctidTraderAccountId, m.fromTimestamp, m.toTimestamp, rows)
         self._reply(oa.ProtoOADealListRes(ctidTraderAccountId=m.ctidTraderAccountId,
                                           deal=[d.message() for d in deals], hasMore=more), mid)
+
+    def _order_list(self, m, mid) -> None:
+        if m.toTimestamp < m.fromTimestamp or m.toTimestamp - m.fromTimestamp > WEEK_MS:
+            raise RequestError("INCORRECT_BOUNDARIES", "toTimestamp must follow fromTimestamp by at most one week")
+        acct = self.server.accounts[m.ctidTraderAccountId]
+        orders = [o for o in acct.orders.values()
+                  if m.fromTimestamp <= (o.updated_ms or o.created_ms) <= m.toTimestamp]
+        self._reply(oa.ProtoOAOrderListRes(ctidTraderAccountId=acct.ctid, order=[o.message() for o in
+                                                                                 orders[:MAX_DEAL_ROWS]],
+                                           hasMore=len(orders) > MAX_DEAL_ROWS), mid)
+
+    def _order_details(self, m, mid) -> None:
+        acct = self.server.accounts[m.ctidTraderAccountId]
+        order = acct.orders.get(m.orderId)
+        if order is None:
+            raise RequestError("ORDER_NOT_FOUND", f"Order {m.orderId} not found")
+        deals = [d.message() for d in acct.deals if d.order_id == m.orderId]
+        self._reply(oa.ProtoOAOrderDetailsRes(ctidTraderAccountId=acct.ctid, order=order.message(), deal=deals), mid)
+
+    def _unrealized(self, m, mid) -> None:
+        acct = self.server.accounts[m.ctidTraderAccountId]
+        res = oa.ProtoOAGetPositionUnrealizedPnLRes(ctidTraderAccountId=acct.ctid, moneyDigits=MONEY_DIGITS)
+        for p in acct.book.positions.values():
+            pnl = money(self.server.engine.floating(acct, p))
+            res.positionUnrealizedPnL.add(positionId=p.position_id.value, grossUnrealizedPnL=pnl, netUnrealizedPnL=pnl)
+        self._reply(res, mid)
 
     # -- trading ----------------------------------------------------------
     def _trade(self, execute):

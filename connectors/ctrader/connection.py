@@ -1,0 +1,148 @@
+"""One TLS connection to an Open API server: length-prefixed frames, rate-limited sends, heartbeats.
+
+- Frames: ``Int32StringReceiver`` (4-byte big-endian length). A frame above
+  ``max_frame`` or bytes that are not an Open API message are a protocol
+  error: logged with what was wrong (``error``), the connection aborted; the
+  session reconnects and reconciles, so nothing is lost.
+- Sends leave at once while the connection's token bucket for their class
+  (live or historical) has a token; otherwise they queue in order and leave
+  as tokens come back. ``on_sent`` tells the caller the frame is on the wire.
+- Heartbeats: one is sent whenever nothing was sent for ``heartbeat_s``
+  (default 5 s; cTrader wants one at least every 10 s); a server heartbeat is
+  answered unless one was sent in the last second.
+- Everything received goes to ``listener.frame(client_msg_id, message)``;
+  ``listener.lost(connection, why)`` once when the connection ends.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+
+from ctrader_open_api.messages import OpenApiCommonMessages_pb2 as common
+from twisted.internet.protocol import ClientFactory
+from twisted.protocols.basic import Int32StringReceiver
+
+from connectors.ctrader import ratelimit
+from connectors.ctrader.wire import HEARTBEAT, HISTORICAL, BadFrame, decode, encode
+
+log = logging.getLogger(__name__)
+
+MAX_FRAME = 15 * 1024 * 1024
+
+
+class OpenApiProtocol(Int32StringReceiver):
+    def __init__(self, listener, clock, *, max_frame: int = MAX_FRAME, heartbeat_s: float = 5.0,
+                 live: ratelimit.Budget = ratelimit.LIVE, historical: ratelimit.Budget = ratelimit.HISTORICAL):
+        self.listener = listener
+        self.clock = clock
+        self.MAX_LENGTH = max_frame
+        self.heartbeat_s = heartbeat_s
+        self.buckets = {False: ratelimit.TokenBucket(live, clock), True: ratelimit.TokenBucket(historical, clock)}
+        self.queues: dict[bool, deque] = {False: deque(), True: deque()}
+        self._drains = {False: None, True: None}
+        self._beat = None
+        self._last_sent = clock.seconds()
+        self._last_beat = float("-inf")
+        self.connected_ok = False
+        self.error: str | None = None
+        self.sent = 0  # requests written (heartbeats aside)
+
+    # -- lifecycle ---------------------------------------------------------
+    def connectionMade(self) -> None:
+        self.connected_ok = True
+        self._beat = self.clock.callLater(self.heartbeat_s, self._heartbeat)
+        self.listener.made(self)
+
+    def connectionLost(self, reason=None) -> None:
+        was = self.connected_ok
+        self.connected_ok = False
+        for call in (self._beat, *self._drains.values()):
+            if call is not None and call.active():
+                call.cancel()
+        unsent = [item for q in self.queues.values() for item in q]
+        for q in self.queues.values():
+            q.clear()
+        for _, _, on_unsent in unsent:
+            on_unsent()
+        if was:
+            why = self.error or (reason.getErrorMessage() if reason is not None else "closed")
+            self.listener.lost(self, why)
+
+    def abort(self, why: str) -> None:
+        if self.error is None:
+            self.error = why
+        if self.transport is not None:
+            self.transport.abortConnection()
+
+    # -- sending -----------------------------------------------------------
+    def send(self, message, client_msg_id: str | None, on_sent=lambda: None, on_unsent=lambda: None) -> None:
+        """Queue ``message`` under its class's bucket; ``on_sent`` once written, ``on_unsent`` if never."""
+        if not self.connected_ok:
+            return on_unsent()
+        historical = message.payloadType in HISTORICAL
+        self.queues[historical].append((encode(message, client_msg_id), on_sent, on_unsent))
+        self._drain(historical)
+
+    def _drain(self, historical: bool) -> None:
+        queue, bucket = self.queues[historical], self.buckets[historical]
+        while queue and self.connected_ok and bucket.take():
+            frame, on_sent, _ = queue.popleft()
+            self._write(frame)
+            self.sent += 1
+            on_sent()
+        call = self._drains[historical]
+        if queue and self.connected_ok and (call is None or not call.active()):
+            self._drains[historical] = self.clock.callLater(bucket.wait_s(), self._drain, historical)
+
+    def _write(self, frame: bytes) -> None:
+        self._last_sent = self.clock.seconds()
+        self.sendString(frame)
+
+    def _heartbeat(self) -> None:
+        now = self.clock.seconds()
+        if now - self._last_sent >= self.heartbeat_s - 1e-9:
+            self._send_heartbeat()
+        wait = max(self.heartbeat_s - (self.clock.seconds() - self._last_sent), 0.001)
+        self._beat = self.clock.callLater(wait, self._heartbeat)
+
+    def _send_heartbeat(self) -> None:
+        self._last_beat = self.clock.seconds()
+        self._write(encode(common.ProtoHeartbeatEvent()))
+
+    # -- receiving ---------------------------------------------------------
+    def stringReceived(self, data: bytes) -> None:
+        if not self.connected_ok:
+            return
+        try:
+            mid, message = decode(data)
+        except BadFrame as exc:
+            log.error("ctrader: bad frame from the server (%s): resetting the connection", exc)
+            return self.abort(f"bad frame from the server: {exc}")
+        if message.payloadType == HEARTBEAT:
+            if self.clock.seconds() - self._last_beat >= 1.0:
+                self._send_heartbeat()
+            return
+        self.listener.frame(mid, message)
+
+    def lengthLimitExceeded(self, length: int) -> None:
+        log.error("ctrader: frame of %d bytes from the server exceeds %d: resetting the connection", length,
+                  self.MAX_LENGTH)
+        self.abort(f"frame of {length} bytes exceeds the limit of {self.MAX_LENGTH}")
+
+
+class OpenApiFactory(ClientFactory):
+    """Builds the one protocol of one connection attempt; tells the listener if the attempt fails."""
+
+    def __init__(self, listener, clock, **options) -> None:
+        self.listener = listener
+        self.clock = clock
+        self.options = options
+
+    def buildProtocol(self, addr):
+        protocol = OpenApiProtocol(self.listener, self.clock, **self.options)
+        protocol.factory = self
+        return protocol
+
+    def clientConnectionFailed(self, connector, reason) -> None:
+        self.listener.failed(reason.getErrorMessage())

@@ -1,0 +1,270 @@
+"""One pooled connection's session: connect, authenticate, keep accounts authorised, reconnect.
+
+After every (re)connect: ``ApplicationAuthReq``, then ``AccountAuthReq`` for each
+of the session's accounts (many accounts on one connection); each authorised
+account is handed to ``owner.account_ready(session, ctid)`` (reconcile and deal
+backfill). ``CH_ACCESS_TOKEN_INVALID`` / ``OA_AUTH_TOKEN_EXPIRED`` on an account
+auth -> refresh the token, then authorise again. ``AccountDisconnectEvent`` ->
+authorise that account again; ``AccountsTokenInvalidatedEvent`` -> refresh the
+token if nobody has yet, then authorise the accounts again.
+``ClientDisconnectEvent`` is logged; the close that follows reconnects.
+
+Reconnect: exponential backoff (``base_s`` x 2^attempt, at most ``max_s``) with
+jitter (x 0.5..1.5 from the injected ``random.Random``) on the injected clock.
+
+Requests: :meth:`request` fires with the first answer carrying its
+``clientMsgId`` (an error answer fails with ``OpenApiError``); :meth:`stream`
+hands every frame carrying it to a handler until the handler says it is done.
+A request never written fails with ``VenueUnavailable``; one written whose
+connection is lost fails with ``ConnectionLost``; no answer in time:
+``ReplyTimeout``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+
+from ctrader_open_api.messages import OpenApiMessages_pb2 as oa
+from twisted.internet import defer
+
+from connectors.ctrader.connection import OpenApiFactory
+from connectors.ctrader.wire import OpenApiError, error_of, name_of
+from connectors.interface import VenueUnavailable
+
+log = logging.getLogger(__name__)
+
+TOKEN_ERRORS = frozenset({"CH_ACCESS_TOKEN_INVALID", "OA_AUTH_TOKEN_EXPIRED"})
+
+
+class ConnectionLost(Exception):
+    """The connection a request was written on ended before it was answered."""
+
+
+class ReplyTimeout(Exception):
+    """No answer to a written request in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+    tls: object  # an IOpenSSLClientConnectionCreator (optionsForClientTLS: verifies certificate and host name)
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    base_s: float = 0.5
+    max_s: float = 30.0
+
+    def delay(self, attempt: int, rng) -> float:
+        return min(self.max_s, self.base_s * 2 ** attempt) * (0.5 + rng.random())
+
+
+class _Pending:
+    __slots__ = ("handler", "fail", "sent", "timer")
+
+    def __init__(self, handler, fail) -> None:
+        self.handler, self.fail, self.sent, self.timer = handler, fail, False, None
+
+
+class Session:
+    def __init__(self, name: str, owner, endpoint: Endpoint, app: tuple[str, str], accounts: list[int], tokens,
+                 *, clock, rng, reactor, timeout_s: float = 5.0, backoff: Backoff = Backoff(),
+                 connection: dict | None = None) -> None:
+        self.name = name
+        self.owner = owner
+        self.endpoint = endpoint
+        self.app = app
+        self.accounts = list(accounts)
+        self.tokens = tokens
+        self.clock, self.rng, self.reactor = clock, rng, reactor
+        self.timeout_s = timeout_s
+        self.backoff = backoff
+        self.connection_options = connection or {}
+        self.protocol = None  # the live OpenApiProtocol, once application-authenticated
+        self.ready: set[int] = set()
+        self.authorised_with: dict[int, str] = {}  # account -> the access token of its last auth
+        self.attempt = 0
+        self.connects = 0
+        self.stopped = False
+        self._pending: dict[str, _Pending] = {}
+        self._ids = itertools.count(1)
+        self._retry = None
+        self._connector = None
+        self._first = defer.Deferred()
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> defer.Deferred:
+        """Connect; fires once the session's accounts are authorised the first time."""
+        self._connect()
+        return self._first
+
+    def stop(self) -> None:
+        self.stopped = True
+        if self._retry is not None and self._retry.active():
+            self._retry.cancel()
+        if self._connector is not None:
+            self._connector.disconnect()
+
+    def drop(self, why: str) -> None:
+        """Abort the connection (it reconnects): used after a protocol error or by tests."""
+        if self._proto is not None:
+            self._proto.abort(why)
+
+    _proto = None
+
+    def _connect(self) -> None:
+        factory = OpenApiFactory(self, self.clock, **self.connection_options)
+        e = self.endpoint
+        self._connector = self.reactor.connectSSL(e.host, e.port, factory, e.tls)
+
+    def failed(self, why: str) -> None:
+        log.warning("ctrader %s: connect failed: %s", self.name, why)
+        self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        if self.stopped:
+            return
+        delay = self.backoff.delay(self.attempt, self.rng)
+        self.attempt += 1
+        self._retry = self.clock.callLater(delay, self._connect)
+
+    def made(self, protocol) -> None:
+        self._proto = protocol
+        self.connects += 1
+        d = self._call(protocol, oa.ProtoOAApplicationAuthReq(clientId=self.app[0], clientSecret=self.app[1]))
+        d.addCallbacks(lambda _: self._app_ready(protocol), lambda f: self._app_failed(protocol, f))
+
+    def _app_failed(self, protocol, failure) -> None:
+        log.error("ctrader %s: application auth failed: %s", self.name, failure.getErrorMessage())
+        protocol.abort(f"application auth failed: {failure.getErrorMessage()}")
+
+    def _app_ready(self, protocol) -> None:
+        self.protocol = protocol
+        self.attempt = 0
+        for ctid in self.accounts:
+            self.authorise(ctid)
+
+    def authorise(self, ctid: int, retried: bool = False) -> None:
+        protocol = self.protocol
+        if protocol is None:
+            return
+        self.ready.discard(ctid)
+        access = self.authorised_with[ctid] = self.tokens.access(ctid)
+        d = self._call(protocol, oa.ProtoOAAccountAuthReq(ctidTraderAccountId=ctid, accessToken=access))
+
+        def authorised(_) -> None:
+            self.ready.add(ctid)
+            self.owner.account_ready(self, ctid)
+            if self.ready >= set(self.accounts) and not self._first.called:
+                self._first.callback(self)
+
+        def refused(failure) -> None:
+            if failure.check(OpenApiError) and failure.value.code in TOKEN_ERRORS and not retried:
+                self.tokens.refresh(ctid, stale=access).addCallbacks(
+                    lambda _: self.authorise(ctid, retried=True),
+                    lambda f: log.error("ctrader %s: account %d: %s", self.name, ctid, f.getErrorMessage()))
+            elif not failure.check(ConnectionLost, VenueUnavailable, ReplyTimeout):
+                log.error("ctrader %s: account %d not authorised: %s", self.name, ctid, failure.getErrorMessage())
+        d.addCallbacks(authorised, refused)
+
+    def lost(self, protocol, why: str) -> None:
+        if protocol is not self._proto:
+            return
+        log.warning("ctrader %s: connection lost: %s", self.name, why)
+        self._proto = self.protocol = None
+        lost = list(self.ready)
+        self.ready.clear()
+        pending, self._pending = self._pending, {}
+        for p in pending.values():
+            if p.timer is not None and p.timer.active():
+                p.timer.cancel()
+            p.fail(ConnectionLost(why) if p.sent else VenueUnavailable(f"not sent: {why}"))
+        for ctid in lost:
+            self.owner.account_down(ctid)
+        self._schedule_reconnect()
+
+    # -- requests ----------------------------------------------------------
+    def request(self, message, timeout_s: float | None = None) -> defer.Deferred:
+        """The first answer to ``message``; needs the application authorised (else VenueUnavailable)."""
+        if self.protocol is None:
+            return defer.fail(VenueUnavailable(f"ctrader {self.name}: not connected"))
+        return self._call(self.protocol, message, timeout_s)
+
+    def _call(self, protocol, message, timeout_s: float | None = None) -> defer.Deferred:
+        d = defer.Deferred()
+
+        def handle(answer) -> bool:
+            error = error_of(answer)
+            d.errback(error) if error else d.callback(answer)
+            return True
+        self._send(protocol, message, handle, d.errback, timeout_s)
+        return d
+
+    def stream(self, message, handler, fail, on_sent=lambda: None, timeout_s: float | None = None) -> None:
+        """Every frame answering ``message`` to ``handler`` (True when done); ``fail(exc)`` on a failure."""
+        if self.protocol is None:
+            return fail(VenueUnavailable(f"ctrader {self.name}: not connected"))
+        self._send(self.protocol, message, handler, fail, timeout_s, on_sent)
+
+    def _send(self, protocol, message, handler, fail, timeout_s, on_sent=lambda: None) -> None:
+        mid = f"{self.name}-{next(self._ids)}"
+        pending = _Pending(handler, fail)
+        self._pending[mid] = pending
+
+        def sent() -> None:
+            pending.sent = True
+            pending.timer = self.clock.callLater(timeout_s or self.timeout_s, self._timeout, mid, message)
+            on_sent()
+
+        def unsent() -> None:
+            if self._pending.pop(mid, None) is not None:
+                fail(VenueUnavailable(f"ctrader {self.name}: not sent"))
+        protocol.send(message, mid, sent, unsent)
+
+    def _timeout(self, mid: str, message) -> None:
+        pending = self._pending.pop(mid, None)
+        if pending is not None:
+            pending.fail(ReplyTimeout(f"no answer to {name_of(message)} in {self.timeout_s:g} s"))
+
+    # -- frames ------------------------------------------------------------
+    def frame(self, mid: str | None, message) -> None:
+        name = name_of(message)
+        if name in ("ProtoOAExecutionEvent", "ProtoOASymbolChangedEvent"):
+            self.owner.event(self, message)
+        pending = self._pending.get(mid) if mid is not None else None
+        if pending is not None:
+            if pending.handler(message):
+                del self._pending[mid]
+                if pending.timer is not None and pending.timer.active():
+                    pending.timer.cancel()
+            return
+        if name == "ProtoOAAccountDisconnectEvent":
+            log.warning("ctrader %s: account %d disconnected by the server", self.name, message.ctidTraderAccountId)
+            self._reauthorise([message.ctidTraderAccountId], refresh=False)
+        elif name == "ProtoOAAccountsTokenInvalidatedEvent":
+            log.warning("ctrader %s: token invalidated for %s (%s)", self.name, list(message.ctidTraderAccountIds),
+                        message.reason)
+            self._reauthorise(list(message.ctidTraderAccountIds), refresh=True)
+        elif name == "ProtoOAClientDisconnectEvent":
+            log.warning("ctrader %s: the server is closing the connection: %s", self.name, message.reason)
+
+    def _reauthorise(self, ctids: list[int], refresh: bool) -> None:
+        for ctid in ctids:
+            if ctid not in self.accounts:
+                continue
+            self.ready.discard(ctid)
+            self.owner.account_down(ctid)
+        mine = [c for c in ctids if c in self.accounts]
+        if not mine:
+            return
+        if refresh:
+            used = self.authorised_with.get(mine[0])
+            self.tokens.refresh(mine[0], stale=used).addCallbacks(
+                lambda _: [self.authorise(c) for c in mine],
+                lambda f: [self.authorise(c) for c in mine])  # someone else refreshed: the new token may work
+        else:
+            for ctid in mine:
+                self.authorise(ctid)

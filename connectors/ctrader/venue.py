@@ -1,0 +1,259 @@
+"""The cTrader Venue (connectors/interface.py) over the Open API: a pool of TLS sessions.
+
+Build with the server's endpoint, the application's id and secret and each
+account's tokens, then ``start()`` (fires once every account is authorised, its
+positions reconciled and the symbols loaded). Time (timeouts, heartbeats,
+backoff, rate buckets) is the injected ``clock``; jitter the injected ``rng``;
+sockets the injected ``reactor``.
+
+- Symbols: ``SymbolsListReq`` then ``SymbolByIdReq`` for all of them, once per
+  venue; ``SymbolChangedEvent`` reloads the symbols it names.
+- ``account_info``: ``TraderReq`` (balance x 10^-moneyDigits, accountType:
+  HEDGED -> hedging, else netting; currency from ``AssetListReq``); equity =
+  balance + the sum of ``netUnrealizedPnL`` from
+  ``GetPositionUnrealizedPnLReq`` (the server's own figure, no spot
+  subscription needed).
+- ``positions``: ``ReconcileReq``; a position's label is its idempotency key.
+- After every (re)connect, per account: a ``DealListReq`` backfill from the
+  newest deal seen (watched accounts), then ``ReconcileReq``; see ``deals.py``.
+- Orders and lookup: ``orders.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from ctrader_open_api.messages import OpenApiMessages_pb2 as oa
+from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
+from twisted.internet import defer
+
+from bridge.domain.ids import DealId, Login, Platform, ServerId
+from connectors.ctrader import convert
+from connectors.ctrader.deals import AccountDeals, classify, signed_positions
+from connectors.ctrader.orders import MARGIN_MS, WEEK_MS, Orders
+from connectors.ctrader.pool import Pool
+from connectors.ctrader.session import Backoff, Endpoint, Session
+from connectors.ctrader.tokens import Token, TokenKeeper
+from connectors.interface import AccountInfo, OrderRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountAccess:
+    ctid: int  # ctidTraderAccountId: the bridge's login number
+    access_token: str
+    refresh_token: str
+
+
+class CTraderVenue:
+    platform = Platform.CTRADER
+
+    def __init__(self, name: str, endpoint: Endpoint, app: tuple[str, str], accounts: list[AccountAccess], *,
+                 clock, rng, reactor, pool_size: int = 1, timeout_s: float = 5.0, backoff: Backoff = Backoff(),
+                 connection: dict | None = None) -> None:
+        self.name = name
+        self.server = ServerId(Platform.CTRADER, name)
+        self.clock = clock
+        self.log = log
+        shared: dict[str, Token] = {}
+        tokens = {a.ctid: shared.setdefault(a.access_token, Token(a.access_token, a.refresh_token))
+                  for a in accounts}
+        self.tokens = TokenKeeper(tokens, clock)
+        self.tokens.send = lambda m: defer.maybeDeferred(lambda: self.pool.any_session().request(m))
+        self.pool = Pool([a.ctid for a in accounts], pool_size, lambda i, ctids: Session(
+            f"{name}-{i}", self, endpoint, app, ctids, self.tokens, clock=clock, rng=rng, reactor=reactor,
+            timeout_s=timeout_s, backoff=backoff, connection=connection))
+        self.streams = {a.ctid: AccountDeals(self.login(a.ctid), self.symbol_name) for a in accounts}
+        self.open: dict[int, dict[int, int]] = {a.ctid: {} for a in accounts}  # account -> position -> signed volume
+        self.orders = Orders(self)
+        self._names: dict[int, str] = {}
+        self._ids: dict[str, int] = {}
+        self._specs: dict[int, object] = {}
+        self._symbols: defer.Deferred | None = None
+        self._currency: dict[int, str] = {}
+        self._ready_waiters: dict[int, list[defer.Deferred]] = {}
+        self.resyncs = 0
+
+    def login(self, ctid: int) -> Login:
+        return Login(self.server, ctid)
+
+    def now_ms(self) -> int:
+        return int(self.clock.seconds() * 1000)
+
+    # -- lifecycle ---------------------------------------------------------
+    def start(self) -> defer.Deferred:
+        firsts = [s.start() for s in self.pool.sessions]
+        d = defer.gatherResults(firsts, consumeErrors=True)
+        d.addCallback(lambda _: self._when_live(list(self.streams)))
+        return d.addCallback(lambda _: self)
+
+    def stop(self) -> None:
+        self.tokens.stop()
+        for session in self.pool.sessions:
+            session.stop()
+
+    def session_for(self, ctid: int) -> Session:
+        return self.pool.session_for(ctid)
+
+    def _when_live(self, ctids: list[int]) -> defer.Deferred:
+        waits = []
+        for ctid in ctids:
+            if not self.streams[ctid].live:
+                d = defer.Deferred()
+                self._ready_waiters.setdefault(ctid, []).append(d)
+                waits.append(d)
+        return defer.gatherResults(waits) if waits else defer.succeed(None)
+
+    # -- session callbacks -------------------------------------------------
+    def account_ready(self, session: Session, ctid: int) -> None:
+        self._resync(session, ctid).addErrback(self._resync_failed, session, ctid)
+
+    def _resync_failed(self, failure, session: Session, ctid: int) -> None:
+        log.warning("ctrader %s: resync of account %d failed: %s", self.name, ctid, failure.getErrorMessage())
+        session.drop(f"resync failed: {failure.getErrorMessage()}")
+
+    @defer.inlineCallbacks
+    def _resync(self, session: Session, ctid: int):
+        yield self._load_symbols(session, ctid)
+        stream = self.streams[ctid]
+        backfill = []
+        if stream.watchers and stream.last_ms is not None:
+            backfill = yield self._deal_list(session, ctid, stream.last_ms, self.now_ms() + MARGIN_MS)
+        res = yield session.request(oa.ProtoOAReconcileReq(ctidTraderAccountId=ctid))
+        self.open[ctid] = signed_positions(res.position)
+        stream.resume(backfill, res.position)
+        self.resyncs += 1
+        for d in self._ready_waiters.pop(ctid, []):
+            d.callback(None)
+
+    def account_down(self, ctid: int) -> None:
+        self.streams[ctid].down()
+
+    def event(self, session: Session, message) -> None:
+        if message.DESCRIPTOR.name == "ProtoOASymbolChangedEvent":
+            self._reload_symbols(session, message.ctidTraderAccountId, list(message.symbolId))
+            return
+        ctid = message.ctidTraderAccountId
+        if ctid not in self.streams:
+            return
+        if message.HasField("position"):
+            p = message.position
+            if p.positionStatus == model.POSITION_STATUS_OPEN:
+                self.open[ctid][p.positionId] = convert.signed(convert.side_of(p.tradeData.tradeSide),
+                                                               p.tradeData.volume)
+            else:
+                self.open[ctid].pop(p.positionId, None)
+        self.streams[ctid].event(message)
+
+    # -- symbols -----------------------------------------------------------
+    def _load_symbols(self, session: Session, ctid: int) -> defer.Deferred:
+        if self._symbols is None or (self._symbols.called and not self._names):
+            self._symbols = self._fetch_symbols(session, ctid)
+            self._symbols.addErrback(self._symbols_failed)
+        d = defer.Deferred()
+        self._symbols.addBoth(lambda r: (d.callback(None) if self._names else d.errback(
+            RuntimeError("symbols not loaded")), r)[1])
+        return d
+
+    def _symbols_failed(self, failure):
+        self._symbols = None
+        return failure
+
+    @defer.inlineCallbacks
+    def _fetch_symbols(self, session: Session, ctid: int):
+        light = yield session.request(oa.ProtoOASymbolsListReq(ctidTraderAccountId=ctid))
+        names = {s.symbolId: s.symbolName for s in light.symbol}
+        yield self._reload_symbols(session, ctid, sorted(names), names)
+
+    @defer.inlineCallbacks
+    def _reload_symbols(self, session: Session, ctid: int, ids: list[int], names: dict | None = None):
+        full = yield session.request(oa.ProtoOASymbolByIdReq(ctidTraderAccountId=ctid, symbolId=ids))
+        names = names or self._names
+        for symbol in full.symbol:
+            name = names.get(symbol.symbolId, str(symbol.symbolId))
+            self._specs[symbol.symbolId] = convert.spec(name, symbol)
+        if names is not self._names:
+            self._names.update(names)
+            self._ids.update({n: i for i, n in names.items()})
+
+    def symbol_name(self, symbol_id: int) -> str:
+        return self._names.get(symbol_id, str(symbol_id))
+
+    def symbol_id(self, name: str) -> defer.Deferred:
+        return defer.succeed(self._ids.get(name))
+
+    def position_volume(self, ctid: int, position_id: int) -> int | None:
+        volume = self.open[ctid].get(position_id)
+        return abs(volume) if volume else None
+
+    # -- the Venue interface -----------------------------------------------
+    def execute(self, order: OrderRequest) -> defer.Deferred:
+        return self.orders.execute(order)
+
+    def lookup(self, account: Login, key: str) -> defer.Deferred:
+        return self.orders.lookup(account, key)
+
+    def symbol_spec(self, account: Login, symbol: str) -> defer.Deferred:
+        symbol_id = self._ids.get(symbol)
+        if symbol_id is None or symbol_id not in self._specs:
+            return defer.fail(KeyError(symbol))
+        return defer.succeed(self._specs[symbol_id])
+
+    @defer.inlineCallbacks
+    def positions(self, account: Login):
+        ctid = account.number
+        res = yield self.session_for(ctid).request(oa.ProtoOAReconcileReq(ctidTraderAccountId=ctid))
+        return [convert.venue_position(p, account, self.symbol_name(p.tradeData.symbolId)) for p in res.position]
+
+    @defer.inlineCallbacks
+    def account_info(self, account: Login):
+        ctid = account.number
+        session = self.session_for(ctid)
+        trader = (yield session.request(oa.ProtoOATraderReq(ctidTraderAccountId=ctid))).trader
+        if trader.depositAssetId not in self._currency:
+            assets = yield session.request(oa.ProtoOAAssetListReq(ctidTraderAccountId=ctid))
+            self._currency.update({a.assetId: a.name for a in assets.asset})
+        pnl = yield session.request(oa.ProtoOAGetPositionUnrealizedPnLReq(ctidTraderAccountId=ctid))
+        balance = convert.money(trader.balance, trader.moneyDigits)
+        floating = sum((convert.money(p.netUnrealizedPnL, pnl.moneyDigits) for p in pnl.positionUnrealizedPnL),
+                       Decimal(0))
+        return AccountInfo(account, self._currency.get(trader.depositAssetId, "?"), balance, balance + floating,
+                           trader.accountType == model.HEDGED)
+
+    @defer.inlineCallbacks
+    def deals_since(self, account: Login, after: DealId | None):
+        ctid = account.number
+        session = self.session_for(ctid)
+        now = self.now_ms()
+        deals = yield self._deal_list(session, ctid, now - WEEK_MS + MARGIN_MS, now + MARGIN_MS)
+        res = yield session.request(oa.ProtoOAReconcileReq(ctidTraderAccountId=ctid))
+        found = classify(deals, signed_positions(res.position), account, self.symbol_name)
+        return [d for d in found if after is None or d.deal_id.value > after.value]
+
+    @defer.inlineCallbacks
+    def _deal_list(self, session: Session, ctid: int, start: int, end: int):
+        deals: dict[int, object] = {}
+        while True:
+            res = yield session.request(oa.ProtoOADealListReq(ctidTraderAccountId=ctid, fromTimestamp=start,
+                                                              toTimestamp=end))
+            for d in res.deal:
+                deals[d.dealId] = d
+            if not res.hasMore or not res.deal:
+                break
+            start = max(d.executionTimestamp for d in res.deal)
+        return sorted(deals.values(), key=lambda d: d.dealId)
+
+    def watch_deals(self, account: Login, callback) -> defer.Deferred:
+        stream = self.streams[account.number]
+        stream.watchers.append(callback)
+        if stream.last_ms is None:
+            stream.last_ms = self.now_ms() - MARGIN_MS  # a reconnect backfills from here
+        return self._when_live([account.number])
+
+    def unwatch_deals(self, account: Login, callback) -> None:
+        watchers = self.streams[account.number].watchers
+        if callback in watchers:
+            watchers.remove(callback)
