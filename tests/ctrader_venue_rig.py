@@ -9,6 +9,7 @@ trader would.
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal
 from random import Random
 
@@ -42,10 +43,18 @@ CREDENTIALS = Credentials.parse({
 ALL = (HEDGER, NETTER, MASTER, *FOLLOWERS)
 
 
-def result(d: defer.Deferred, timeout: float = 5.0):
+def result(d: defer.Deferred, clock: Clock, timeout: float = 5.0):
+    """Wait for ``d``, pumping the sockets; when they are quiet, the shared clock moves on 20 ms (rate
+    buckets refill, timers fire), so a wait of ``timeout`` wall seconds covers any protocol timer."""
     box = []
     d.addBoth(box.append)
-    pump(lambda: bool(box), timeout)
+    deadline = time.monotonic() + timeout
+    while not box:
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting on the reactor")
+        reactor.iterate(0.001)
+        if not box:
+            clock.advance(0.02)
     if isinstance(box[0], Failure):
         box[0].raiseException()
     return box[0]
@@ -70,18 +79,18 @@ class CTraderHarness:
         self.login = self.venue.login
         self.hedger, self.netter, self.master = self.login(HEDGER), self.login(NETTER), self.login(MASTER)
         self._trader: Conn | None = None
-        result(self.venue.start())
+        result(self.venue.start(), self.clock)
 
     def connection_options(self) -> dict:
         return {}
 
     # -- the contract's harness --------------------------------------------
     def result(self, d, timeout: float = 5.0):
-        return result(d, timeout)
+        return result(d, self.clock, timeout)
 
     def result_or_none(self, d) -> None:
         if isinstance(d, defer.Deferred):
-            result(d)
+            result(d, self.clock)
 
     def trader(self) -> Conn:
         if self._trader is None:

@@ -89,6 +89,7 @@ class Session:
         self.attempt = 0
         self.connects = 0
         self.stopped = False
+        self.last_error: str | None = None  # why the last connection ended
         self._pending: dict[str, _Pending] = {}
         self._ids = itertools.count(1)
         self._retry = None
@@ -174,6 +175,7 @@ class Session:
         if protocol is not self._proto:
             return
         log.warning("ctrader %s: connection lost: %s", self.name, why)
+        self.last_error = why
         self._proto = self.protocol = None
         lost = list(self.ready)
         self.ready.clear()

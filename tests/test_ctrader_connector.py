@@ -1,0 +1,230 @@
+"""The cTrader connector (connectors/ctrader/) against the local cTrader server over real TLS on 127.0.0.1.
+
+No mocks: the connector's own protocol and sessions talk to ``CTraderServer`` through the
+global reactor; one ``task.Clock`` is both sides' time (rig: tests/ctrader_venue_rig.py).
+The venue contract (tests/venue_contract.py) runs against it too, in test_venue_contract.py.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from allocation.leg import Action
+from bridge.domain.deal import DealKind, Side
+from connectors.ctrader.server import FaultConfig
+from connectors.interface import AmbiguousOutcome, OrderRequest, OrderStatus, VenueUnavailable, idempotency_key
+from tests.ctrader_venue_rig import FOLLOWERS, HEDGER, MASTER, NETTER, CTraderHarness
+
+LOT = 10_000_000
+EURUSD = "EURUSD"
+
+
+@pytest.fixture
+def h():
+    harness = CTraderHarness()
+    yield harness
+    harness.close()
+
+
+def key(name: str, follower: str = "f", leg: int = 0) -> str:
+    return idempotency_key(f"test:{name}", follower, leg)
+
+
+def open_order(h, name, ctid=HEDGER, side=Side.BUY, volume=LOT // 10, **kw) -> OrderRequest:
+    return OrderRequest(key(name, str(ctid)), h.login(ctid), Action.OPEN, EURUSD, side, volume, **kw)
+
+
+def trades(h, ctid) -> int:
+    return sum(1 for d in h.server.accounts[ctid].deals)
+
+
+def watch(h, ctid=MASTER) -> list:
+    seen: list = []
+    h.result(h.venue.watch_deals(h.login(ctid), seen.append))
+    return seen
+
+
+def test_master_deals_open_partial_close_sltp_close_and_balance(h):
+    seen = watch(h)
+    position = h.manual(h.master, EURUSD, Side.BUY, "1.00")
+    h.manual_close(h.master, position, "0.30")
+    conn = h.trader()
+    bid = h.server.market.quote(EURUSD).bid
+    mid = conn.send("AmendPositionSLTPReq", ctidTraderAccountId=MASTER, positionId=position.value,
+                    stopLoss=float(bid - Decimal("0.01")))
+    conn.wait(lambda m, i: i == mid)
+    h.server.deposit(MASTER, Decimal("250"))
+    h.manual_close(h.master, position)
+    h.pump(lambda: len(seen) >= 5)
+    assert [d.kind for d in seen] == [DealKind.OPEN, DealKind.PARTIAL_CLOSE, DealKind.SLTP, DealKind.BALANCE,
+                                      DealKind.CLOSE]
+    opened, part, sltp, _, close = seen
+    assert (opened.volume, opened.side, opened.position_volume) == (LOT, Side.BUY, 0)
+    assert (part.volume, part.position_volume, part.side) == (3 * LOT // 10, LOT, Side.BUY)
+    assert sltp.sl == (bid - Decimal("0.01")) and sltp.position_volume == 7 * LOT // 10
+    assert (close.volume, close.position_volume) == (7 * LOT // 10, 7 * LOT // 10)
+    assert all(d.position_id == position for d in (opened, part, sltp, close))
+    assert opened.price is not None and opened.symbol == EURUSD
+
+
+def test_netted_add_and_reversal_and_a_server_side_stop_close(h):
+    seen = watch(h, NETTER)
+    position = h.manual(h.netter, EURUSD, Side.BUY, "1.00")
+    h.manual(h.netter, EURUSD, Side.BUY, "0.50")
+    h.manual(h.netter, EURUSD, Side.SELL, "2.00")  # 1.50 long -> 0.50 short
+    h.pump(lambda: len(seen) >= 3)
+    assert [d.kind for d in seen] == [DealKind.OPEN, DealKind.ADD, DealKind.REVERSAL]
+    assert (seen[1].volume, seen[1].position_volume) == (LOT // 2, LOT)
+    assert (seen[2].side, seen[2].volume, seen[2].position_volume) == (Side.SELL, LOT // 2, 3 * LOT // 2)
+    ask = h.server.market.quote(EURUSD).ask
+    done = h.result(h.venue.execute(OrderRequest(key("tp"), h.netter, Action.MODIFY, EURUSD, Side.SELL, 0, position,
+                                                 tp=ask - Decimal("0.00100"))))
+    assert done.status is OrderStatus.FILLED
+    h.server.set_bid(EURUSD, ask - Decimal("0.00500"))  # the take-profit triggers on the server
+    h.pump(lambda: len(seen) >= 5)
+    assert [d.kind for d in seen[3:]] == [DealKind.SLTP, DealKind.CLOSE]
+    assert seen[4].volume == LOT // 2 and seen[4].side is Side.SELL
+
+
+def test_follower_orders_and_refusals_with_reasons(h):
+    filled = h.result(h.venue.execute(open_order(h, "a")))
+    assert filled.status is OrderStatus.FILLED and filled.volume == LOT // 10 and filled.deal_id is not None
+    [held] = h.result(h.venue.positions(h.hedger))
+    assert held.key == filled.key and held.position_id == filled.position_id
+    poor = h.result(h.venue.execute(open_order(h, "rich", ctid=FOLLOWERS[0], volume=100 * LOT)))
+    assert poor.status is OrderStatus.REJECTED and poor.reason == "no-money"
+    h.server.engine.closed_markets.add(EURUSD)
+    shut = h.result(h.venue.execute(open_order(h, "closed")))
+    assert shut.status is OrderStatus.REJECTED and shut.reason == "market-closed"
+    h.server.engine.closed_markets.clear()
+    bad = h.result(h.venue.execute(OrderRequest(key("stops"), h.hedger, Action.MODIFY, EURUSD, Side.BUY, 0,
+                                                filled.position_id, sl=filled.price + 1)))
+    assert bad.status is OrderStatus.REJECTED and bad.reason == "invalid-stops"
+    info = h.result(h.venue.account_info(h.hedger))
+    assert info.currency == "USD" and info.hedging and info.equity != info.balance  # the open position's P/L
+
+
+def test_a_fill_lost_after_execution_is_found_by_lookup_and_not_doubled():
+    h = CTraderHarness(faults=FaultConfig(lose_fill_rate=Decimal(1)), timeout_s=2.0)
+    try:
+        order = open_order(h, "lost")
+        d = h.venue.execute(order)
+        h.pump(lambda: trades(h, HEDGER) == 1)  # executed on the server, the fill never comes back
+        h.tick(2.5, until=lambda: d.called)
+        with pytest.raises(AmbiguousOutcome):
+            h.result(d)
+        found = h.result(h.venue.lookup(h.hedger, order.key))
+        assert found is not None and found.status is OrderStatus.FILLED and found.volume == order.volume
+        assert found.deal_id is not None and found.price is not None
+        again = h.result(h.venue.execute(order))  # the executor would not resend; even so, no second trade
+        assert again.position_id == found.position_id and trades(h, HEDGER) == 1
+    finally:
+        h.close()
+
+
+def _resolve(h, order, outcome):
+    """What bridge/executor.py does with a first outcome: on an unknown one, look the key up, and
+    resend only when the venue has no record of it."""
+    for _ in range(20):
+        if not isinstance(outcome, Exception):
+            return outcome
+        while True:
+            try:
+                found = h.result(h.venue.lookup(order.account, order.key))
+                break
+            except VenueUnavailable:
+                h.tick(1.0)
+        if found is not None:
+            return found
+        outcome = h.result(h.venue.execute(order).addErrback(lambda f: f.value))
+    raise AssertionError(f"{order.key} never resolved")
+
+
+def test_reconnect_mid_fan_out_loses_nothing_and_doubles_nothing(h):
+    orders = [open_order(h, f"fan-{i}", ctid=FOLLOWERS[i % len(FOLLOWERS)]) for i in range(30)]
+    pending = [h.venue.execute(o) for o in orders[:15]]
+    h.pump(lambda: sum(trades(h, f) for f in FOLLOWERS) >= 5)
+    h.server.drop_connections()  # mid fan-out: some executed, some in flight, some not sent
+    pending += [h.venue.execute(o) for o in orders[15:]]  # sent while reconnecting: VenueUnavailable
+    outcomes = [h.result(p.addErrback(lambda f: f.value)) for p in pending]
+    assert any(isinstance(o, (AmbiguousOutcome, VenueUnavailable)) for o in outcomes)
+    h.tick(10.0, until=lambda: all(h.venue.streams[f].live for f in FOLLOWERS))
+    results = [_resolve(h, o, first) for o, first in zip(orders, outcomes)]
+    assert all(r.status is OrderStatus.FILLED for r in results)
+    assert sum(trades(h, f) for f in FOLLOWERS) == 30  # each order executed exactly once
+    held = [p for f in FOLLOWERS for p in h.result(h.venue.positions(h.login(f)))]
+    assert sorted(p.key for p in held) == sorted(o.key for o in orders)
+
+
+def test_a_hundred_orders_at_once_stay_under_the_rate_limit_and_use_the_whole_pool():
+    h = CTraderHarness(pool_size=4)
+    try:
+        before = [s._proto.sent for s in h.venue.pool.sessions]
+        orders = [open_order(h, f"burst-{i}", ctid=FOLLOWERS[i % len(FOLLOWERS)], volume=LOT // 100)
+                  for i in range(100)]
+        pending = [h.venue.execute(o) for o in orders]
+        h.tick(3.0, until=lambda: all(p.called for p in pending))
+        results = [h.result(p) for p in pending]
+        errors = [r for r in results if r.status is not OrderStatus.FILLED]
+        assert not errors, errors[:3]
+        assert sum(trades(h, f) for f in FOLLOWERS) == 100
+        sent = [s._proto.sent - b for s, b in zip(h.venue.pool.sessions, before)]
+        assert sum(sent) == 100 and sum(1 for n in sent if n) == 4  # spread over every connection
+    finally:
+        h.close()
+
+
+def test_account_disconnect_then_token_refresh_reauthorise_and_lose_no_deal(h):
+    seen = watch(h)
+    resyncs = h.venue.resyncs
+    h.server.disconnect_account(MASTER)  # AccountDisconnectEvent: authorise it again, backfill, reconcile
+    position = h.manual(h.master, EURUSD, Side.BUY, "0.10")
+    h.pump(lambda: h.venue.resyncs > resyncs and len(seen) == 1)
+    assert seen[0].kind is DealKind.OPEN and seen[0].position_id == position
+    token = h.venue.tokens.access(MASTER)
+    new = h.result(h.venue.tokens.refresh(MASTER))  # AccountsTokenInvalidatedEvent on every connection
+    assert new != token
+    h.pump(lambda: all(s.ready == set(s.accounts) and set(s.authorised_with.values()) == {new}
+                       for s in h.venue.pool.sessions))
+    assert h.result(h.venue.execute(open_order(h, "after-refresh"))).status is OrderStatus.FILLED
+    assert h.result(h.venue.account_info(h.master)).login == h.master
+    assert h.venue.tokens.refreshes == 1
+
+
+def test_deals_traded_while_disconnected_reach_the_watcher_once_in_order(h):
+    seen = watch(h)
+    first = h.manual(h.master, EURUSD, Side.BUY, "1.00")
+    h.pump(lambda: len(seen) == 1)
+    for s in h.venue.pool.sessions:
+        s.drop("test")
+    h.manual_close(h.master, first, "0.40")
+    h.manual(h.master, EURUSD, Side.SELL, "0.20")
+    h.manual_close(h.master, first)
+    h.tick(10.0, until=lambda: len(seen) >= 4)
+    h.tick(1.0)
+    assert [d.kind for d in seen] == [DealKind.OPEN, DealKind.PARTIAL_CLOSE, DealKind.OPEN, DealKind.CLOSE]
+    ids = [d.deal_id.value for d in seen]
+    assert ids == sorted(set(ids))
+    assert (seen[1].position_volume, seen[3].position_volume) == (LOT, 6 * LOT // 10)
+
+
+@pytest.mark.parametrize("junk", [b"\x00\x00\x00\x05\xff\xff\xff\xff\xff", b"\x00\x10\x00\x00" + b"x" * 64])
+def test_garbage_and_oversized_frames_reset_the_connection_cleanly(junk):
+    class Small(CTraderHarness):
+        def connection_options(self):
+            return {"max_frame": 65_536}
+    h = Small(pool_size=1)
+    try:
+        seen = watch(h)
+        connects = h.venue.pool.sessions[0].connects
+        for session in list(h.server.sessions):
+            session.connection.transport.write(junk)
+        h.pump(lambda: h.venue.pool.sessions[0].protocol is None)
+        assert "frame" in (h.venue.pool.sessions[0].last_error or "")
+        h.manual(h.master, EURUSD, Side.BUY, "0.10")  # traded while the connector is away
+        h.tick(10.0, until=lambda: h.venue.pool.sessions[0].connects > connects and len(seen) == 1)
+        assert seen[0].kind is DealKind.OPEN
+        assert h.result(h.venue.execute(open_order(h, "after-junk"))).status is OrderStatus.FILLED
+    finally:
+        h.close()
