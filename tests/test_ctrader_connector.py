@@ -228,3 +228,13 @@ def test_garbage_and_oversized_frames_reset_the_connection_cleanly(junk):
         assert h.result(h.venue.execute(open_order(h, "after-junk"))).status is OrderStatus.FILLED
     finally:
         h.close()
+
+
+def test_max_slippage_is_a_market_range_order_cancelled_as_a_requote(h):
+    ask = h.server.market.quote(EURUSD).ask
+    far = h.result(h.venue.execute(open_order(h, "far", reference_price=ask - Decimal("0.00050"),
+                                              max_slippage_points=10)))
+    assert far.status is OrderStatus.REJECTED and far.reason == "requote" and trades(h, HEDGER) == 0
+    near = h.result(h.venue.execute(open_order(h, "near", reference_price=ask - Decimal("0.00005"),
+                                               max_slippage_points=10)))
+    assert near.status is OrderStatus.FILLED and trades(h, HEDGER) == 1

@@ -381,3 +381,27 @@ def test_a_stop_out_closes_the_account_with_server_events(rig):
     assert out.order.isStopOut and out.position.positionId == pid
     assert out.position.positionStatus == E.POSITION_STATUS_CLOSED
     assert not c.call("ReconcileReq", ctidTraderAccountId=1001).position
+
+
+def test_order_list_order_details_unrealized_pnl_and_deposits(rig):
+    c = rig.connect(1001)
+    mid = buy(c, clientOrderId="key-1", label="key-1")
+    fill = filled(c, mid)
+    now = START * 1000
+    res = c.call("OrderListReq", ctidTraderAccountId=1001, fromTimestamp=now - 1000, toTimestamp=now + 1000)
+    [order] = res.order
+    assert (order.orderId, order.clientOrderId, order.orderStatus, res.hasMore) == (
+        fill.order.orderId, "key-1", E.ORDER_STATUS_FILLED, False)
+    assert error_code(c.call("OrderListReq", ctidTraderAccountId=1001, fromTimestamp=now,
+                             toTimestamp=now - 1)) == "INCORRECT_BOUNDARIES"
+    details = c.call("OrderDetailsReq", ctidTraderAccountId=1001, orderId=order.orderId)
+    assert details.order.executedVolume == LOT // 10 and [d.dealId for d in details.deal] == [fill.deal.dealId]
+    assert error_code(c.call("OrderDetailsReq", ctidTraderAccountId=1001, orderId=9)) == "ORDER_NOT_FOUND"
+    pnl = c.call("GetPositionUnrealizedPnLReq", ctidTraderAccountId=1001)
+    [p] = pnl.positionUnrealizedPnL
+    assert p.positionId == fill.position.positionId and pnl.moneyDigits == 2 and p.grossUnrealizedPnL < 0  # spread
+    rig.server.deposit(1001, Decimal("100"))
+    event = c.wait(lambda m, i: m.DESCRIPTOR.name == EXEC and m.executionType == E.DEPOSIT_WITHDRAW)
+    op = event.depositWithdraw
+    assert (op.operationType, op.delta, op.balance, op.moneyDigits) == (E.BALANCE_DEPOSIT, 10_000, 1_010_000, 2)
+    assert op.balanceHistoryId > fill.deal.dealId

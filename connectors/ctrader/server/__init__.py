@@ -56,7 +56,9 @@ Market (``symbols.py``; prices and money from ``connectors.sim.market``)
     price.
 
 Trading (``execution.py``, ``accounts.py``; positions in ``connectors.sim.account``)
-    MARKET orders only; absolute stopLoss/takeProfit on one -> ProtoOAErrorRes
+    MARKET orders, and MARKET_RANGE ones (ORDER_ACCEPTED then ORDER_CANCELLED,
+    nothing executed, when the price is worse than baseSlippagePrice by more than
+    slippageInPoints points of 10^-digits); absolute stopLoss/takeProfit on one -> ProtoOAErrorRes
     INVALID_REQUEST (as the real API), relativeStopLoss/relativeTakeProfit work.
     Flows, refusals and server-side closes: see :mod:`.execution`.
     ``clientOrderId``, ``label`` and ``comment`` are kept on the order; label and
@@ -68,7 +70,13 @@ Trading (``execution.py``, ``accounts.py``; positions in ``connectors.sim.accoun
     toTimestamp, oldest first, at most maxRows (default and cap 10,000),
     ``hasMore`` if more match; page by asking again from the last timestamp
     (+1 ms, or the same ms and drop deal ids already seen); a span over a week
-    or reversed -> INCORRECT_BOUNDARIES.
+    or reversed -> INCORRECT_BOUNDARIES. OrderListReq -> the account's orders
+    last updated in [fromTimestamp, toTimestamp] (same bounds rule);
+    OrderDetailsReq -> the order and its deals (ORDER_NOT_FOUND);
+    GetPositionUnrealizedPnLReq -> each open position's P/L at the closing
+    price (gross = net: no commissions). ``server.deposit(id, amount)``: a
+    DEPOSIT_WITHDRAW ExecutionEvent (``balanceHistoryId`` from the deal id
+    sequence) to every connection holding the account.
 
 Faults (``faults.py``): drop the connection, lose or delay replies, lose the
 ORDER_FILLED after execution, reject orders, partial fills, slippage; all

@@ -100,7 +100,7 @@ class Engine:
     # -- requests ---------------------------------------------------------
     def new_order(self, req) -> list[Emission]:
         acct = self.accounts[req.ctidTraderAccountId]
-        if req.orderType != model.MARKET:
+        if req.orderType not in (model.MARKET, model.MARKET_RANGE):
             raise RequestError("INVALID_REQUEST", f"only MARKET orders are simulated, not {model.ProtoOAOrderType.Name(req.orderType)}")
         if req.HasField("stopLoss") or req.HasField("takeProfit"):
             raise RequestError("INVALID_REQUEST", ABSOLUTE_STOPS)
@@ -117,8 +117,11 @@ class Engine:
         if refusal:
             return [refusal]
         order = self._order(acct, req.symbolId, side, req.volume, client_order_id=req.clientOrderId,
-                            label=req.label, comment=req.comment)
+                            label=req.label, comment=req.comment, order_type=req.orderType)
         events = [self._event(acct, model.ORDER_ACCEPTED, order)]
+        if req.orderType == model.MARKET_RANGE and self._out_of_range(req, symbol, side):
+            order.status = model.ORDER_STATUS_CANCELLED
+            return events + [self._event(acct, model.ORDER_CANCELLED, order)]
         parts = self._parts(symbol, req.volume)
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -128,6 +131,15 @@ class Engine:
             events.append(self._event(acct, model.ORDER_FILLED if last else model.ORDER_PARTIAL_FILL, order,
                                       deal.position_id, deal, fill=True))
         return events
+
+    def _out_of_range(self, req, symbol: str, side: Side) -> bool:
+        """MARKET_RANGE: the price now is worse than ``baseSlippagePrice`` by more than ``slippageInPoints``."""
+        if not req.HasField("baseSlippagePrice"):
+            raise RequestError("INVALID_REQUEST", "MARKET_RANGE needs baseSlippagePrice")
+        worse = self.market.fill_price(symbol, side) - Decimal(repr(req.baseSlippagePrice))
+        if side is Side.SELL:
+            worse = -worse
+        return worse > self.market.point(symbol) * req.slippageInPoints
 
     def close_position(self, req) -> list[Emission]:
         acct = self.accounts[req.ctidTraderAccountId]
