@@ -19,9 +19,24 @@ An unknown key anywhere is an error naming the file, table and key. Example:
     [reconcile]
     drift = "report"                        # or "adopt": a link takes the volume the follower holds
 
+    [[venue]]                               # a cTrader server, through the Open API
+    name = "ctrader-live"
+    platform = "ctrader"
+    host = "live.ctraderapi.com"            # demo.ctraderapi.com; or a local `bridge sim ctrader`
+    port = 5035
+    ca_file = "/etc/copybridge/sim-ca.pem"  # optional: trust only this CA (default: the system's CAs)
+    client_id = "1234_abcdef"               # the Open API application
+    client_secret_file = "/etc/copybridge/ctrader-secret"   # or client_secret_env = "VARIABLE"
+    pool_size = 2                           # connections; accounts are spread over them
+    timeout_ms = 5000                       # a request unanswered this long is ambiguous
+      [[venue.account]]
+      login = 40123456                      # ctidTraderAccountId
+      access_token_file = "/etc/copybridge/ctrader-access"     # or access_token_env
+      refresh_token_file = "/etc/copybridge/ctrader-refresh"   # or refresh_token_env
+
     [[venue]]
     name = "sim-demo"
-    platform = "sim"                        # cTrader, MT5 and MT4 connectors come later
+    platform = "sim"                        # MT5 and MT4 connectors come later
     seed = 7
     fill_latency_us = 0
     slippage_points = 0                     # fills up to this many points away from the quote
@@ -58,11 +73,33 @@ from pathlib import Path
 from allocation.copy import Effective, resolve, settings_from_mapping
 from allocation.errors import AllocationError
 from allocation.mam import Leftover, MamGroup, Method
+from bridge.config.secrets import Secret, read_secret
 from bridge.config.strict import Table, load_toml
 from bridge.domain.ids import Login, Platform, ServerId
 from bridge.errors import InputError
 from bridge.worker.reconcile import DriftPolicy
 from connectors.sim.config import SimAccount
+
+
+@dataclass(frozen=True)
+class CTraderAccount:
+    login: int  # ctidTraderAccountId
+    access_token: Secret
+    refresh_token: Secret
+
+
+@dataclass(frozen=True)
+class CTraderSettings:
+    """A cTrader venue: where its Open API server is and how the bridge authenticates."""
+
+    host: str
+    port: int
+    client_id: str
+    client_secret: Secret
+    accounts: tuple[CTraderAccount, ...]
+    ca_pem: bytes | None = None  # trust only this CA (the local server's); None: the system's CAs
+    pool_size: int = 1
+    timeout_ms: int = 5000
 
 
 @dataclass(frozen=True)
@@ -77,10 +114,19 @@ class VenueConfig:
     endpoint: str | None = None  # a sim venue served by another process (python -m connectors.sim.serve)
     deals_endpoint: str | None = None
     replay_endpoint: str | None = None
+    ctrader: CTraderSettings | None = None  # platform "ctrader"
 
     @property
     def server(self) -> ServerId:
         return ServerId(self.platform, self.name)
+
+    def logins(self) -> set[int] | None:
+        """The account numbers this venue is configured with (None: a remote sim venue, any)."""
+        if self.ctrader is not None:
+            return {a.login for a in self.ctrader.accounts}
+        if self.endpoint is not None:
+            return None
+        return {a.login for a in self.accounts}
 
 
 @dataclass(frozen=True)
@@ -142,7 +188,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     drift = reconcile.enum("drift", DriftPolicy, DriftPolicy.REPORT)
     reconcile.finish()
 
-    venues = tuple(_venue(t) for t in doc.tables("venue"))
+    venues = tuple(_venue(t, base) for t in doc.tables("venue"))
     if not venues:
         raise InputError(f"{where}: no [[venue]]: the bridge needs at least one venue")
     names = [v.name for v in venues]
@@ -189,11 +235,13 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
                         control, control_connector, drift)
 
 
-def _venue(t: Table) -> VenueConfig:
+def _venue(t: Table, base: Path) -> VenueConfig:
     name = t.str("name")
     platform = t.enum("platform", Platform)
+    if platform is Platform.CTRADER:
+        return VenueConfig(name, platform, 0, 0, (), ctrader=_ctrader(t, base))
     if platform is not Platform.SIM:
-        raise InputError(f"{t.where}: platform {platform.value!r} has no connector yet (only 'sim')")
+        raise InputError(f"{t.where}: platform {platform.value!r} has no connector yet (only 'sim' and 'ctrader')")
     seed = t.raw("seed", 7)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InputError(f"{t.where}: seed must be an integer")
@@ -220,6 +268,46 @@ def _venue(t: Table) -> VenueConfig:
     return VenueConfig(name, platform, seed, latency, tuple(accounts), slippage, reject_rate, endpoint, deals, replay)
 
 
+def _ctrader(t: Table, base: Path) -> CTraderSettings:
+    host = t.str("host")
+    port = t.raw("port", 5035)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise InputError(f"{t.where}: port must be an integer in 1..65535")
+    ca_pem = None
+    if "ca_file" in t:
+        ca = Path(t.str("ca_file"))
+        ca = ca if ca.is_absolute() else base / ca
+        try:
+            ca_pem = ca.read_bytes()
+        except OSError as exc:
+            raise InputError(f"{t.where}: ca_file {ca}: cannot read ({exc.strerror})") from None
+        if b"BEGIN CERTIFICATE" not in ca_pem:
+            raise InputError(f"{t.where}: ca_file {ca} is not a PEM certificate")
+    client_id = t.str("client_id")
+    secret = read_secret(t, "client_secret", base)
+    pool = _positive_int(t, "pool_size", 1)
+    timeout = _positive_int(t, "timeout_ms", 5000)
+    accounts = []
+    for a in t.tables("account"):
+        login = a.raw("login")
+        if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
+            raise InputError(f"{a.where}: login must be a positive integer (the ctidTraderAccountId)")
+        accounts.append(CTraderAccount(login, read_secret(a, "access_token", base),
+                                       read_secret(a, "refresh_token", base)))
+        a.finish()
+    for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
+                "replay_endpoint"):
+        if key in t:
+            raise InputError(f"{t.where}: {key} is a setting of simulated venues, not of platform 'ctrader'")
+    t.finish()
+    if not accounts:
+        raise InputError(f"{t.where}: a cTrader venue needs at least one [[venue.account]]")
+    logins = [a.login for a in accounts]
+    if len(set(logins)) != len(logins):
+        raise InputError(f"{t.where}: account {sorted(n for n in logins if logins.count(n) > 1)[0]} is listed twice")
+    return CTraderSettings(host, port, client_id, secret, tuple(accounts), ca_pem, pool, timeout)
+
+
 def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
     text = t.str(key)
     name, _, number = text.rpartition("/")
@@ -228,7 +316,8 @@ def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
     venue = venues.get(name)
     if venue is None:
         raise InputError(f"{t.where}: {key} {text!r}: no venue named {name!r}")
-    if venue.endpoint is None and int(number) not in {a.login for a in venue.accounts}:
+    logins = venue.logins()
+    if logins is not None and int(number) not in logins:
         raise InputError(f"{t.where}: {key} {text!r}: venue {name!r} has no account {number}")
     return Login(venue.server, int(number))
 

@@ -39,6 +39,12 @@ def status_of(top: service.MultiService) -> dict:
             "idle": worker.worker.idle,
         }
     out["venues"] = sorted(str(server) for server in getattr(top, "venues", {}))
+    venues = _named(top, "venues")
+    if venues is not None:
+        # every venue connected, authorised and reconciled (a sim venue in this process: at once)
+        out["venues_ready"] = venues.ready.called
+        out["connections"] = {str(server): describe() for server, v in sorted(top.venues.items(), key=str)
+                              if (describe := getattr(v, "connection_status", None)) is not None}
     return out
 
 

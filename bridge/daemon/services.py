@@ -47,7 +47,9 @@ BACKFILL_PATIENCE_S = 2.0
 
 
 def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
-    """The venue a config names: a simulated one in this process, or one served by another process."""
+    """The venue a config names: a cTrader server, a simulated one in this process, or one served by another."""
+    if cfg.ctrader is not None:
+        return _ctrader_venue(cfg, reactor)
     if cfg.endpoint is not None:
         from connectors.sim.remote import RemoteVenue
 
@@ -63,6 +65,59 @@ def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
     return venue
 
 
+def _ctrader_venue(cfg: VenueConfig, reactor):
+    from connectors.ctrader.session import Endpoint
+    from connectors.ctrader.tls import client_options
+    from connectors.ctrader.venue import AccountAccess, CTraderVenue
+
+    c = cfg.ctrader
+    accounts = [AccountAccess(a.login, a.access_token.reveal(), a.refresh_token.reveal()) for a in c.accounts]
+    return CTraderVenue(cfg.name, Endpoint(c.host, c.port, client_options(c.host, c.ca_pem)),
+                        (c.client_id, c.client_secret.reveal()), accounts, clock=reactor, rng=random.Random(),
+                        reactor=reactor, pool_size=c.pool_size, timeout_s=c.timeout_ms / 1000)
+
+
+class VenuesService(service.Service):
+    """Starts the venues that connect somewhere (``start()``: a cTrader pool), first, and stops them last.
+
+    ``ready`` fires once every such venue is connected, authorised and
+    reconciled; the worker's recovery and the connector's watches wait for it.
+    A venue that cannot connect yet keeps retrying with backoff (its sessions
+    log why), and the roles wait."""
+
+    name = "venues"
+
+    def __init__(self, venues: dict) -> None:
+        self.venues = venues
+        self.ready: defer.Deferred = defer.Deferred()
+
+    def startService(self) -> None:
+        super().startService()
+        starting = []
+        for server, venue in self.venues.items():
+            start = getattr(venue, "start", None)
+            if start is not None:
+                log.info("venues: connecting %s", server)
+                d = start()
+                d.addCallback(lambda _, s=server: log.info("venues: %s is connected and reconciled", s))
+                starting.append(d)
+        gathered = defer.gatherResults(starting, consumeErrors=True) if starting else defer.succeed(None)
+        gathered.addBoth(lambda r: self.ready.callback(None) if not self.ready.called else None)
+
+    def when_ready(self) -> defer.Deferred:
+        """A new Deferred that fires (with None) once every venue is ready."""
+        d = defer.Deferred()
+        self.ready.addBoth(lambda r: (d.callback(None), r)[1])
+        return d
+
+    def stopService(self):
+        for venue in self.venues.values():
+            stop = getattr(venue, "stop", None)
+            if stop is not None:
+                stop()
+        return super().stopService()
+
+
 def routes_of(config: BridgeConfig) -> Routes:
     routes = Routes()
     for c in config.copies:
@@ -75,8 +130,9 @@ def routes_of(config: BridgeConfig) -> Routes:
 class ConnectorService(service.Service):
     name = "connector"
 
-    def __init__(self, ctx: zmq.Context, reactor, venues: dict, config: BridgeConfig) -> None:
+    def __init__(self, ctx: zmq.Context, reactor, venues: dict, config: BridgeConfig, when_ready=None) -> None:
         self.ctx, self.reactor, self.venues, self.config = ctx, reactor, venues, config
+        self.when_ready = when_ready or (lambda: defer.succeed(None))
         self.published = 0
 
     def startService(self) -> None:
@@ -86,18 +142,21 @@ class ConnectorService(service.Service):
                                    on_command=self._command)
         self.driver = ReactorDriver(self.reactor, self.publisher)
         self.driver.start()
-        for master in c.masters:
+        self.when_ready().addCallback(lambda _: self._watch() if self.running else None)
+        self.heartbeat = LoopingCall(self.publisher.heartbeat)
+        self.heartbeat.clock = self.reactor
+        self.heartbeat.start(c.heartbeat_ms / 1000, now=False)
+        log.info("connector: publishing deals of %d master account(s) on %s (epoch %s)",
+                 len(c.masters), c.deals_endpoint, self.publisher.epoch)
+
+    def _watch(self) -> None:
+        for master in self.config.masters:
             watching = defer.maybeDeferred(self.venues[master.server].watch_deals, master, self._publish)
             # once the watch is live, say so on the stream: the worker backfills from then, leaving no gap
             # between the history it has and the deals that now stream live
             watching.addCallback(lambda _, m=master: self.publisher.publish(f"watching.{m}", {"account": str(m)}))
             watching.addErrback(lambda f, m=master: log.error("connector: cannot watch %s: %s", m,
                                                                f.getErrorMessage()))
-        self.heartbeat = LoopingCall(self.publisher.heartbeat)
-        self.heartbeat.clock = self.reactor
-        self.heartbeat.start(c.heartbeat_ms / 1000, now=False)
-        log.info("connector: publishing deals of %d master account(s) on %s (epoch %s)",
-                 len(c.masters), c.deals_endpoint, self.publisher.epoch)
 
     def _publish(self, deal) -> None:
         self.publisher.publish(deal_topic(deal), deal_body(deal), origin_ns=time.time_ns())
@@ -139,8 +198,9 @@ class ConnectorService(service.Service):
 class WorkerService(service.Service):
     name = "worker"
 
-    def __init__(self, ctx: zmq.Context, reactor, venues: dict, config: BridgeConfig) -> None:
+    def __init__(self, ctx: zmq.Context, reactor, venues: dict, config: BridgeConfig, when_ready=None) -> None:
         self.ctx, self.reactor, self.venues, self.config = ctx, reactor, venues, config
+        self.when_ready = when_ready or (lambda: defer.succeed(None))
         self.bad_frames = 0
         self.ready: defer.Deferred = defer.Deferred()
 
@@ -166,7 +226,8 @@ class WorkerService(service.Service):
         self.driver = ReactorDriver(self.reactor, self.subscriber)
         self.driver.start()
         self.subscriber.start()
-        d = self.worker.recover()
+        d = self.when_ready()  # a venue that connects somewhere is connected and reconciled first
+        d.addCallback(lambda _: self.worker.recover())
         d.addCallback(lambda drifts: self._backfill())
         d.addErrback(lambda f: log.error("worker: recovery failed: %s", f.getTraceback()))
         d.addBoth(lambda _: self.ready.callback(None) if not self.ready.called else None)
@@ -261,14 +322,16 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
     venues = {v.server: build_venue(v, reactor, ctx) for v in config.venues}
     top = service.MultiService()
     top.venues = venues
+    connecting = VenuesService(venues)
     if with_control:
         from bridge.daemon.control import ControlService
 
         # first: an endpoint already bound (another daemon on this config) stops startup before any role runs
         ControlService(ctx, reactor, config.control_for(role), top).setServiceParent(top)
+    connecting.setServiceParent(top)  # before the roles; stopped after them
     # the worker starts first: its subscriber is connected before the connector's first publish
     if role in ("all", "worker"):
-        WorkerService(ctx, reactor, venues, config).setServiceParent(top)
+        WorkerService(ctx, reactor, venues, config, connecting.when_ready).setServiceParent(top)
     if role in ("all", "connector"):
-        ConnectorService(ctx, reactor, venues, config).setServiceParent(top)
+        ConnectorService(ctx, reactor, venues, config, connecting.when_ready).setServiceParent(top)
     return top

@@ -1,0 +1,208 @@
+"""``bridge run`` against ``bridge sim ctrader``: two processes, real TLS, a trader by hand.
+
+The local cTrader server runs as ``bridge sim ctrader`` (its own process, its
+own CA written with ``--ca-out``); the bridge runs as ``bridge run`` with a
+``platform = "ctrader"`` venue whose secrets come from a 0600 file and from
+environment variables. The test is the master's trader: the stock
+``ctrader-open-api`` client authorises the master and trades on it by hand;
+the copies are checked at the server, through the same stock client
+(``ReconcileReq`` on the followers), not through the bridge.
+"""
+
+from __future__ import annotations
+
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from tests.ctrader_rig import Conn, pump
+from tests.processes import BRIDGE, ROOT, Daemon, free_port_endpoint, terminate
+
+MASTER, HEDGED, NETTED = 1001, 2001, 2002
+LOT = 10_000_000  # EURUSD, in hundredths of a unit
+
+CREDENTIALS = """
+[application]
+client_id = "app-1"
+client_secret = "secret-1"
+
+[[tokens]]
+access_token = "tok-a"
+refresh_token = "ref-a"
+
+[[tokens]]
+access_token = "tok-f"
+refresh_token = "ref-f"
+
+[[accounts]]
+ctid_trader_account_id = 1001
+trader_login = 5001
+token = "tok-a"
+balance = "100000"
+type = "netted"
+
+[[accounts]]
+ctid_trader_account_id = 2001
+trader_login = 6001
+token = "tok-f"
+balance = "50000"
+
+[[accounts]]
+ctid_trader_account_id = 2002
+trader_login = 6002
+token = "tok-f"
+balance = "50000"
+type = "netted"
+"""
+
+
+def bridge_config(tmp: Path, port: int, ca: Path, secret: Path) -> tuple[Path, str]:
+    deals, replay, control = free_port_endpoint(), free_port_endpoint(), free_port_endpoint()
+    accounts = "".join(
+        f"""
+  [[venue.account]]
+  login = {login}
+  access_token_env = "CT_ACCESS_{tag}"
+  refresh_token_env = "CT_REFRESH_{tag}"
+""" for login, tag in ((MASTER, "M"), (HEDGED, "F"), (NETTED, "F")))
+    text = f"""
+[store]
+path = "{tmp / 'bridge.sqlite'}"
+
+[bus]
+deals = "{deals}"
+deals_replay = "{replay}"
+control = "{control}"
+heartbeat_ms = 50
+
+[[venue]]
+name = "ct"
+platform = "ctrader"
+host = "localhost"
+port = {port}
+ca_file = "{ca}"
+client_id = "app-1"
+client_secret_file = "{secret}"
+pool_size = 2
+{accounts}
+[[master]]
+account = "ct/{MASTER}"
+
+[[copy]]
+master = "ct/{MASTER}"
+follower = "ct/{HEDGED}"
+[copy.settings]
+mode = "multiplier"
+multiplier = 1
+
+[[copy]]
+master = "ct/{MASTER}"
+follower = "ct/{NETTED}"
+[copy.settings]
+mode = "multiplier"
+multiplier = 0.5
+"""
+    path = tmp / "bridge.toml"
+    path.write_text(text)
+    return path, control
+
+
+@pytest.fixture
+def sim(tmp_path, request) -> tuple[int, Path]:
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(CREDENTIALS)
+    ca = tmp_path / "sim-ca.pem"
+    log = open(tmp_path / "sim.log", "w")
+    process = subprocess.Popen([BRIDGE, "sim", "ctrader", "--port", "0", "--accounts", str(accounts),
+                                "--ca-out", str(ca), "--spot-interval-ms", "0"],
+                               stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
+    request.addfinalizer(lambda: (terminate(process), log.close()))
+    ready, _, _ = select.select([process.stdout], [], [], 30)
+    line = process.stdout.readline() if ready else ""
+    assert line.startswith("listening on ssl://"), f"bridge sim ctrader did not start: {line!r}"
+    return int(line.split()[2].rsplit(":", 1)[1]), ca
+
+
+def net_volume(trader: Conn, ctid: int) -> int | None:
+    """The account's net position in EURUSD at the server, signed, in hundredths of a unit."""
+    time.sleep(0.02)  # a poll: stay well under the server's 50 requests per second
+    res = trader.call("ReconcileReq", ctidTraderAccountId=ctid)
+    if res.DESCRIPTOR.name != "ProtoOAReconcileRes":
+        raise AssertionError(f"ReconcileReq refused: {res}")
+    return sum(p.tradeData.volume * (1 if p.tradeData.tradeSide == 1 else -1) for p in res.position)
+
+
+def test_bridge_run_copies_trades_placed_by_hand_on_the_simulated_ctrader_master(sim, tmp_path, monkeypatch):
+    port, ca = sim
+    secret = tmp_path / "client-secret"
+    secret.write_text("secret-1\n")
+    secret.chmod(0o600)
+    for tag, access, refresh in (("M", "tok-a", "ref-a"), ("F", "tok-f", "ref-f")):
+        monkeypatch.setenv(f"CT_ACCESS_{tag}", access)
+        monkeypatch.setenv(f"CT_REFRESH_{tag}", refresh)
+    config, control = bridge_config(tmp_path, port, ca, secret)
+    ctx = zmq.Context()
+    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    try:
+        daemon.start()
+        daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"], "the cTrader venue to connect")
+
+        trader = Conn(port)  # the master's trader: the stock client, as any Open API application
+        trader.auth(MASTER, token="tok-a")
+        for ctid in (HEDGED, NETTED):
+            assert trader.call("AccountAuthReq", ctidTraderAccountId=ctid,
+                               accessToken="tok-f").DESCRIPTOR.name == "ProtoOAAccountAuthRes"
+        mid = trader.send("NewOrderReq", ctidTraderAccountId=MASTER, symbolId=1, orderType=1, tradeSide=1,
+                          volume=LOT)
+        filled = trader.wait(lambda m, i: i == mid and m.DESCRIPTOR.name == "ProtoOAExecutionEvent"
+                             and m.executionType == 3)
+        position = filled.position.positionId
+
+        def copies_are(hedged: int, netted: int) -> bool:
+            return net_volume(trader, HEDGED) == hedged and net_volume(trader, NETTED) == netted
+
+        pump(lambda: copies_are(LOT, LOT // 2), timeout=20)
+
+        # a partial close by hand, then the rest
+        mid = trader.send("ClosePositionReq", ctidTraderAccountId=MASTER, positionId=position, volume=LOT * 4 // 10)
+        trader.wait(lambda m, i: i == mid and m.DESCRIPTOR.name == "ProtoOAExecutionEvent" and m.executionType == 3)
+        pump(lambda: copies_are(LOT * 6 // 10, LOT * 3 // 10), timeout=20)
+        mid = trader.send("ClosePositionReq", ctidTraderAccountId=MASTER, positionId=position, volume=LOT * 6 // 10)
+        trader.wait(lambda m, i: i == mid and m.DESCRIPTOR.name == "ProtoOAExecutionEvent" and m.executionType == 3)
+        pump(lambda: copies_are(0, 0), timeout=20)
+
+        status = daemon.wait(lambda s: s["worker"]["idle"] and s["worker"]["intents"].get("filled") == 6,
+                             "every copy to be filled")
+        assert status["worker"]["journal"]["deals"] == 3
+        assert set(status["worker"]["intents"]) == {"filled"}
+        # exactly once, at the venue: two copies of each of the three master deals
+        now_ms = int(time.time() * 1000)
+        history = trader.call("DealListReq", ctidTraderAccountId=HEDGED, fromTimestamp=now_ms - 3_600_000,
+                              toTimestamp=now_ms + 60_000)
+        assert len(history.deal) == 3
+        trader.stop()
+    finally:
+        daemon.stop()
+        ctx.destroy(0)
+    log = (tmp_path / "bridge.log").read_text()
+    assert "secret-1" not in log and "tok-a" not in log and "tok-f" not in log, "a secret reached the log"
+    assert "Traceback" not in log
+
+
+def test_bridge_run_check_names_a_secret_file_readable_by_others(tmp_path):
+    secret = tmp_path / "client-secret"
+    secret.write_text("secret-1\n")
+    secret.chmod(0o644)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    config, _ = bridge_config(tmp_path, 5035, ca, secret)
+    run = subprocess.run([BRIDGE, "run", "--config", str(config), "--check"], capture_output=True, text=True,
+                         env={"PATH": str(Path(sys.executable).parent)})
+    assert run.returncode == 2, run
+    assert "readable by others" in run.stderr and str(secret) in run.stderr
+    assert "Traceback" not in run.stderr
