@@ -14,7 +14,6 @@ from decimal import Decimal
 from random import Random
 
 from twisted.internet import defer, reactor
-from twisted.internet.ssl import Certificate, optionsForClientTLS
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
@@ -22,6 +21,7 @@ from bridge.domain.deal import Side
 from bridge.domain.ids import Platform, PositionId
 from connectors.ctrader.server import CTraderServer, Credentials, FaultConfig
 from connectors.ctrader.session import Backoff, Endpoint
+from connectors.ctrader.tls import client_options
 from connectors.ctrader.venue import AccountAccess, CTraderVenue
 from tests.ctrader_rig import START, Conn, pump
 
@@ -70,15 +70,26 @@ class CTraderHarness:
         self.server = CTraderServer(CREDENTIALS, clock=self.clock, rng=Random(7), faults=faults, **server_options)
         self.listening = self.server.listen(reactor)
         self.port = self.listening.getHost().port
-        tls = optionsForClientTLS("localhost", trustRoot=Certificate.loadPEM(self.server.identity.ca_pem))
-        self.venue = CTraderVenue(
-            "sim", Endpoint("127.0.0.1", self.port, tls), ("app-1", "secret-1"),
-            [AccountAccess(c, "tok-a", "ref-a") for c in accounts], clock=self.clock, rng=Random(3),
-            reactor=reactor, pool_size=pool_size, timeout_s=timeout_s, backoff=Backoff(0.5, 8.0),
-            connection=self.connection_options())
+        self.accounts, self.pool_size, self.timeout_s = accounts, pool_size, timeout_s
+        self.venue = self.new_venue()
         self.login = self.venue.login
         self.hedger, self.netter, self.master = self.login(HEDGER), self.login(NETTER), self.login(MASTER)
         self._trader: Conn | None = None
+        result(self.venue.start(), self.clock)
+
+    def new_venue(self, tls=None, access=None, **options) -> CTraderVenue:
+        """A CTraderVenue on this server (not started); ``tls`` defaults to the server's CA and "localhost"."""
+        tls = tls or client_options("localhost", self.server.identity.ca_pem)
+        access = access or [AccountAccess(c, "tok-a", "ref-a") for c in self.accounts]
+        return CTraderVenue("sim", Endpoint("127.0.0.1", self.port, tls), ("app-1", "secret-1"), access,
+                            clock=self.clock, rng=Random(3), reactor=reactor, pool_size=self.pool_size,
+                            timeout_s=self.timeout_s, backoff=Backoff(0.5, 8.0),
+                            connection=self.connection_options(), **options)
+
+    def restart(self) -> None:
+        """Stop the venue and start a brand-new one, as a restarted bridge would (nothing carried over)."""
+        self.venue.stop()
+        self.venue = self.new_venue()
         result(self.venue.start(), self.clock)
 
     def connection_options(self) -> dict:

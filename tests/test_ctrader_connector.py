@@ -123,6 +123,34 @@ def test_a_fill_lost_after_execution_is_found_by_lookup_and_not_doubled():
         h.close()
 
 
+@pytest.mark.parametrize("action", [Action.CLOSE, Action.PARTIAL_CLOSE])
+def test_a_close_whose_fill_is_lost_is_found_by_key_after_a_restart_and_not_repeated(action):
+    h = CTraderHarness(timeout_s=2.0)
+    try:
+        opened = h.result(h.venue.execute(open_order(h, "to-close")))
+        h.server.faults.config = FaultConfig(lose_fill_rate=Decimal(1))
+        volume = LOT // 10 if action is Action.CLOSE else LOT // 25
+        close = OrderRequest(key(f"close-{action}"), h.hedger, action, EURUSD, Side.BUY, volume, opened.position_id)
+        d = h.venue.execute(close)
+        h.pump(lambda: trades(h, HEDGER) == 2)  # the close executed; its fill never comes back
+        h.tick(2.5, until=lambda: d.called)
+        with pytest.raises(AmbiguousOutcome):
+            h.result(d)
+        h.server.faults.config = FaultConfig()
+        h.restart()  # a brand-new venue: it never sent this key
+        assert not h.venue.orders.sent and not h.venue.orders.filled
+        found = h.result(h.venue.lookup(h.hedger, close.key))
+        assert found is not None and found.status is OrderStatus.FILLED and found.key == close.key
+        assert (found.volume, found.position_id) == (volume, opened.position_id)
+        assert found.deal_id is not None and found.order_id is not None and found.price is not None
+        assert h.result(h.venue.execute(close)) == found  # the executor would not resend; even so, no new close
+        assert trades(h, HEDGER) == 2
+        left = h.server.accounts[HEDGER].book.position(opened.position_id)
+        assert (left.volume if left else 0) == LOT // 10 - volume
+    finally:
+        h.close()
+
+
 def _resolve(h, order, outcome):
     """What bridge/executor.py does with a first outcome: on an unknown one, look the key up, and
     resend only when the venue has no record of it."""

@@ -165,6 +165,42 @@ def test_partial_close_keeps_the_position_id(rig):
     assert not c.call("ReconcileReq", ctidTraderAccountId=1001).position
 
 
+def test_an_opposite_order_with_position_id_reduces_then_closes_that_position_and_keeps_its_key(rig):
+    c, other = rig.connect(1001, 1002), rig.connect()
+    other.auth(2001, token="tok-b")
+    pid = filled(c, buy(c, volume=LOT // 10, label="cb-open")).position.positionId
+    second = filled(c, buy(c, volume=LOT // 10)).position.positionId  # hedged: a second position, untouched
+    mid = buy(c, side=E.SELL, volume=LOT // 25, positionId=pid, clientOrderId="cb-part", label="cb-part")
+    part = filled(c, mid)
+    assert kinds(c, mid) == [ACCEPTED, FILLED]
+    accepted = c.of(EXEC, mid)[0]
+    assert accepted.order.closingOrder and accepted.order.positionId == pid
+    assert (part.order.clientOrderId, part.order.tradeData.label, part.order.closingOrder) == ("cb-part", "cb-part",
+                                                                                              True)
+    assert part.position.positionId == pid and part.position.tradeData.volume == LOT // 10 - LOT // 25
+    assert part.position.tradeData.label == "cb-open", "the position keeps the label of the order that opened it"
+    assert part.deal.closePositionDetail.closedVolume == LOT // 25 and part.deal.tradeSide == E.SELL
+    too_much = answer(c, buy(c, side=E.SELL, volume=LOT // 10, positionId=pid))
+    assert (too_much.DESCRIPTOR.name, too_much.errorCode, too_much.positionId) == (
+        "ProtoOAOrderErrorEvent", "TRADING_BAD_VOLUME", pid)
+    same_side = answer(c, buy(c, volume=LOT // 100, positionId=pid))
+    assert (same_side.DESCRIPTOR.name, same_side.errorCode) == ("ProtoOAErrorRes", "INVALID_REQUEST")
+    assert error_code(answer(c, buy(c, side=E.SELL, positionId=999_999))) == "POSITION_NOT_FOUND"
+    theirs = filled(other, buy(other, ctid=2001, volume=LOT // 100)).position.positionId
+    assert error_code(answer(c, buy(c, side=E.SELL, volume=LOT // 100, positionId=theirs))) == "POSITION_NOT_FOUND"
+    rest = filled(c, buy(c, side=E.SELL, volume=LOT * 6 // 100, positionId=pid, clientOrderId="cb-close"))
+    assert rest.position.positionStatus == E.POSITION_STATUS_CLOSED
+    assert error_code(answer(c, buy(c, side=E.SELL, volume=LOT // 100, positionId=pid))) == "POSITION_NOT_FOUND"
+    [held] = c.call("ReconcileReq", ctidTraderAccountId=1001).position
+    assert (held.positionId, held.tradeData.volume) == (second, LOT // 10)
+    orders = c.call("OrderListReq", ctidTraderAccountId=1001, fromTimestamp=START * 1000,
+                    toTimestamp=START * 1000 + 60_000).order
+    assert [o.clientOrderId for o in orders if o.closingOrder] == ["cb-part", "cb-close"]
+    net = filled(c, buy(c, ctid=1002)).position.positionId  # netted: the same request closes its one position
+    closed = filled(c, buy(c, ctid=1002, side=E.SELL, positionId=net, clientOrderId="cb-net"))
+    assert closed.position.positionStatus == E.POSITION_STATUS_CLOSED and closed.order.clientOrderId == "cb-net"
+
+
 def test_amend_sltp_then_a_server_side_stop_loss_reaches_a_second_connection(rig):
     trader, watcher = rig.connect(1001), rig.connect(1001)
     pid = filled(trader, buy(trader)).position.positionId

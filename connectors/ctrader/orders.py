@@ -1,35 +1,37 @@
 """Follower orders: one OrderRequest -> Open API requests -> one OrderResult, and lookup by key.
 
-- OPEN: ``NewOrderReq`` MARKET with ``clientOrderId`` = ``label`` = the key. With
-  ``max_slippage_points`` and a ``reference_price`` it is a MARKET_RANGE order
-  (``baseSlippagePrice`` = the reference, ``slippageInPoints`` = the limit, a point
-  being 10^-digits): the venue fills inside the range or cancels, and a cancel
-  with nothing executed is REJECTED "requote". Stops on an open are set by an
+- Every order that trades is a ``NewOrderReq`` with ``clientOrderId`` = ``label``
+  = the key, so the venue's own records find it by key (lookup, below).
+- OPEN: MARKET on the order's side. CLOSE / PARTIAL_CLOSE: MARKET on the
+  position's opposite side with ``positionId`` (reduces or closes that position,
+  hedged or netted); the side is taken from the position as last seen, and a
+  CLOSE sends its whole volume as last seen. With ``max_slippage_points`` and a
+  ``reference_price`` either is a MARKET_RANGE order (``baseSlippagePrice`` =
+  the reference, ``slippageInPoints`` = the limit, a point being 10^-digits):
+  the venue fills inside the range or cancels, and a cancel with nothing
+  executed is REJECTED "requote". Stops on an open are set by an
   ``AmendPositionSLTPReq`` after the fill (cTrader refuses absolute stops on
-  market orders).
-- CLOSE / PARTIAL_CLOSE: ``ClosePositionReq`` (a CLOSE sends the position's whole
-  volume as last seen). MODIFY: ``AmendPositionSLTPReq``.
+  market orders). MODIFY: ``AmendPositionSLTPReq``.
 - ORDER_ACCEPTED is not a fill: the result waits for ORDER_FILLED (after any
   ORDER_PARTIAL_FILL), ORDER_REJECTED / ORDER_CANCELLED, or an OrderErrorEvent
   (error codes -> reasons in ``convert.REASONS``).
 - Failures: nothing written -> ``VenueUnavailable``; written, then the connection
   lost or no final answer in time -> ``AmbiguousOutcome``. A request the server
-  refused unprocessed (REQUEST_FREQUENCY_EXCEEDED, ACCOUNT_NOT_AUTHORIZED while
-  re-authorising) -> ``VenueUnavailable``: it did not execute.
+  refused unprocessed (REQUEST_FREQUENCY_EXCEEDED beyond the session's retries,
+  ACCOUNT_NOT_AUTHORIZED while re-authorising, ...) -> ``VenueUnavailable``: it
+  did not execute.
 - Idempotency: a key already FILLED here returns that result; a key in flight
   returns the same outcome.
 
 Lookup: a FILLED key known here answers at once; a key in flight waits for its
 outcome. Otherwise the venue is asked: ``OrderListReq`` over a window around
-the send (a week back for a key this process never sent), the order whose
-``clientOrderId`` is the key (for a close, which carries no key on cTrader: the
-closing order of that position and volume sent after it), then
-``OrderDetailsReq`` for its deal. None once nothing matched: the request was
-answered, refused, or is past its timeout (the connection's in-flight
-requests have then been answered or failed). A MODIFY leaves nothing to find
-and is safe to resend (the same stops again): None.
+the send (a week back for a key this process never sent, e.g. after a restart),
+the order whose ``clientOrderId`` is the key and that executed (an open or a
+close alike), then ``OrderDetailsReq`` for its deal. None once nothing
+matched: the request was answered, refused, or is past its timeout (the
+connection's in-flight requests have then been answered or failed). A MODIFY
+leaves nothing to find and is safe to resend (the same stops again): None.
 """
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,13 +41,13 @@ from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
 from twisted.internet import defer
 
 from allocation.leg import Action
+from bridge.domain.deal import Side
 from connectors.ctrader import convert
 from connectors.ctrader.session import ConnectionLost, ReplyTimeout
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable
 
 WEEK_MS = 7 * 24 * 3600 * 1000
 MARGIN_MS = 60_000
-SKEW_MS = 5_000  # clocks of the bridge and the venue may differ by this much
 NOT_PROCESSED = frozenset({"REQUEST_FREQUENCY_EXCEEDED", "ACCOUNT_NOT_AUTHORIZED", "CH_CLIENT_NOT_AUTHENTICATED",
                            "BLOCKED_PAYLOAD_TYPE"})
 
@@ -67,7 +69,6 @@ class Orders:
         self.venue = venue
         self.sent: dict[tuple[int, str], Sent] = {}
         self.filled: dict[tuple[int, str], OrderResult] = {}
-        self.claimed: set[int] = set()  # closing order ids matched to a key by lookup
 
     def execute(self, order: OrderRequest) -> defer.Deferred:
         ident = (order.account.number, order.key)
@@ -87,21 +88,12 @@ class Orders:
             return convert.rejected(order.key, "SYMBOL_NOT_FOUND", f"no symbol {order.symbol}", self.venue.now_ms())
         volume = order.volume
         if order.action is Action.OPEN:
-            message = oa.ProtoOANewOrderReq(ctidTraderAccountId=ctid, symbolId=symbol_id, orderType=model.MARKET,
-                                            tradeSide=convert.trade_side(order.side), volume=volume,
-                                            clientOrderId=order.key, label=order.key)
-            if order.max_slippage_points is not None and order.reference_price is not None:
-                message.orderType = model.MARKET_RANGE
-                message.baseSlippagePrice = float(order.reference_price)
-                message.slippageInPoints = order.max_slippage_points
+            message = self._market(ctid, symbol_id, order, order.side, volume)
         elif order.action is Action.MODIFY:
             message = self._amend(ctid, order.position_id.value, order)
             volume = 0
         else:
-            if order.action is Action.CLOSE:
-                volume = self.venue.position_volume(ctid, order.position_id.value) or volume
-            message = oa.ProtoOAClosePositionReq(ctidTraderAccountId=ctid, positionId=order.position_id.value,
-                                                 volume=volume)
+            message, volume = self._closing(ctid, symbol_id, order)
         record = Sent(order, self.venue.now_ms(), volume)
         self.sent[(ctid, order.key)] = record
         record.outcome = self._stream(session, order, message)
@@ -114,6 +106,28 @@ class Orders:
             yield self._stops_after_open(ctid, result, order)
         self._finish(record, result)
         return result
+
+    @staticmethod
+    def _market(ctid: int, symbol_id: int, order: OrderRequest, side: Side, volume: int):
+        """A MARKET order keyed by ``order.key`` (MARKET_RANGE within the order's max slippage)."""
+        message = oa.ProtoOANewOrderReq(ctidTraderAccountId=ctid, symbolId=symbol_id, orderType=model.MARKET,
+                                        tradeSide=convert.trade_side(side), volume=volume,
+                                        clientOrderId=order.key, label=order.key)
+        if order.max_slippage_points is not None and order.reference_price is not None:
+            message.orderType = model.MARKET_RANGE
+            message.baseSlippagePrice = float(order.reference_price)
+            message.slippageInPoints = order.max_slippage_points
+        return message
+
+    def _closing(self, ctid: int, symbol_id: int, order: OrderRequest):
+        """A close or partial close: the opposite side of the position as last seen, with its positionId."""
+        pid = order.position_id.value
+        held = self.venue.open[ctid].get(pid)  # signed volume, None if not seen open
+        side = order.side if not held else (Side.BUY if held > 0 else Side.SELL)
+        volume = abs(held) if held and order.action is Action.CLOSE else order.volume
+        message = self._market(ctid, symbol_id, order, side.opposite, volume)
+        message.positionId = pid
+        return message, volume
 
     def _amend(self, ctid: int, position_id: int, order: OrderRequest):
         message = oa.ProtoOAAmendPositionSLTPReq(ctidTraderAccountId=ctid, positionId=position_id)
@@ -136,8 +150,6 @@ class Orders:
         record.done = True
         if isinstance(outcome, OrderResult) and outcome.status is OrderStatus.FILLED:
             self.filled[(record.order.account.number, record.order.key)] = outcome
-            if outcome.order_id is not None:
-                self.claimed.add(outcome.order_id.value)
         waiters, record.waiters = record.waiters, []
         for d in waiters:
             d.errback(outcome) if isinstance(outcome, Exception) else d.callback(outcome)
@@ -207,7 +219,7 @@ class Orders:
         start = record.sent_ms - MARGIN_MS if record is not None else now - WEEK_MS + MARGIN_MS
         res = yield session.request(oa.ProtoOAOrderListReq(ctidTraderAccountId=ctid, fromTimestamp=start,
                                                            toTimestamp=now + MARGIN_MS))
-        found = self._match(res.order, key, record)
+        found = next((o for o in res.order if o.clientOrderId == key and o.executedVolume > 0), None)
         if found is None:
             return None
         details = yield session.request(oa.ProtoOAOrderDetailsReq(ctidTraderAccountId=ctid, orderId=found.orderId))
@@ -215,16 +227,3 @@ class Orders:
         result = convert.filled(key, details.order, deal, now)
         self.filled[(ctid, key)] = result
         return result
-
-    def _match(self, orders, key: str, record: Sent | None):
-        done = [o for o in orders if o.executedVolume > 0]
-        if record is None or record.order.action is Action.OPEN:
-            return next((o for o in done if o.clientOrderId == key), None)
-        pid = record.order.position_id.value
-        for o in done:
-            if (o.closingOrder and o.HasField("positionId") and o.positionId == pid and o.orderType == model.MARKET
-                    and o.tradeData.volume == record.volume and o.orderId not in self.claimed
-                    and o.tradeData.openTimestamp >= record.sent_ms - SKEW_MS):
-                self.claimed.add(o.orderId)
-                return o
-        return None

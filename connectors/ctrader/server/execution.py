@@ -4,12 +4,22 @@ Each request becomes a list of :class:`Emission`; the server sends them (with
 the request's ``clientMsgId`` to the requester, without one to every other
 connection that authorised the account; OrderErrorEvents only to the requester).
 
-- NewOrderReq (MARKET only): ``ORDER_ACCEPTED`` (order ACCEPTED, executedVolume
-  0, no position), then ``ORDER_FILLED`` (order FILLED with executedVolume,
-  executionPrice and positionId; the position; the deal). With a partial fill,
-  ``ORDER_PARTIAL_FILL`` (deal PARTIALLY_FILLED) comes between them. A netted
-  account adds to, reduces, closes or reverses its one position per symbol
-  (the deal then carries ``closePositionDetail``).
+- NewOrderReq (MARKET and MARKET_RANGE): ``ORDER_ACCEPTED`` (order ACCEPTED,
+  executedVolume 0, no position), then ``ORDER_FILLED`` (order FILLED with
+  executedVolume, executionPrice and positionId; the position; the deal). With
+  a partial fill, ``ORDER_PARTIAL_FILL`` (deal PARTIALLY_FILLED) comes between
+  them. A netted account adds to, reduces, closes or reverses its one position
+  per symbol (the deal then carries ``closePositionDetail``).
+- NewOrderReq with ``positionId`` ("reference to the existing position if the
+  order is intended to modify it", OpenApiMessages.proto): an order on the
+  position's opposite side reduces or closes that position, as ClosePositionReq
+  does below, but the order keeps the request's ``clientOrderId``, ``label`` and
+  ``comment`` (so OrderListReq finds the close by its clientOrderId). The
+  position must be open, on this account and on the order's symbol
+  (POSITION_NOT_FOUND; another symbol: INVALID_REQUEST). The docs do not say
+  what a volume above the position's does; this server refuses it
+  (TRADING_BAD_VOLUME, as for ClosePositionReq) rather than going through flat.
+  The position's own side (adding to it) is not simulated: INVALID_REQUEST.
 - ClosePositionReq: ACCEPTED (order ``closingOrder``, ``positionId``), then
   FILLED with ``deal.closePositionDetail`` and the position: CLOSED (volume 0),
   or OPEN with the rest (same positionId).
@@ -19,6 +29,10 @@ connection that authorised the account; OrderErrorEvents only to the requester).
   reaches, or every position of an account whose equity falls below
   ``stop_out_level`` x used margin (``order.isStopOut``), closes with
   ACCEPTED + FILLED, ``isServerEvent`` true, no clientMsgId.
+
+- :meth:`Engine.change_symbol`: a broker's change of a symbol's min / max /
+  step volume, enforced from then on, told to every account with a
+  ``SymbolChangedEvent`` (clients reload the symbol with SymbolByIdReq).
 
 Refusals (OrderErrorEvent, documented codes): SYMBOL_NOT_FOUND,
 TRADING_BAD_VOLUME (off the step, outside [minVolume, maxVolume], or more than
@@ -104,14 +118,14 @@ class Engine:
             raise RequestError("INVALID_REQUEST", f"only MARKET orders are simulated, not {model.ProtoOAOrderType.Name(req.orderType)}")
         if req.HasField("stopLoss") or req.HasField("takeProfit"):
             raise RequestError("INVALID_REQUEST", ABSOLUTE_STOPS)
-        if req.HasField("positionId"):
-            raise RequestError("INVALID_REQUEST", "positionId on NewOrderReq is not simulated: use ClosePositionReq")
         for name, limit in TEXT_LIMITS:
             if len(getattr(req, name)) > limit:
                 raise RequestError("INVALID_REQUEST", f"{name} is longer than {limit} characters")
         symbol = self.symbols.name_of(req.symbolId)
         if symbol is None:
             return [self._error(acct, "SYMBOL_NOT_FOUND", f"Symbol {req.symbolId} not found")]
+        if req.HasField("positionId"):
+            return self._order_on_position(acct, req, symbol)
         side = side_of(req.tradeSide)
         refusal = self._bad_volume(acct, symbol, req.volume) or self._refusal(acct, symbol, side, req.volume)
         if refusal:
@@ -120,8 +134,7 @@ class Engine:
                             label=req.label, comment=req.comment, order_type=req.orderType)
         events = [self._event(acct, model.ORDER_ACCEPTED, order)]
         if req.orderType == model.MARKET_RANGE and self._out_of_range(req, symbol, side):
-            order.status = model.ORDER_STATUS_CANCELLED
-            return events + [self._event(acct, model.ORDER_CANCELLED, order)]
+            return events + [self._cancel(acct, order)]
         parts = self._parts(symbol, req.volume)
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
@@ -141,17 +154,46 @@ class Engine:
             worse = -worse
         return worse > self.market.point(symbol) * req.slippageInPoints
 
+    def _cancel(self, acct: TraderAccount, order: OrderRecord) -> Emission:
+        order.status = model.ORDER_STATUS_CANCELLED
+        return self._event(acct, model.ORDER_CANCELLED, order)
+
+    def _order_on_position(self, acct: TraderAccount, req, symbol: str) -> list[Emission]:
+        """NewOrderReq with ``positionId``: an order on the opposite side reduces or closes that position."""
+        pid = req.positionId
+        live = acct.book.position(PositionId(Platform.CTRADER, pid))
+        if live is None:
+            return [self._error(acct, "POSITION_NOT_FOUND", f"Position {pid} not found", pid)]
+        if live.symbol != symbol:
+            raise RequestError("INVALID_REQUEST", f"position {pid} is on {live.symbol}, not symbol {req.symbolId}")
+        side = side_of(req.tradeSide)
+        if side is live.side:
+            raise RequestError("INVALID_REQUEST", f"an order with positionId on the position's own side ({side}) "
+                               "is not simulated: only reducing or closing orders are")
+        refusal = self._bad_close(acct, live, req.volume, pid) or self._refusal(acct, symbol, side, 0)
+        if refusal:
+            return [refusal]
+        order = self._order(acct, req.symbolId, side, req.volume, order_type=req.orderType, closing=True,
+                            position_id=pid, client_order_id=req.clientOrderId, label=req.label, comment=req.comment)
+        if req.orderType == model.MARKET_RANGE and self._out_of_range(req, symbol, side):
+            return [self._event(acct, model.ORDER_ACCEPTED, order, pid), self._cancel(acct, order)]
+        return self._execute_close(acct, live, order, server=False)
+
+    def _bad_close(self, acct: TraderAccount, live: Position, volume: int, pid: int) -> Emission | None:
+        """A closing volume must be a positive multiple of the step and no more than the position's."""
+        step = self.symbols.spec(live.symbol).step_volume
+        if 0 < volume <= live.volume and not volume % step:
+            return None
+        return self._error(acct, "TRADING_BAD_VOLUME", f"Cannot close volume {_lots(volume)} of position {pid} "
+                           f"(volume {_lots(live.volume)}, step {_lots(step)})", pid)
+
     def close_position(self, req) -> list[Emission]:
         acct = self.accounts[req.ctidTraderAccountId]
         live = acct.book.position(PositionId(Platform.CTRADER, req.positionId))
         if live is None:
             return [self._error(acct, "POSITION_NOT_FOUND", f"Position {req.positionId} not found", req.positionId)]
-        spec = self.market.spec(live.symbol)
-        if req.volume <= 0 or req.volume % spec.step_volume or req.volume > live.volume:
-            return [self._error(acct, "TRADING_BAD_VOLUME", f"Cannot close volume {_lots(req.volume)} of position "
-                                f"{req.positionId} (volume {_lots(live.volume)}, step {_lots(spec.step_volume)})",
-                                req.positionId)]
-        refusal = self._refusal(acct, live.symbol, live.side.opposite, 0)
+        refusal = (self._bad_close(acct, live, req.volume, req.positionId)
+                   or self._refusal(acct, live.symbol, live.side.opposite, 0))
         if refusal:
             return [refusal]
         return self._close(acct, live, req.volume, model.MARKET, server=False)
@@ -206,6 +248,13 @@ class Engine:
                                          depositWithdraw=op, isServerEvent=True)
         return [Emission(ctid, event)]
 
+    def change_symbol(self, symbol: str, **volumes: int) -> list[Emission]:
+        """Change ``symbol``'s min / max / step volume (``SymbolCatalogue.change_spec``) and tell every account:
+        one ``SymbolChangedEvent`` per account (publish them with ``server.publish``)."""
+        symbol_id = self.symbols.change_spec(symbol, **volumes)
+        return [Emission(ctid, oa.ProtoOASymbolChangedEvent(ctidTraderAccountId=ctid, symbolId=[symbol_id]))
+                for ctid in self.accounts]
+
     # -- server side ------------------------------------------------------
     def trigger(self) -> list[Emission]:
         """Close what the current prices stop out: SL/TP hits, then accounts below the stop-out level."""
@@ -239,7 +288,7 @@ class Engine:
         return self.market.profit(p.symbol, p.side, p.volume, p.open_price, close, acct.definition.currency)
 
     def _bad_volume(self, acct: TraderAccount, symbol: str, volume: int) -> Emission | None:
-        spec = self.market.spec(symbol)
+        spec = self.symbols.spec(symbol)
         if volume < spec.min_volume:
             why = f"is smaller than group minVolume={_lots(spec.min_volume)}"
         elif volume > spec.max_volume:
@@ -268,7 +317,7 @@ class Engine:
         return None
 
     def _parts(self, symbol: str, volume: int) -> list[int]:
-        step = self.market.spec(symbol).step_volume
+        step = self.symbols.spec(symbol).step_volume
         first = volume // 2 // step * step
         if first and self.faults.chance(self.faults.config.partial_fill_rate):
             return [first, volume - first]
@@ -285,8 +334,13 @@ class Engine:
         meta = acct.positions[pid]
         order = self._order(acct, meta.symbol_id, live.side.opposite, volume, order_type=order_type, closing=True,
                             position_id=pid, label=meta.label, comment=meta.comment, stop_out=stop_out)
+        return self._execute_close(acct, live, order, server=server)
+
+    def _execute_close(self, acct: TraderAccount, live: Position, order: OrderRecord, *, server: bool
+                       ) -> list[Emission]:
+        pid = live.position_id.value
         events = [self._event(acct, model.ORDER_ACCEPTED, order, pid, server=server)]
-        deal = self._fill(acct, order, live.symbol, volume, True, slip=not server, closing=live)
+        deal = self._fill(acct, order, live.symbol, order.volume, True, slip=not server, closing=live)
         events.append(self._event(acct, model.ORDER_FILLED, order, pid, deal, fill=True, server=server))
         return events
 

@@ -7,13 +7,21 @@ hundredths of a unit, which are cTrader's own: ``lotSize`` = contract size x 100
 (EURUSD 10,000,000), ``minVolume`` / ``maxVolume`` / ``stepVolume`` from the
 symbol's spec. ``pipPosition`` is ``digits - 1``. Spot prices are integers in
 1/100000 of a price unit.
+
+A broker may change a symbol's trading spec while clients are connected:
+:meth:`SymbolCatalogue.change_spec` replaces the min, max or step volume of one
+symbol (``spec`` is what the server then enforces and SymbolByIdRes shows); the
+engine tells every authorised account with a ``SymbolChangedEvent``
+(``Engine.change_symbol``).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
 
-from bridge.domain.volume import UNITS_PER_BASE
+from bridge.domain.volume import UNITS_PER_BASE, SymbolSpec
 from connectors.sim.market import Market
 
 SPOT_SCALE = 100_000
@@ -28,6 +36,19 @@ class SymbolCatalogue:
         currencies = sorted({c for name in market.symbols for c in (market.definition(name).base,
                                                                      market.definition(name).quote)})
         self._assets = {c: i for i, c in enumerate(currencies, start=1)}
+        self._changed: dict[str, SymbolSpec] = {}
+
+    def spec(self, name: str) -> SymbolSpec:
+        """The symbol's trading spec as the server enforces it now (the market's, unless changed)."""
+        return self._changed.get(name) or self.market.spec(name)
+
+    def change_spec(self, name: str, **volumes: int) -> int:
+        """Replace ``min_volume``, ``max_volume`` and/or ``step_volume`` of ``name``; returns its symbol id."""
+        unknown = set(volumes) - {"min_volume", "max_volume", "step_volume"}
+        if unknown:
+            raise ValueError(f"only the volumes of a symbol can change, not {sorted(unknown)}")
+        self._changed[name] = replace(self.spec(name), **volumes)  # SymbolSpec checks the new grid
+        return self._ids[name]
 
     def id_of(self, name: str) -> int:
         return self._ids[name]
@@ -43,7 +64,7 @@ class SymbolCatalogue:
         return self._assets.get(currency)
 
     def lot_size(self, name: str) -> int:
-        return int(self.market.spec(name).contract_size * UNITS_PER_BASE)
+        return int(self.spec(name).contract_size * UNITS_PER_BASE)
 
     # -- messages ---------------------------------------------------------
     def light(self, symbol_id: int) -> model.ProtoOALightSymbol:
@@ -54,7 +75,7 @@ class SymbolCatalogue:
 
     def full(self, symbol_id: int) -> model.ProtoOASymbol:
         name = self._names[symbol_id]
-        spec, d = self.market.spec(name), self.market.definition(name)
+        spec, d = self.spec(name), self.market.definition(name)
         return model.ProtoOASymbol(
             symbolId=symbol_id, digits=d.digits, pipPosition=max(d.digits - 1, 0), enableShortSelling=True,
             minVolume=spec.min_volume, maxVolume=spec.max_volume, stepVolume=spec.step_volume,
