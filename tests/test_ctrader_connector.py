@@ -12,7 +12,9 @@ from decimal import Decimal
 import pytest
 from allocation.leg import Action
 from bridge.domain.deal import DealKind, Side
+from connectors.ctrader.ratelimit import Budget
 from connectors.ctrader.server import FaultConfig
+from connectors.ctrader.server.ratelimit import RateLimiter
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderStatus, VenueUnavailable, idempotency_key
 from tests.ctrader_venue_rig import FOLLOWERS, HEDGER, MASTER, NETTER, CTraderHarness
 
@@ -201,6 +203,46 @@ def test_a_hundred_orders_at_once_stay_under_the_rate_limit_and_use_the_whole_po
         assert sum(sent) == 100 and sum(1 for n in sent if n) == 4  # spread over every connection
     finally:
         h.close()
+
+
+class Greedy(CTraderHarness):
+    """A connector whose token bucket allows far above the server's 50 requests per second."""
+
+    def connection_options(self):
+        return {"live": Budget(500.0, 500)}
+
+
+def test_requests_refused_as_too_frequent_are_sent_again_and_execute_exactly_once():
+    h = Greedy(pool_size=1)
+    try:
+        session = h.venue.pool.sessions[0]
+        orders = [open_order(h, f"greedy-{i}", ctid=FOLLOWERS[i % len(FOLLOWERS)], volume=LOT // 100)
+                  for i in range(100)]
+        pending = [h.venue.execute(o) for o in orders]
+        h.tick(12.0, until=lambda: all(p.called for p in pending))
+        results = [h.result(p) for p in pending]
+        assert session.busy_refusals >= 50  # the server's own limiter refused the second half at least once
+        assert [r.status for r in results] == [OrderStatus.FILLED] * 100
+        assert sum(trades(h, f) for f in FOLLOWERS) == 100
+        keys = [o.client_order_id for f in FOLLOWERS for o in h.server.accounts[f].orders.values()]
+        assert sorted(keys) == sorted(o.key for o in orders)  # each order reached the venue once
+    finally:
+        h.close()
+
+
+def test_a_request_refused_as_too_frequent_every_time_is_not_executed_and_fails_as_unavailable(h):
+    session = h.venue.session_for(HEDGER)
+    for s in h.server.sessions:
+        s.limiter = RateLimiter(per_second=0, historical_per_second=0)  # this server refuses every request
+    order = open_order(h, "never")
+    d = h.venue.execute(order)
+    h.tick(15.0, until=lambda: d.called)
+    with pytest.raises(VenueUnavailable, match="REQUEST_FREQUENCY_EXCEEDED"):
+        h.result(d)
+    assert session.busy_refusals == 1 + session.busy_retries and trades(h, HEDGER) == 0
+    for s in h.server.sessions:
+        s.limiter = RateLimiter()
+    assert h.result(h.venue.execute(order)).status is OrderStatus.FILLED and trades(h, HEDGER) == 1
 
 
 def test_account_disconnect_then_token_refresh_reauthorise_and_lose_no_deal(h):

@@ -5,7 +5,9 @@ answers REQUEST_FREQUENCY_EXCEEDED beyond that. A bucket of ``burst`` tokens
 refilled at ``rate`` per second lets through at most ``burst + rate`` requests in
 any one-second window, so the defaults (24 + 24 = 48; 2 + 2 = 4 historical) stay
 under the limits with a margin. A request leaves at once while tokens remain;
-otherwise it waits in order for the next token (no fixed flush timer).
+otherwise it waits in order for the next token (no fixed flush timer). If the
+server refuses one anyway (another client of the same connection budget, a
+stricter server), the session sends it again after a backoff (``session.py``).
 """
 
 from __future__ import annotations

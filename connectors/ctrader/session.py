@@ -17,7 +17,11 @@ Requests: :meth:`request` fires with the first answer carrying its
 hands every frame carrying it to a handler until the handler says it is done.
 A request never written fails with ``VenueUnavailable``; one written whose
 connection is lost fails with ``ConnectionLost``; no answer in time:
-``ReplyTimeout``.
+``ReplyTimeout``. A request answered REQUEST_FREQUENCY_EXCEEDED was not
+processed: it is sent again on the same connection after ``busy`` backoff
+(0.25 s x 2^n, at most 2 s, jittered, on the clock), at most ``busy_retries``
+times, then fails with ``VenueUnavailable`` (also if the connection ends
+meanwhile). Its handler never sees the refusal.
 """
 
 from __future__ import annotations
@@ -62,6 +66,10 @@ class Backoff:
         return min(self.max_s, self.base_s * 2 ** attempt) * (0.5 + rng.random())
 
 
+BUSY = "REQUEST_FREQUENCY_EXCEEDED"
+BUSY_BACKOFF = Backoff(0.25, 2.0)
+
+
 class _Pending:
     __slots__ = ("handler", "fail", "sent", "timer")
 
@@ -72,7 +80,7 @@ class _Pending:
 class Session:
     def __init__(self, name: str, owner, endpoint: Endpoint, app: tuple[str, str], accounts: list[int], tokens,
                  *, clock, rng, reactor, timeout_s: float = 5.0, backoff: Backoff = Backoff(),
-                 connection: dict | None = None) -> None:
+                 connection: dict | None = None, busy: Backoff = BUSY_BACKOFF, busy_retries: int = 5) -> None:
         self.name = name
         self.owner = owner
         self.endpoint = endpoint
@@ -82,6 +90,8 @@ class Session:
         self.clock, self.rng, self.reactor = clock, rng, reactor
         self.timeout_s = timeout_s
         self.backoff = backoff
+        self.busy, self.busy_retries = busy, busy_retries
+        self.busy_refusals = 0  # REQUEST_FREQUENCY_EXCEEDED answers received
         self.connection_options = connection or {}
         self.protocol = None  # the live OpenApiProtocol, once application-authenticated
         self.ready: set[int] = set()
@@ -91,6 +101,7 @@ class Session:
         self.stopped = False
         self.last_error: str | None = None  # why the last connection ended
         self._pending: dict[str, _Pending] = {}
+        self._waiting: dict[int, tuple] = {}  # refused as too frequent: (timer of the resend, fail)
         self._ids = itertools.count(1)
         self._retry = None
         self._connector = None
@@ -184,6 +195,11 @@ class Session:
             if p.timer is not None and p.timer.active():
                 p.timer.cancel()
             p.fail(ConnectionLost(why) if p.sent else VenueUnavailable(f"not sent: {why}"))
+        waiting, self._waiting = self._waiting, {}
+        for call, fail in waiting.values():  # refused unprocessed, waiting to be sent again: never executed
+            if call.active():
+                call.cancel()
+            fail(VenueUnavailable(f"not sent again: {why}"))
         for ctid in lost:
             self.owner.account_down(ctid)
         self._schedule_reconnect()
@@ -211,9 +227,16 @@ class Session:
             return fail(VenueUnavailable(f"ctrader {self.name}: not connected"))
         self._send(self.protocol, message, handler, fail, timeout_s, on_sent)
 
-    def _send(self, protocol, message, handler, fail, timeout_s, on_sent=lambda: None) -> None:
+    def _send(self, protocol, message, handler, fail, timeout_s, on_sent=lambda: None, tries: int = 0) -> None:
         mid = f"{self.name}-{next(self._ids)}"
-        pending = _Pending(handler, fail)
+
+        def answer(frame) -> bool:
+            error = error_of(frame)
+            if error is not None and error.code == BUSY:  # not processed: send it again, a little later
+                self._resend_later(protocol, message, handler, fail, timeout_s, tries)
+                return True
+            return handler(frame)
+        pending = _Pending(answer, fail)
         self._pending[mid] = pending
 
         def sent() -> None:
@@ -225,6 +248,24 @@ class Session:
             if self._pending.pop(mid, None) is not None:
                 fail(VenueUnavailable(f"ctrader {self.name}: not sent"))
         protocol.send(message, mid, sent, unsent)
+
+    def _resend_later(self, protocol, message, handler, fail, timeout_s, tries: int) -> None:
+        self.busy_refusals += 1
+        what = name_of(message)
+        if tries >= self.busy_retries:
+            log.warning("ctrader %s: %s refused %d times (%s): giving up", self.name, what, tries + 1, BUSY)
+            return fail(VenueUnavailable(f"ctrader {self.name}: {what} refused {tries + 1} times: {BUSY} "
+                                         "(not processed)"))
+        ticket = next(self._ids)
+
+        def resend() -> None:
+            self._waiting.pop(ticket, None)
+            if protocol is not self._proto or self.stopped:
+                return fail(VenueUnavailable(f"ctrader {self.name}: {what} not sent again: connection gone"))
+            self._send(protocol, message, handler, fail, timeout_s, tries=tries + 1)
+        delay = self.busy.delay(tries, self.rng)
+        log.info("ctrader %s: %s refused (%s): sending it again in %.2f s", self.name, what, BUSY, delay)
+        self._waiting[ticket] = (self.clock.callLater(delay, resend), fail)
 
     def _timeout(self, mid: str, message) -> None:
         pending = self._pending.pop(mid, None)

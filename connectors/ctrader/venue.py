@@ -34,7 +34,7 @@ from connectors.ctrader import convert
 from connectors.ctrader.deals import AccountDeals, classify, signed_positions
 from connectors.ctrader.orders import MARGIN_MS, WEEK_MS, Orders
 from connectors.ctrader.pool import Pool
-from connectors.ctrader.session import Backoff, Endpoint, Session
+from connectors.ctrader.session import BUSY_BACKOFF, Backoff, Endpoint, Session
 from connectors.ctrader.tokens import Token, TokenKeeper
 from connectors.interface import AccountInfo, OrderRequest
 
@@ -53,7 +53,7 @@ class CTraderVenue:
 
     def __init__(self, name: str, endpoint: Endpoint, app: tuple[str, str], accounts: list[AccountAccess], *,
                  clock, rng, reactor, pool_size: int = 1, timeout_s: float = 5.0, backoff: Backoff = Backoff(),
-                 connection: dict | None = None) -> None:
+                 connection: dict | None = None, busy: Backoff = BUSY_BACKOFF, busy_retries: int = 5) -> None:
         self.name = name
         self.server = ServerId(Platform.CTRADER, name)
         self.clock = clock
@@ -65,7 +65,7 @@ class CTraderVenue:
         self.tokens.send = lambda m: defer.maybeDeferred(lambda: self.pool.any_session().request(m))
         self.pool = Pool([a.ctid for a in accounts], pool_size, lambda i, ctids: Session(
             f"{name}-{i}", self, endpoint, app, ctids, self.tokens, clock=clock, rng=rng, reactor=reactor,
-            timeout_s=timeout_s, backoff=backoff, connection=connection))
+            timeout_s=timeout_s, backoff=backoff, connection=connection, busy=busy, busy_retries=busy_retries))
         self.streams = {a.ctid: AccountDeals(self.login(a.ctid), self.symbol_name) for a in accounts}
         self.open: dict[int, dict[int, int]] = {a.ctid: {} for a in accounts}  # account -> position -> signed volume
         self.orders = Orders(self)
