@@ -13,8 +13,9 @@ import pytest
 from allocation.leg import Action
 from bridge.domain.deal import DealKind, Side
 from connectors.ctrader.ratelimit import Budget
-from connectors.ctrader.server import FaultConfig
+from connectors.ctrader.server import FaultConfig, local_identity
 from connectors.ctrader.server.ratelimit import RateLimiter
+from connectors.ctrader.tls import client_options
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderStatus, VenueUnavailable, idempotency_key
 from tests.ctrader_venue_rig import FOLLOWERS, HEDGER, MASTER, NETTER, CTraderHarness
 
@@ -298,6 +299,42 @@ def test_garbage_and_oversized_frames_reset_the_connection_cleanly(junk):
         assert h.result(h.venue.execute(open_order(h, "after-junk"))).status is OrderStatus.FILLED
     finally:
         h.close()
+
+
+@pytest.mark.parametrize("wrong", ["host name", "CA"])
+def test_a_server_that_does_not_verify_is_refused_nothing_is_sent_and_it_is_retried(h, wrong, caplog):
+    ca = h.server.identity.ca_pem
+    tls = (client_options("127.0.0.2.example", ca) if wrong == "host name"
+           else client_options("localhost", local_identity().ca_pem))
+    venue = h.new_venue(tls=tls)
+    started = venue.start()
+    try:
+        h.tick(4.0, until=lambda: all(s.failures >= 3 for s in venue.pool.sessions))
+        assert not started.called
+        for s in venue.pool.sessions:
+            assert s.connects == 0 and s.protocol is None and s.factory.protocol.written == 0
+            assert s.last_error.startswith("TLS handshake failed")
+            lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"ctrader {s.name}: ")]
+            assert len(lines) == s.failures and all("\n" not in line for line in lines)
+            assert all("TLS handshake failed" in line and "retrying in" in line for line in lines)
+        with pytest.raises(VenueUnavailable):
+            h.result(venue.execute(open_order(h, "unverified")))
+        with pytest.raises(VenueUnavailable):
+            h.result(venue.lookup(h.hedger, key("unverified", str(HEDGER))))
+        assert trades(h, HEDGER) == 0
+        assert all(s.attempt == s.failures for s in venue.pool.sessions)  # each failure backs off further
+    finally:
+        venue.stop()
+
+
+def test_the_right_ca_and_host_name_connect_and_trade(h):
+    venue = h.new_venue(tls=client_options("localhost", h.server.identity.ca_pem))
+    try:
+        h.result(venue.start())
+        assert all(s.connects == 1 and s.failures == 0 for s in venue.pool.sessions)
+        assert h.result(venue.execute(open_order(h, "verified"))).status is OrderStatus.FILLED
+    finally:
+        venue.stop()
 
 
 def test_max_slippage_is_a_market_range_order_cancelled_as_a_requote(h):

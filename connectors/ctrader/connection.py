@@ -1,5 +1,11 @@
 """One TLS connection to an Open API server: length-prefixed frames, rate-limited sends, heartbeats.
 
+- TLS: the connection counts as made only once the handshake has completed
+  (``IHandshakeListener``), so nothing at all is written to a server whose
+  certificate or host name did not verify; such an attempt ends with
+  ``listener.failed("TLS handshake failed: ...")`` and the session retries
+  with backoff.
+
 - Frames: ``Int32StringReceiver`` (4-byte big-endian length). A frame above
   ``max_frame`` or bytes that are not an Open API message are a protocol
   error: logged with what was wrong (``error``), the connection aborted; the
@@ -20,8 +26,10 @@ import logging
 from collections import deque
 
 from ctrader_open_api.messages import OpenApiCommonMessages_pb2 as common
+from twisted.internet.interfaces import IHandshakeListener
 from twisted.internet.protocol import ClientFactory
 from twisted.protocols.basic import Int32StringReceiver
+from zope.interface import implementer
 
 from connectors.ctrader import ratelimit
 from connectors.ctrader.wire import HEARTBEAT, HISTORICAL, BadFrame, decode, encode
@@ -31,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_FRAME = 15 * 1024 * 1024
 
 
+@implementer(IHandshakeListener)
 class OpenApiProtocol(Int32StringReceiver):
     def __init__(self, listener, clock, *, max_frame: int = MAX_FRAME, heartbeat_s: float = 5.0,
                  live: ratelimit.Budget = ratelimit.LIVE, historical: ratelimit.Budget = ratelimit.HISTORICAL):
@@ -47,10 +56,17 @@ class OpenApiProtocol(Int32StringReceiver):
         self.connected_ok = False
         self.error: str | None = None
         self.sent = 0  # requests written (heartbeats aside)
+        self.written = 0  # frames written, heartbeats included
 
     # -- lifecycle ---------------------------------------------------------
     def connectionMade(self) -> None:
+        """TCP is up; the TLS handshake is not done yet, so nothing is written until ``handshakeCompleted``."""
+
+    def handshakeCompleted(self) -> None:
+        if getattr(self.transport, "disconnecting", False):
+            return  # Twisted reports the handshake done even when the host name check just failed it
         self.connected_ok = True
+        self._last_sent = self.clock.seconds()
         self._beat = self.clock.callLater(self.heartbeat_s, self._heartbeat)
         self.listener.made(self)
 
@@ -65,9 +81,11 @@ class OpenApiProtocol(Int32StringReceiver):
             q.clear()
         for _, _, on_unsent in unsent:
             on_unsent()
+        why = self.error or (reason.getErrorMessage() if reason is not None else "closed")
         if was:
-            why = self.error or (reason.getErrorMessage() if reason is not None else "closed")
             self.listener.lost(self, why)
+        else:  # the certificate or its name did not verify, or the server hung up first
+            self.listener.failed(f"TLS handshake failed: {why}")
 
     def abort(self, why: str) -> None:
         if self.error is None:
@@ -97,6 +115,7 @@ class OpenApiProtocol(Int32StringReceiver):
 
     def _write(self, frame: bytes) -> None:
         self._last_sent = self.clock.seconds()
+        self.written += 1
         self.sendString(frame)
 
     def _heartbeat(self) -> None:
@@ -138,9 +157,10 @@ class OpenApiFactory(ClientFactory):
         self.listener = listener
         self.clock = clock
         self.options = options
+        self.protocol: OpenApiProtocol | None = None  # the one built, once TCP connected
 
     def buildProtocol(self, addr):
-        protocol = OpenApiProtocol(self.listener, self.clock, **self.options)
+        protocol = self.protocol = OpenApiProtocol(self.listener, self.clock, **self.options)
         protocol.factory = self
         return protocol
 

@@ -11,6 +11,10 @@ token if nobody has yet, then authorise the accounts again.
 
 Reconnect: exponential backoff (``base_s`` x 2^attempt, at most ``max_s``) with
 jitter (x 0.5..1.5 from the injected ``random.Random``) on the injected clock.
+A failed attempt (TCP refused, or a TLS handshake that failed because the
+certificate or its host name did not verify) is logged in one line with the
+reason and the delay before the next; nothing was sent on it, and requests
+meanwhile fail with ``VenueUnavailable``.
 
 Requests: :meth:`request` fires with the first answer carrying its
 ``clientMsgId`` (an error answer fails with ``OpenApiError``); :meth:`stream`
@@ -97,7 +101,9 @@ class Session:
         self.ready: set[int] = set()
         self.authorised_with: dict[int, str] = {}  # account -> the access token of its last auth
         self.attempt = 0
-        self.connects = 0
+        self.connects = 0  # connections that completed the TLS handshake
+        self.failures = 0  # attempts that did not (TCP refused, handshake failed)
+        self.factory: OpenApiFactory | None = None  # of the latest attempt
         self.stopped = False
         self.last_error: str | None = None  # why the last connection ended
         self._pending: dict[str, _Pending] = {}
@@ -128,20 +134,27 @@ class Session:
     _proto = None
 
     def _connect(self) -> None:
-        factory = OpenApiFactory(self, self.clock, **self.connection_options)
+        self.factory = OpenApiFactory(self, self.clock, **self.connection_options)
         e = self.endpoint
-        self._connector = self.reactor.connectSSL(e.host, e.port, factory, e.tls)
+        self._connector = self.reactor.connectSSL(e.host, e.port, self.factory, e.tls)
 
     def failed(self, why: str) -> None:
-        log.warning("ctrader %s: connect failed: %s", self.name, why)
-        self._schedule_reconnect()
-
-    def _schedule_reconnect(self) -> None:
+        """A connection attempt that never got through TCP and the TLS handshake."""
+        self.failures += 1
+        self.last_error = why
         if self.stopped:
             return
+        delay = self._schedule_reconnect()
+        log.warning("ctrader %s: cannot connect to %s:%d: %s; retrying in %.1f s", self.name, self.endpoint.host,
+                    self.endpoint.port, " ".join(why.split()), delay)
+
+    def _schedule_reconnect(self) -> float:
+        if self.stopped:
+            return 0.0
         delay = self.backoff.delay(self.attempt, self.rng)
         self.attempt += 1
         self._retry = self.clock.callLater(delay, self._connect)
+        return delay
 
     def made(self, protocol) -> None:
         self._proto = protocol

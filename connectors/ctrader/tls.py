@@ -4,7 +4,9 @@
 (``platformTrust``); ``client_options("localhost", ca_pem=...)`` trusts one CA only
 (the local server's, in tests and staging). Host name checks use
 ``service_identity`` (installed by ``twisted[tls]``): a certificate for another
-name fails the handshake, and the session reconnects with backoff.
+name, or from another CA, fails the handshake; the connection writes nothing
+before the handshake has verified (``connection.py``), logs the failure in one
+line and the session reconnects with backoff (``session.py``).
 """
 
 from __future__ import annotations
