@@ -28,18 +28,25 @@ from tests.ctrader_rig import START, Conn, pump
 HEDGER, NETTER, MASTER = 1001, 1002, 1004
 FOLLOWERS = tuple(range(1101, 1111))  # ten more hedged followers
 
-CREDENTIALS = Credentials.parse({
-    "application": {"client_id": "app-1", "client_secret": "secret-1"},
-    "tokens": [{"access_token": "tok-a", "refresh_token": "ref-a"}],
-    "accounts": [
-        {"ctid_trader_account_id": HEDGER, "trader_login": 5001, "token": "tok-a", "balance": "100000"},
-        {"ctid_trader_account_id": NETTER, "trader_login": 5002, "token": "tok-a", "balance": "100000",
-         "type": "netted"},
-        {"ctid_trader_account_id": MASTER, "trader_login": 5004, "token": "tok-a", "balance": "100000"},
-        *({"ctid_trader_account_id": f, "trader_login": 6000 + f, "token": "tok-a", "balance": "100000"}
-          for f in FOLLOWERS),
-    ],
-})
+ACCOUNTS = [
+    {"ctid_trader_account_id": HEDGER, "trader_login": 5001, "token": "tok-a", "balance": "100000"},
+    {"ctid_trader_account_id": NETTER, "trader_login": 5002, "token": "tok-a", "balance": "100000",
+     "type": "netted"},
+    {"ctid_trader_account_id": MASTER, "trader_login": 5004, "token": "tok-a", "balance": "100000"},
+    *({"ctid_trader_account_id": f, "trader_login": 6000 + f, "token": "tok-a", "balance": "100000"}
+      for f in FOLLOWERS),
+]
+
+
+def credentials(token_lifetime_s: int | None = None) -> Credentials:
+    token = {"access_token": "tok-a", "refresh_token": "ref-a"}
+    if token_lifetime_s is not None:
+        token["expires_in"] = token_lifetime_s
+    return Credentials.parse({"application": {"client_id": "app-1", "client_secret": "secret-1"}, "tokens": [token],
+                              "accounts": ACCOUNTS})
+
+
+CREDENTIALS = credentials()
 ALL = (HEDGER, NETTER, MASTER, *FOLLOWERS)
 
 
@@ -64,10 +71,14 @@ class CTraderHarness:
     """What tests/venue_contract.py needs, plus the server and clock for the connector's own tests."""
 
     def __init__(self, faults: FaultConfig = FaultConfig(), pool_size: int = 2, accounts=ALL, timeout_s=5.0,
-                 **server_options) -> None:
+                 token_lifetime_s: int | None = None, known_expiry: bool = True, **server_options) -> None:
+        """``token_lifetime_s``: the server's tok-a lives that long; the venue is told when it expires if
+        ``known_expiry``."""
         self.clock = Clock()
         self.clock.advance(START)
-        self.server = CTraderServer(CREDENTIALS, clock=self.clock, rng=Random(7), faults=faults, **server_options)
+        self.server = CTraderServer(credentials(token_lifetime_s), clock=self.clock, rng=Random(7), faults=faults,
+                                    **server_options)
+        self.expires_at_ms = (START + token_lifetime_s) * 1000 if token_lifetime_s and known_expiry else None
         self.listening = self.server.listen(reactor)
         self.port = self.listening.getHost().port
         self.accounts, self.pool_size, self.timeout_s = accounts, pool_size, timeout_s
@@ -80,7 +91,7 @@ class CTraderHarness:
     def new_venue(self, tls=None, access=None, **options) -> CTraderVenue:
         """A CTraderVenue on this server (not started); ``tls`` defaults to the server's CA and "localhost"."""
         tls = tls or client_options("localhost", self.server.identity.ca_pem)
-        access = access or [AccountAccess(c, "tok-a", "ref-a") for c in self.accounts]
+        access = access or [AccountAccess(c, "tok-a", "ref-a", self.expires_at_ms) for c in self.accounts]
         return CTraderVenue("sim", Endpoint("127.0.0.1", self.port, tls), ("app-1", "secret-1"), access,
                             clock=self.clock, rng=Random(3), reactor=reactor, pool_size=self.pool_size,
                             timeout_s=self.timeout_s, backoff=Backoff(0.5, 8.0),

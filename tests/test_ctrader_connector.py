@@ -263,6 +263,57 @@ def test_account_disconnect_then_token_refresh_reauthorise_and_lose_no_deal(h):
     assert h.venue.tokens.refreshes == 1
 
 
+def _all_ready(h) -> bool:
+    return all(s.ready == set(s.accounts) for s in h.venue.pool.sessions)
+
+
+def test_a_short_lived_token_is_refreshed_ahead_of_its_expiry_and_trading_goes_on():
+    h = CTraderHarness(token_lifetime_s=60)  # the venue is told when tok-a expires
+    try:
+        results = []
+        for i in range(8):  # 160 s: the token would have expired twice over
+            h.pump(lambda: _all_ready(h))
+            results.append(h.result(h.venue.execute(open_order(h, f"short-{i}", volume=LOT // 100))))
+            h.tick(20.0)
+        assert [r.status for r in results] == [OrderStatus.FILLED] * 8 and trades(h, HEDGER) == 8
+        assert h.venue.tokens.refreshes >= 3  # every 48 s: ahead of each expiry by a fifth of its life
+        assert all(s.token_refusals == 0 for s in h.venue.pool.sessions)  # never refused as expired
+    finally:
+        h.close()
+
+
+def test_an_unannounced_expiry_is_refreshed_when_refused_and_the_request_sent_again():
+    h = CTraderHarness(token_lifetime_s=60, known_expiry=False)
+    try:
+        assert h.result(h.venue.execute(open_order(h, "before"))).status is OrderStatus.FILLED
+        h.tick(61.0)  # tok-a has expired on the server; the connector does not know
+        after = h.result(h.venue.execute(open_order(h, "after")))
+        assert after.status is OrderStatus.FILLED and trades(h, HEDGER) == 2
+        assert sum(s.token_refusals for s in h.venue.pool.sessions) == 1 and h.venue.tokens.refreshes == 1
+        h.tick(61.0)  # the refresh told the new token's lifetime: refreshed ahead of it this time
+        h.pump(lambda: _all_ready(h))
+        assert h.result(h.venue.execute(open_order(h, "later"))).status is OrderStatus.FILLED
+        assert sum(s.token_refusals for s in h.venue.pool.sessions) == 1 and h.venue.tokens.refreshes == 2
+    finally:
+        h.close()
+
+
+def test_a_symbol_changed_event_reloads_the_spec_the_server_now_enforces(h):
+    def spec():
+        return h.result(h.venue.symbol_spec(h.hedger, EURUSD))
+    opened = h.result(h.venue.execute(open_order(h, "before-change", volume=LOT // 10)))
+    assert (spec().min_volume, spec().step_volume) == (LOT // 100, LOT // 100)
+    h.server.publish(h.server.engine.change_symbol(EURUSD, min_volume=LOT // 10, step_volume=LOT // 20))
+    h.pump(lambda: spec().min_volume == LOT // 10)
+    assert (spec().step_volume, spec().max_volume) == (LOT // 20, 100 * LOT)
+    small = h.result(h.venue.execute(open_order(h, "too-small", volume=LOT // 100)))
+    assert small.status is OrderStatus.REJECTED and small.reason == "invalid-volume"
+    off_step = h.result(h.venue.execute(OrderRequest(key("off-step"), h.hedger, Action.PARTIAL_CLOSE, EURUSD,
+                                                     Side.BUY, LOT // 100, opened.position_id)))
+    assert off_step.status is OrderStatus.REJECTED and off_step.reason == "invalid-volume"
+    assert h.result(h.venue.execute(open_order(h, "big-enough", volume=LOT // 10))).status is OrderStatus.FILLED
+
+
 def test_deals_traded_while_disconnected_reach_the_watcher_once_in_order(h):
     seen = watch(h)
     first = h.manual(h.master, EURUSD, Side.BUY, "1.00")

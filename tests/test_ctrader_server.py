@@ -108,6 +108,30 @@ def test_refreshing_a_token_invalidates_it_on_every_connection(rig):
     assert error_code(a.call("RefreshTokenReq", refreshToken="ref-a")) == "CH_ACCESS_TOKEN_INVALID"
 
 
+def test_an_expired_access_token_authorises_nothing_until_refreshed(rig):
+    rig.server.tokens.grant("tok-a").expires_in = 20  # seconds from the server's start
+    c = rig.connect(1001)
+    filled(c, buy(c))
+    rig.clock.advance(19)
+    assert c.call("TraderReq", ctidTraderAccountId=1001).trader.ctidTraderAccountId == 1001
+    rig.clock.advance(1)
+    expired = answer(c, buy(c))
+    assert (expired.DESCRIPTOR.name, expired.errorCode, expired.ctidTraderAccountId) == (
+        "ProtoOAErrorRes", "OA_AUTH_TOKEN_EXPIRED", 1001)
+    assert len(rig.server.accounts[1001].deals) == 1, "refused, not executed"
+    assert error_code(c.call("TraderReq", ctidTraderAccountId=1001)) == "ACCOUNT_NOT_AUTHORIZED"
+    assert error_code(c.call("AccountAuthReq", ctidTraderAccountId=1001, accessToken="tok-a")) == \
+        "OA_AUTH_TOKEN_EXPIRED"
+    assert error_code(c.call("GetAccountListByAccessTokenReq", accessToken="tok-a")) == "OA_AUTH_TOKEN_EXPIRED"
+    res = c.call("RefreshTokenReq", refreshToken="ref-a")  # a refresh token does not expire
+    assert res.DESCRIPTOR.name == "ProtoOARefreshTokenRes" and res.expiresIn == 20
+    assert c.call("AccountAuthReq", ctidTraderAccountId=1001, accessToken=res.accessToken).ctidTraderAccountId == 1001
+    filled(c, buy(c))
+    rig.clock.advance(20)  # the new token lives 20 s from its refresh
+    assert error_code(answer(c, buy(c))) == "OA_AUTH_TOKEN_EXPIRED"
+    assert len(rig.server.accounts[1001].deals) == 2
+
+
 def test_symbols_and_spots(rig):
     c = rig.connect(1001)
     names = {s.symbolName: s.symbolId for s in c.call("SymbolsListReq", ctidTraderAccountId=1001).symbol}

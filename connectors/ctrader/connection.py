@@ -10,7 +10,8 @@
   ``max_frame`` or bytes that are not an Open API message are a protocol
   error: logged with what was wrong (``error``), the connection aborted; the
   session reconnects and reconciles, so nothing is lost.
-- Sends leave at once while the connection's token bucket for their class
+- Sends leave at once (``TCP_NODELAY``: no Nagle delay behind an unacknowledged
+  frame) while the connection's token bucket for their class
   (live or historical) has a token; otherwise they queue in order and leave
   as tokens come back. ``on_sent`` tells the caller the frame is on the wire.
 - Heartbeats: one is sent whenever nothing was sent for ``heartbeat_s``
@@ -61,6 +62,9 @@ class OpenApiProtocol(Int32StringReceiver):
     # -- lifecycle ---------------------------------------------------------
     def connectionMade(self) -> None:
         """TCP is up; the TLS handshake is not done yet, so nothing is written until ``handshakeCompleted``."""
+        no_delay = getattr(self.transport, "setTcpNoDelay", None)
+        if no_delay is not None:
+            no_delay(True)  # small request frames leave at once, not held back until the last one is acked
 
     def handshakeCompleted(self) -> None:
         if getattr(self.transport, "disconnecting", False):

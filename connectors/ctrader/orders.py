@@ -17,9 +17,9 @@
   (error codes -> reasons in ``convert.REASONS``).
 - Failures: nothing written -> ``VenueUnavailable``; written, then the connection
   lost or no final answer in time -> ``AmbiguousOutcome``. A request the server
-  refused unprocessed (REQUEST_FREQUENCY_EXCEEDED beyond the session's retries,
-  ACCOUNT_NOT_AUTHORIZED while re-authorising, ...) -> ``VenueUnavailable``: it
-  did not execute.
+  refused unprocessed (REQUEST_FREQUENCY_EXCEEDED or an expired token beyond
+  the session's resends, ACCOUNT_NOT_AUTHORIZED while re-authorising, ...) ->
+  ``VenueUnavailable``: it did not execute.
 - Idempotency: a key already FILLED here returns that result; a key in flight
   returns the same outcome.
 
@@ -49,7 +49,7 @@ from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, Or
 WEEK_MS = 7 * 24 * 3600 * 1000
 MARGIN_MS = 60_000
 NOT_PROCESSED = frozenset({"REQUEST_FREQUENCY_EXCEEDED", "ACCOUNT_NOT_AUTHORIZED", "CH_CLIENT_NOT_AUTHENTICATED",
-                           "BLOCKED_PAYLOAD_TYPE"})
+                           "BLOCKED_PAYLOAD_TYPE", "OA_AUTH_TOKEN_EXPIRED", "CH_ACCESS_TOKEN_INVALID"})
 
 
 @dataclass(slots=True)

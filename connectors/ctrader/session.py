@@ -25,7 +25,11 @@ connection is lost fails with ``ConnectionLost``; no answer in time:
 processed: it is sent again on the same connection after ``busy`` backoff
 (0.25 s x 2^n, at most 2 s, jittered, on the clock), at most ``busy_retries``
 times, then fails with ``VenueUnavailable`` (also if the connection ends
-meanwhile). Its handler never sees the refusal.
+meanwhile). A request for an account answered OA_AUTH_TOKEN_EXPIRED (or
+CH_ACCESS_TOKEN_INVALID) was not processed either: the token is refreshed, the
+account authorised again, and the request sent once more (``VenueUnavailable``
+if that takes longer than the request's timeout). Handlers never see these
+refusals.
 """
 
 from __future__ import annotations
@@ -96,6 +100,7 @@ class Session:
         self.backoff = backoff
         self.busy, self.busy_retries = busy, busy_retries
         self.busy_refusals = 0  # REQUEST_FREQUENCY_EXCEEDED answers received
+        self.token_refusals = 0  # OA_AUTH_TOKEN_EXPIRED / CH_ACCESS_TOKEN_INVALID answers to account requests
         self.connection_options = connection or {}
         self.protocol = None  # the live OpenApiProtocol, once application-authenticated
         self.ready: set[int] = set()
@@ -107,7 +112,8 @@ class Session:
         self.stopped = False
         self.last_error: str | None = None  # why the last connection ended
         self._pending: dict[str, _Pending] = {}
-        self._waiting: dict[int, tuple] = {}  # refused as too frequent: (timer of the resend, fail)
+        self._waiting: dict[int, tuple] = {}  # refused unprocessed, to be sent again: (timer, fail)
+        self._on_ready: dict[int, list] = {}  # account -> resends waiting for it to be authorised again
         self._ids = itertools.count(1)
         self._retry = None
         self._connector = None
@@ -183,6 +189,8 @@ class Session:
         def authorised(_) -> None:
             self.ready.add(ctid)
             self.owner.account_ready(self, ctid)
+            for resend in self._on_ready.pop(ctid, []):
+                resend()
             if self.ready >= set(self.accounts) and not self._first.called:
                 self._first.callback(self)
 
@@ -209,6 +217,7 @@ class Session:
                 p.timer.cancel()
             p.fail(ConnectionLost(why) if p.sent else VenueUnavailable(f"not sent: {why}"))
         waiting, self._waiting = self._waiting, {}
+        self._on_ready.clear()
         for call, fail in waiting.values():  # refused unprocessed, waiting to be sent again: never executed
             if call.active():
                 call.cancel()
@@ -240,13 +249,18 @@ class Session:
             return fail(VenueUnavailable(f"ctrader {self.name}: not connected"))
         self._send(self.protocol, message, handler, fail, timeout_s, on_sent)
 
-    def _send(self, protocol, message, handler, fail, timeout_s, on_sent=lambda: None, tries: int = 0) -> None:
+    def _send(self, protocol, message, handler, fail, timeout_s, on_sent=lambda: None, tries: int = 0,
+              reauthorised: bool = False) -> None:
         mid = f"{self.name}-{next(self._ids)}"
 
-        def answer(frame) -> bool:
-            error = error_of(frame)
-            if error is not None and error.code == BUSY:  # not processed: send it again, a little later
+        def answer(frame) -> bool:  # refusals of a request that was not processed: send it again
+            code = getattr(error_of(frame), "code", None)
+            if code == BUSY:
                 self._resend_later(protocol, message, handler, fail, timeout_s, tries)
+                return True
+            ctid = self._account_of(message)
+            if code in TOKEN_ERRORS and ctid is not None and not reauthorised:
+                self._resend_when_ready(protocol, message, handler, fail, timeout_s, ctid)
                 return True
             return handler(frame)
         pending = _Pending(answer, fail)
@@ -279,6 +293,31 @@ class Session:
         delay = self.busy.delay(tries, self.rng)
         log.info("ctrader %s: %s refused (%s): sending it again in %.2f s", self.name, what, BUSY, delay)
         self._waiting[ticket] = (self.clock.callLater(delay, resend), fail)
+
+    def _account_of(self, message) -> int | None:
+        ctid = getattr(message, "ctidTraderAccountId", None)
+        return ctid if ctid in self.accounts and name_of(message) != "ProtoOAAccountAuthReq" else None
+
+    def _resend_when_ready(self, protocol, message, handler, fail, timeout_s, ctid: int) -> None:
+        """The token ``ctid`` was authorised with expired: refresh it, authorise again, then send once more."""
+        self.token_refusals += 1
+        what, ticket = name_of(message), next(self._ids)
+
+        def go(ok: bool) -> None:
+            entry = self._waiting.pop(ticket, None)
+            if entry is None:
+                return  # failed already (connection lost)
+            if entry[0].active():
+                entry[0].cancel()
+            if ok and protocol is self._proto and not self.stopped:
+                return self._send(protocol, message, handler, fail, timeout_s, reauthorised=True)
+            fail(VenueUnavailable(f"ctrader {self.name}: {what} not sent again: account {ctid} not authorised "
+                                  "again in time"))
+        self._waiting[ticket] = (self.clock.callLater(timeout_s or self.timeout_s, go, False), fail)
+        self._on_ready.setdefault(ctid, []).append(lambda: go(True))
+        if ctid in self.ready:  # the first refusal for this account
+            log.warning("ctrader %s: access token of account %d expired: refreshing it", self.name, ctid)
+            self._reauthorise([ctid], refresh=True)
 
     def _timeout(self, mid: str, message) -> None:
         pending = self._pending.pop(mid, None)

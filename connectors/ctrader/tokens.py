@@ -4,8 +4,14 @@ Several accounts usually share one token (one cTID grants many accounts). A
 refresh revokes the old access token, so the server invalidates every account
 authorised with it (``AccountsTokenInvalidatedEvent``); the sessions then
 authorise them again with the new token. One refresh per token at a time:
-concurrent callers share it. A token whose lifetime is known (``expiresIn``)
-is refreshed ``margin_s`` before it runs out.
+concurrent callers share it.
+
+A token whose lifetime is known (``expiresIn`` of a refresh, or the expiry of
+an initial token given to the venue) is refreshed ahead of its expiry, by
+``margin_s`` (an hour) or a fifth of its lifetime if that is shorter; a
+scheduled refresh that fails (no connection) is tried again ``retry_s`` later.
+One whose lifetime is not known is refreshed when the server says it expired
+(OA_AUTH_TOKEN_EXPIRED; ``session.py``).
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ class Token:
 
 
 class TokenKeeper:
-    def __init__(self, tokens: dict[int, Token], clock, margin_s: float = 3600.0) -> None:
+    def __init__(self, tokens: dict[int, Token], clock, margin_s: float = 3600.0, retry_s: float = 10.0) -> None:
         self._by_account = tokens  # ctid -> Token (shared objects: one per grant)
         self.clock = clock
         self.margin_s = margin_s
+        self.retry_s = retry_s
+        self.stopped = False
         self._refreshing: dict[int, list[defer.Deferred]] = {}  # id(Token) -> callers of the refresh in flight
         self._timers: dict[int, object] = {}
         self.refreshes = 0
@@ -43,13 +51,14 @@ class TokenKeeper:
         token = self._by_account[ctid]
         if stale is not None and token.access != stale:
             return defer.succeed(token.access)  # someone refreshed it already
-        waiters = self._refreshing.get(id(token))
-        if waiters is None:
-            waiters = self._refreshing[id(token)] = []
-            self.send(oa.ProtoOARefreshTokenReq(refreshToken=token.refresh)).addCallbacks(
-                self._done, self._failed, (ctid, token), None, (token,), None)
         d = defer.Deferred()
-        waiters.append(d)
+        waiters = self._refreshing.get(id(token))
+        if waiters is not None:
+            waiters.append(d)
+            return d
+        self._refreshing[id(token)] = [d]  # before sending: a send that fails at once must reach d
+        self.send(oa.ProtoOARefreshTokenReq(refreshToken=token.refresh)).addCallbacks(
+            self._done, self._failed, (ctid, token), None, (token,), None)
         return d
 
     def _done(self, res, ctid: int, token: Token) -> None:
@@ -67,17 +76,22 @@ class TokenKeeper:
             d.errback(failure)
 
     def expires_in(self, ctid: int, seconds: float) -> None:
-        """The token of ``ctid`` runs out in ``seconds``: refresh it ``margin_s`` before (at once if sooner)."""
+        """The token of ``ctid`` runs out in ``seconds``: refresh it ahead of that (at once if already late)."""
+        self._schedule(ctid, max(seconds - min(self.margin_s, seconds / 5), 0))
+
+    def _schedule(self, ctid: int, delay: float) -> None:
         token = self._by_account[ctid]
         old = self._timers.pop(id(token), None)
         if old is not None and old.active():
             old.cancel()
-        self._timers[id(token)] = self.clock.callLater(max(seconds - self.margin_s, 0), self._scheduled, ctid)
+        if not self.stopped:
+            self._timers[id(token)] = self.clock.callLater(delay, self._scheduled, ctid)
 
     def _scheduled(self, ctid: int) -> None:
-        self.refresh(ctid).addErrback(lambda f: None)
+        self.refresh(ctid).addErrback(lambda f: self._schedule(ctid, self.retry_s))
 
     def stop(self) -> None:
+        self.stopped = True
         for timer in self._timers.values():
             if timer.active():
                 timer.cancel()

@@ -1,13 +1,17 @@
 """The cTrader Venue (connectors/interface.py) over the Open API: a pool of TLS sessions.
 
 Build with the server's endpoint, the application's id and secret and each
-account's tokens, then ``start()`` (fires once every account is authorised, its
-positions reconciled and the symbols loaded). Time (timeouts, heartbeats,
+account's tokens (and, if known, when its access token expires: it is then
+refreshed ahead of that; see ``tokens.py``), then ``start()`` (fires once every
+account is authorised, its positions reconciled and the symbols loaded). Time (timeouts, heartbeats,
 backoff, rate buckets) is the injected ``clock``; jitter the injected ``rng``;
 sockets the injected ``reactor``.
 
 - Symbols: ``SymbolsListReq`` then ``SymbolByIdReq`` for all of them, once per
-  venue; ``SymbolChangedEvent`` reloads the symbols it names.
+  venue; ``SymbolChangedEvent`` (a broker changed a symbol's spec, e.g. its min
+  volume or step) reloads the symbols it names with ``SymbolByIdReq``, and
+  ``symbol_spec`` answers with the new spec from then on (a failed reload is
+  logged; the next reconnect does not reload, the next event does).
 - ``account_info``: ``TraderReq`` (balance x 10^-moneyDigits, accountType:
   HEDGED -> hedging, else netting; currency from ``AssetListReq``); equity =
   balance + the sum of ``netUnrealizedPnL`` from
@@ -46,6 +50,7 @@ class AccountAccess:
     ctid: int  # ctidTraderAccountId: the bridge's login number
     access_token: str
     refresh_token: str
+    expires_at_ms: int | None = None  # when the access token expires (Unix ms), if known
 
 
 class CTraderVenue:
@@ -63,6 +68,7 @@ class CTraderVenue:
                   for a in accounts}
         self.tokens = TokenKeeper(tokens, clock)
         self.tokens.send = lambda m: defer.maybeDeferred(lambda: self.pool.any_session().request(m))
+        self._expiries = {a.access_token: (a.ctid, a.expires_at_ms) for a in accounts if a.expires_at_ms}
         self.pool = Pool([a.ctid for a in accounts], pool_size, lambda i, ctids: Session(
             f"{name}-{i}", self, endpoint, app, ctids, self.tokens, clock=clock, rng=rng, reactor=reactor,
             timeout_s=timeout_s, backoff=backoff, connection=connection, busy=busy, busy_retries=busy_retries))
@@ -85,6 +91,8 @@ class CTraderVenue:
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> defer.Deferred:
+        for ctid, expires_at_ms in self._expiries.values():
+            self.tokens.expires_in(ctid, (expires_at_ms - self.now_ms()) / 1000)
         firsts = [s.start() for s in self.pool.sessions]
         d = defer.gatherResults(firsts, consumeErrors=True)
         d.addCallback(lambda _: self._when_live(list(self.streams)))
@@ -134,7 +142,10 @@ class CTraderVenue:
 
     def event(self, session: Session, message) -> None:
         if message.DESCRIPTOR.name == "ProtoOASymbolChangedEvent":
-            self._reload_symbols(session, message.ctidTraderAccountId, list(message.symbolId))
+            ids = list(message.symbolId)
+            self._reload_symbols(session, message.ctidTraderAccountId, ids).addErrback(
+                lambda f: log.warning("ctrader %s: symbols %s changed but not reloaded: %s", self.name, ids,
+                                      f.getErrorMessage()))
             return
         ctid = message.ctidTraderAccountId
         if ctid not in self.streams:

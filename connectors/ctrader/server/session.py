@@ -6,8 +6,15 @@ unknown payloadType: ProtoErrorRes UNSUPPORTED_MESSAGE; a payload that does not
 parse or lacks a required field: ProtoOAErrorRes INVALID_REQUEST), application
 authentication (CH_CLIENT_NOT_AUTHENTICATED before ApplicationAuthReq), then,
 for a request naming ``ctidTraderAccountId``, that the account is authorised on
-this connection (ACCOUNT_NOT_AUTHORIZED). Every answer echoes the request's
+this connection (ACCOUNT_NOT_AUTHORIZED) with an access token that has not
+expired since (else OA_AUTH_TOKEN_EXPIRED, and the account is no longer
+authorised on this connection). Every answer echoes the request's
 ``clientMsgId``.
+
+Tokens (``tokens.py``): GetAccountListByAccessTokenReq and AccountAuthReq with
+an unknown or revoked token -> CH_ACCESS_TOKEN_INVALID, with an expired one ->
+OA_AUTH_TOKEN_EXPIRED; RefreshTokenReq works with the refresh token of an
+expired access token, and its ``expiresIn`` is the new token's lifetime.
 """
 
 from __future__ import annotations
@@ -95,6 +102,10 @@ class Session:
             if ctid not in self.accounts:
                 return reply(oa_error("ACCOUNT_NOT_AUTHORIZED", f"account {ctid} is not authorised on this "
                                       "connection", ctid))
+            if self._expired(self.accounts[ctid]):
+                self.forget(ctid)
+                return reply(oa_error("OA_AUTH_TOKEN_EXPIRED", f"the access token account {ctid} was authorised "
+                                      "with has expired: refresh it and authorise the account again", ctid))
         try:
             handler(message, mid)
         except RequestError as exc:
@@ -113,10 +124,23 @@ class Session:
         self.app_authenticated = True
         self._reply(oa.ProtoOAApplicationAuthRes(), mid)
 
+    def _expired(self, access_token: str) -> bool:
+        grant = self.server.tokens.grant(access_token)
+        return grant is not None and grant.expired(self.server.clock.seconds(), self.server.started_ms / 1000)
+
+    def _token_refusal(self, access_token: str, ctid: int | None = None):
+        """The error for an access token that cannot authorise anything now, or None if it can."""
+        if self.server.tokens.grant(access_token) is None:
+            return oa_error("CH_ACCESS_TOKEN_INVALID", "access token unknown or revoked", ctid)
+        if self._expired(access_token):
+            return oa_error("OA_AUTH_TOKEN_EXPIRED", "access token expired: refresh it", ctid)
+        return None
+
     def _account_list(self, m, mid) -> None:
+        refusal = self._token_refusal(m.accessToken)
+        if refusal is not None:
+            return self._reply(refusal, mid)
         grant = self.server.tokens.grant(m.accessToken)
-        if grant is None:
-            return self._reply(oa_error("CH_ACCESS_TOKEN_INVALID", "access token unknown or revoked"), mid)
         res = oa.ProtoOAGetAccountListByAccessTokenRes(accessToken=m.accessToken, permissionScope=model.SCOPE_TRADE)
         for ctid in grant.accounts:
             d = self.server.accounts[ctid].definition
@@ -125,8 +149,9 @@ class Session:
 
     def _account_auth(self, m, mid) -> None:
         ctid = m.ctidTraderAccountId
-        if self.server.tokens.grant(m.accessToken) is None:
-            return self._reply(oa_error("CH_ACCESS_TOKEN_INVALID", "access token unknown or revoked", ctid), mid)
+        refusal = self._token_refusal(m.accessToken, ctid)
+        if refusal is not None:
+            return self._reply(refusal, mid)
         if ctid not in self.server.accounts:
             return self._reply(oa_error("CH_CTID_TRADER_ACCOUNT_NOT_FOUND", f"no account {ctid}", ctid), mid)
         if not self.server.tokens.may_use(m.accessToken, ctid):
@@ -140,7 +165,7 @@ class Session:
         self._reply(oa.ProtoOAAccountLogoutRes(ctidTraderAccountId=m.ctidTraderAccountId), mid)
 
     def _refresh(self, m, mid) -> None:
-        refreshed = self.server.tokens.refresh(m.refreshToken)
+        refreshed = self.server.tokens.refresh(m.refreshToken, self.server.clock.seconds())
         if refreshed is None:
             return self._reply(oa_error("CH_ACCESS_TOKEN_INVALID", "refresh token unknown or already used"), mid)
         old, new = refreshed
