@@ -5,20 +5,21 @@
   certificate or host name did not verify; such an attempt ends with
   ``listener.failed("TLS handshake failed: ...")`` and the session retries
   with backoff.
-
 - Frames: ``Int32StringReceiver`` (4-byte big-endian length). A frame above
   ``max_frame`` or bytes that are not an Open API message are a protocol
   error: logged with what was wrong (``error``), the connection aborted; the
   session reconnects and reconciles, so nothing is lost.
 - Sends leave at once (``TCP_NODELAY``: no Nagle delay behind an unacknowledged
-  frame) while the connection's token bucket for their class
-  (live or historical) has a token; otherwise they queue in order and leave
-  as tokens come back. ``on_sent`` tells the caller the frame is on the wire.
+  frame) while the connection's token bucket for their class (live or
+  historical) has a token; otherwise they queue in order and leave as tokens
+  come back. ``on_sent`` tells the caller the frame is on the wire.
 - Heartbeats: one is sent whenever nothing was sent for ``heartbeat_s``
   (default 5 s; cTrader wants one at least every 10 s); a server heartbeat is
   answered unless one was sent in the last second.
 - Everything received goes to ``listener.frame(client_msg_id, message)``;
-  ``listener.lost(connection, why)`` once when the connection ends.
+  ``listener.made(connection)`` once the handshake verified, then
+  ``listener.lost(connection, why)`` once when the connection ends; an attempt
+  that never got that far ends with ``listener.failed(why)`` instead.
 """
 
 from __future__ import annotations

@@ -56,7 +56,6 @@ NOT_PROCESSED = frozenset({"REQUEST_FREQUENCY_EXCEEDED", "ACCOUNT_NOT_AUTHORIZED
 class Sent:
     order: OrderRequest
     sent_ms: int
-    volume: int
     outcome: defer.Deferred | None = None  # fires with the OrderResult, or fails
     done: bool = False
     waiters: list = field(default_factory=list)
@@ -86,15 +85,13 @@ class Orders:
         symbol_id = yield self.venue.symbol_id(order.symbol)
         if symbol_id is None:
             return convert.rejected(order.key, "SYMBOL_NOT_FOUND", f"no symbol {order.symbol}", self.venue.now_ms())
-        volume = order.volume
         if order.action is Action.OPEN:
-            message = self._market(ctid, symbol_id, order, order.side, volume)
+            message = self._market(ctid, symbol_id, order, order.side, order.volume)
         elif order.action is Action.MODIFY:
             message = self._amend(ctid, order.position_id.value, order)
-            volume = 0
         else:
-            message, volume = self._closing(ctid, symbol_id, order)
-        record = Sent(order, self.venue.now_ms(), volume)
+            message = self._closing(ctid, symbol_id, order)
+        record = Sent(order, self.venue.now_ms())
         self.sent[(ctid, order.key)] = record
         record.outcome = self._stream(session, order, message)
         try:
@@ -127,7 +124,7 @@ class Orders:
         volume = abs(held) if held and order.action is Action.CLOSE else order.volume
         message = self._market(ctid, symbol_id, order, side.opposite, volume)
         message.positionId = pid
-        return message, volume
+        return message
 
     def _amend(self, ctid: int, position_id: int, order: OrderRequest):
         message = oa.ProtoOAAmendPositionSLTPReq(ctidTraderAccountId=ctid, positionId=position_id)

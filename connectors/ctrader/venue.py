@@ -196,10 +196,6 @@ class CTraderVenue:
     def symbol_id(self, name: str) -> defer.Deferred:
         return defer.succeed(self._ids.get(name))
 
-    def position_volume(self, ctid: int, position_id: int) -> int | None:
-        volume = self.open[ctid].get(position_id)
-        return abs(volume) if volume else None
-
     # -- the Venue interface -----------------------------------------------
     def execute(self, order: OrderRequest) -> defer.Deferred:
         return self.orders.execute(order)
