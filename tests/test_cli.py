@@ -258,12 +258,26 @@ def test_console_script_end_to_end():
     assert bad.stderr.strip() == "bridge: error: percentages must sum to 100, they sum to 90"
 
 
+def test_bench_on_the_ctrader_server_times_each_deal_on_the_wire(capsys):
+    code, out, err = run(capsys, "bench", "--platform", "ctrader", "--followers", "3", "--deals", "4", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["platform"], data["followers"], data["deals"]) == ("ctrader", 3, 4)
+    assert 0 < data["deal_to_last_order_ms"]["p50"] <= data["deal_to_last_order_ms"]["max"]
+
+
+def test_bench_pool_size_goes_with_ctrader_only(capsys):
+    code, out, err = run(capsys, "bench", "--pool-size", "2", "--deals", "2")
+    assert code == 2 and "--pool-size goes with --platform ctrader" in err
+
+
 def test_bench_pipeline_reports_the_documented_keys(capsys):
     code, out, err = run(capsys, "bench", "--followers", "2", "--deals", "6", "--json")
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"followers", "deals", "deal_to_last_order_ms", "raw_zmq_hop_ms", "ratio_p50", "cpu_reference_ms"}
-    assert (data["followers"], data["deals"]) == (2, 6)
+    assert set(data) == {"platform", "followers", "deals", "deal_to_last_order_ms", "raw_zmq_hop_ms", "ratio_p50",
+                         "cpu_reference_ms"}
+    assert (data["platform"], data["followers"], data["deals"]) == ("sim", 2, 6)
     assert set(data["deal_to_last_order_ms"]) == {"p50", "p99", "max"}
     assert set(data["raw_zmq_hop_ms"]) == {"p50", "p99"}
     assert 0 < data["deal_to_last_order_ms"]["p50"] <= data["deal_to_last_order_ms"]["max"]

@@ -17,6 +17,7 @@ says how much the bridge adds over the transport itself.
 
 from __future__ import annotations
 
+import json
 import random
 import tempfile
 import time
@@ -38,6 +39,7 @@ from bridge.domain.ids import Login, Platform, ServerId
 SERVER = ServerId(Platform.SIM, "bench")
 #: deals run before measuring: the first fetches symbol specs and account figures, once per daemon life
 WARMUP = 2
+ITERATE_S = 0.0005
 MASTER = Login(SERVER, 1)
 
 
@@ -202,3 +204,78 @@ def _summary(samples: list[int]) -> dict:
         return round(ordered[min(len(ordered) - 1, max(0, -(-len(ordered) * pct // 100) - 1))] / 1e6, 3)
 
     return {"p50": at(50), "p99": at(99), "max": round(ordered[-1] / 1e6, 3)}
+
+
+def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_size: int | None = None
+                ) -> PipelineFigures:
+    """The same pipeline against the local cTrader server in its own process, timed there, on the wire.
+
+    The server (``bridge.bench.ctrader_wire``) trades the master and times each
+    deal from its ``ORDER_FILLED`` ExecutionEvent leaving for the bridge to the
+    last follower order request arriving from it. The bridge runs here with the
+    production connector (TLS, token buckets, a pool of ``pool_size``
+    connections; default one per 25 followers, at most 8)."""
+    import select
+    import subprocess
+    import sys
+
+    from bridge.config.secrets import Secret
+    from bridge.daemon.config import CTraderAccount, CTraderSettings
+    from bridge.bench.ctrader_wire import credentials
+
+    tmp = Path(tempfile.mkdtemp(prefix="copybridge-bench-"))
+    ca = tmp / "ca.pem"
+    server = subprocess.Popen([sys.executable, "-m", "bridge.bench.ctrader_wire", "--followers", str(followers),
+                               "--deals", str(deals), "--warmup", str(WARMUP), "--seed", str(seed),
+                               "--ca-out", str(ca)], stdout=subprocess.PIPE, text=True)
+    try:
+        ready, _, _ = select.select([server.stdout], [], [], 30)
+        line = server.stdout.readline() if ready else ""
+        if not line.startswith("listening "):
+            raise RuntimeError(f"the cTrader bench server did not start: {line!r}")
+        port = int(line.split()[1])
+        server_name = ServerId(Platform.CTRADER, "bench")
+        master = Login(server_name, 1)
+        logins = [Login(server_name, a["ctid_trader_account_id"]) for a in credentials(followers, seed)["accounts"][1:]]
+        token = lambda text: Secret.literal(text)  # noqa: E731
+        settings = CTraderSettings("127.0.0.1", port, "bench", token("bench-secret"),
+                                   tuple(CTraderAccount(login.number, token("bench-token"), token("bench-refresh"))
+                                         for login in [master, *logins]),
+                                   ca.read_bytes(), pool_size or min(8, max(1, followers // 25)))
+        config = BridgeConfig(tmp / "bench.sqlite", "inproc://bench-deals", "inproc://bench-deals-replay", 100,
+                              (VenueConfig("bench", Platform.CTRADER, seed, 0, (), ctrader=settings),), (master,),
+                              tuple(CopyConfig(master, f, resolve(CopySettings(mode=SizingMode.MULTIPLIER)))
+                                    for f in logins), ())
+        from twisted.internet import reactor  # the default (epoll) reactor: TLS on SelectReactor stalls here
+
+        ctx = zmq.Context()
+        top = build(config, reactor, "all", ctx)
+        top.startService()
+        result = None
+        deadline = time.monotonic() + 120 + deals * 3
+        try:
+            while result is None:
+                reactor.iterate(ITERATE_S)
+                while select.select([server.stdout], [], [], 0)[0]:
+                    line = server.stdout.readline()
+                    if not line:
+                        raise RuntimeError("the cTrader bench server exited without a result")
+                    if line.startswith("deal"):
+                        if progress:
+                            progress(1)
+                        continue
+                    result = json.loads(line)
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the cTrader bench did not finish in time")
+        finally:
+            top.stopService()
+            for _ in range(20):
+                reactor.iterate(0.001)
+            ctx.destroy(0)
+        if "error" in result:
+            raise RuntimeError(f"cTrader bench: {result['error']}")
+    finally:
+        server.kill()
+        server.wait()
+    return PipelineFigures(followers, deals, result["samples_ns"], raw_hop(1000), cpu_reference(200))

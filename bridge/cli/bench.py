@@ -20,9 +20,14 @@ TARGETS = "targets: 1 follower p50 < 0.3 ms, p99 < 1 ms, p50 within 5x a raw hop
               help="Copy followers of the benchmark master.")
 @click.option("--deals", type=click.IntRange(min=1, max=100_000), default=200, show_default=True,
               help="Master deals (alternating open and close).")
+@click.option("--platform", type=click.Choice(["sim", "ctrader"]), default="sim", show_default=True,
+              help="sim: the in-process simulated venue; ctrader: the local cTrader server in its own process, "
+                   "timed on the wire (master ExecutionEvent -> last follower order request).")
+@click.option("--pool-size", type=click.IntRange(min=1, max=64),
+              help="cTrader connections of the bridge (default: one per 25 followers, at most 8).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.pass_context
-def bench(ctx, followers, deals, as_json) -> None:
+def bench(ctx, followers, deals, platform, pool_size, as_json) -> None:
     """Benchmark the pipeline: a master deal entering the connector -> the last follower order leaving.
 
     Runs the production connector, bus, journal, worker and executor against a
@@ -30,8 +35,14 @@ def bench(ctx, followers, deals, as_json) -> None:
     comparison. `bridge bench allocation` benchmarks the allocation engine alone.
 
     \b
+    With --platform ctrader the master and followers are accounts on the local
+    cTrader server, run in its own process; the bridge talks to it with the
+    production connector over TLS, and the server times each deal on the wire.
+
+    \b
     Example:
       bridge bench --followers 100 --deals 200 --json
+      bridge bench --platform ctrader --followers 100 --deals 50
       bridge bench allocation --accounts 10000
     """
     if ctx.invoked_subcommand is not None:
@@ -39,12 +50,19 @@ def bench(ctx, followers, deals, as_json) -> None:
     from bridge.bench import pipeline
 
     with click.progressbar(length=deals, label="master deals", file=sys.stderr, show_eta=False) as bar:
-        figures = pipeline.run(followers, deals, progress=bar.update).as_dict()
+        if platform == "ctrader":
+            figures = pipeline.run_ctrader(followers, deals, progress=bar.update, pool_size=pool_size).as_dict()
+        else:
+            if pool_size is not None:
+                raise click.UsageError("--pool-size goes with --platform ctrader")
+            figures = pipeline.run(followers, deals, progress=bar.update).as_dict()
+    figures = {"platform": platform, **figures}
     if as_json:
         click.echo(json.dumps(figures))
         return
     d, h, c = figures["deal_to_last_order_ms"], figures["raw_zmq_hop_ms"], figures["cpu_reference_ms"]
-    rows = [["deal -> last order out", f"{d['p50']:.3f}", f"{d['p99']:.3f}", f"{d['max']:.3f}"],
+    what = "master event -> last order on the wire" if platform == "ctrader" else "deal -> last order out"
+    rows = [[what, f"{d['p50']:.3f}", f"{d['p99']:.3f}", f"{d['max']:.3f}"],
             ["raw pyzmq hop (inproc)", f"{h['p50']:.3f}", f"{h['p99']:.3f}", ""],
             ["cpu reference (fixed loop)", f"{c['p50']:.3f}", f"{c['p99']:.3f}", ""]]
     click.echo(f"{followers} follower(s), {deals} master deals; p50 ratio {figures['ratio_p50']}x")

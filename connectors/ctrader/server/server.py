@@ -6,16 +6,18 @@ import random
 from decimal import Decimal
 
 from ctrader_open_api.messages import OpenApiMessages_pb2 as oa
+from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
 from twisted.internet.task import LoopingCall
 
 from connectors.ctrader.server.accounts import TraderAccount
 from connectors.ctrader.server.certificates import ServerIdentity, local_identity
 from connectors.ctrader.server.credentials import Credentials, CredentialsError
-from connectors.ctrader.server.execution import Emission, Engine
+from connectors.ctrader.server.execution import Emission, Engine, RequestError
 from connectors.ctrader.server.faults import FaultConfig, Faults
 from connectors.ctrader.server.protocol import OpenApiFactory
 from connectors.ctrader.server.symbols import SymbolCatalogue
 from connectors.ctrader.server.tokens import TokenBook
+from bridge.domain.ids import Platform, PositionId
 from connectors.sim.account import Account
 from connectors.sim.market import DEFAULT_SYMBOLS, Market, SymbolDef
 
@@ -58,6 +60,7 @@ class CTraderServer:
         self.started_ms = self.engine.now_ms()
         self.identity: ServerIdentity | None = None
         self._feed: LoopingCall | None = None
+        self.frame_hook = None  # (payloadType) -> None, called as each frame comes off the wire (benchmarks)
 
     # -- network ----------------------------------------------------------
     def factory(self) -> OpenApiFactory:
@@ -105,6 +108,44 @@ class CTraderServer:
     def deposit(self, ctid: int, amount: Decimal, note: str = "") -> None:
         """A balance operation on ``ctid`` (negative: a withdrawal), sent to every connection holding it."""
         self.publish(self.engine.deposit(ctid, amount, note))
+
+    # -- a trader at the platform (not through the Open API) -----------------
+    def trade_by_hand(self, ctid: int, symbol: str, side, volume: int) -> int:
+        """A market order placed in the trading platform itself (as a trader in cTrader Desktop).
+
+        Its events reach every connection holding ``ctid`` without a
+        clientMsgId, as such trades do. Returns the position id; raises
+        ``RequestError`` for a refused order."""
+        req = oa.ProtoOANewOrderReq(ctidTraderAccountId=ctid, symbolId=self.symbols.id_of(symbol),
+                                    orderType=model.MARKET, tradeSide=model.BUY if side.value == "buy" else model.SELL,
+                                    volume=volume)
+        return self._by_hand(self.engine.new_order(req))
+
+    def close_by_hand(self, ctid: int, position_id: int, volume: int | None = None) -> int:
+        """Close ``volume`` (all: None) of a position from the trading platform itself."""
+        live = self.accounts[ctid].book.position(PositionId(Platform.CTRADER, position_id))
+        if live is None:
+            raise RequestError("POSITION_NOT_FOUND", f"Position {position_id} not found")
+        req = oa.ProtoOAClosePositionReq(ctidTraderAccountId=ctid, positionId=position_id,
+                                         volume=live.volume if volume is None else volume)
+        return self._by_hand(self.engine.close_position(req))
+
+    def amend_by_hand(self, ctid: int, position_id: int, sl: Decimal | None, tp: Decimal | None) -> None:
+        req = oa.ProtoOAAmendPositionSLTPReq(ctidTraderAccountId=ctid, positionId=position_id)
+        if sl is not None:
+            req.stopLoss = float(sl)  # the protocol's field is a double
+        if tp is not None:
+            req.takeProfit = float(tp)
+        self._by_hand(self.engine.amend_sltp(req))
+
+    def _by_hand(self, emissions: list[Emission]) -> int:
+        refused = next((e for e in emissions if e.message.DESCRIPTOR.name == "ProtoOAOrderErrorEvent"), None)
+        if refused is not None:
+            raise RequestError(refused.message.errorCode, refused.message.description)
+        self.publish(emissions)
+        positions = [e.message.position.positionId for e in emissions
+                     if e.message.DESCRIPTOR.name == "ProtoOAExecutionEvent" and e.message.HasField("position")]
+        return positions[-1] if positions else 0
 
     # -- prices -----------------------------------------------------------
     def spot_event(self, ctid: int, symbol_id: int) -> oa.ProtoOASpotEvent:
