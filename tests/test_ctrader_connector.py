@@ -251,13 +251,13 @@ def test_account_disconnect_then_token_refresh_reauthorise_and_lose_no_deal(h):
     resyncs = h.venue.resyncs
     h.server.disconnect_account(MASTER)  # AccountDisconnectEvent: authorise it again, backfill, reconcile
     position = h.manual(h.master, EURUSD, Side.BUY, "0.10")
-    h.pump(lambda: h.venue.resyncs > resyncs and len(seen) == 1)
+    h.tick(1.0, until=lambda: h.venue.resyncs > resyncs and len(seen) == 1)
     assert seen[0].kind is DealKind.OPEN and seen[0].position_id == position
     token = h.venue.tokens.access(MASTER)
     new = h.result(h.venue.tokens.refresh(MASTER))  # AccountsTokenInvalidatedEvent on every connection
     assert new != token
-    h.pump(lambda: all(s.ready == set(s.accounts) and set(s.authorised_with.values()) == {new}
-                       for s in h.venue.pool.sessions))
+    h.tick(1.0, until=lambda: all(s.ready == set(s.accounts) and set(s.authorised_with.values()) == {new}
+                                  for s in h.venue.pool.sessions))
     assert h.result(h.venue.execute(open_order(h, "after-refresh"))).status is OrderStatus.FILLED
     assert h.result(h.venue.account_info(h.master)).login == h.master
     assert h.venue.tokens.refreshes == 1
@@ -396,3 +396,48 @@ def test_max_slippage_is_a_market_range_order_cancelled_as_a_requote(h):
     near = h.result(h.venue.execute(open_order(h, "near", reference_price=ask - Decimal("0.00005"),
                                                max_slippage_points=10)))
     assert near.status is OrderStatus.FILLED and trades(h, HEDGER) == 1
+
+
+def test_account_figures_come_from_the_book_and_follow_balance_events(h):
+    account = h.login(HEDGER)
+    first = h.result(h.venue.account_info(account))
+    sent = h.venue.session_for(HEDGER)._proto.sent
+    again = h.result(h.venue.account_info(account))
+    assert again == first and h.venue.session_for(HEDGER)._proto.sent == sent, "answered from the book"
+    h.server.deposit(HEDGER, Decimal("250.50"))
+    h.pump(lambda: h.result(h.venue.account_info(account)).balance == first.balance + Decimal("250.50"))
+    # a close moves the balance by its profit, as the close's event says (no request)
+    filled = h.result(h.venue.execute(open_order(h, "book-open")))
+    h.server.set_bid(EURUSD, h.server.market.quote(EURUSD).bid + Decimal("0.00200"))
+    h.result(h.venue.execute(OrderRequest(key("book-close"), account, Action.CLOSE, EURUSD, Side.SELL, LOT // 10,
+                                          position_id=filled.position_id)))
+    server_balance = h.server.accounts[HEDGER].book.balance
+    h.pump(lambda: h.result(h.venue.account_info(account)).balance == server_balance)
+    assert server_balance > first.balance + Decimal("250.50"), "the close made a profit"
+    # figures older than figures_refresh_s are asked again, in the background: the caller is answered at once
+    h.tick(h.venue.figures_refresh_s + 0.1)
+    before = h.venue.session_for(HEDGER)._proto.sent
+    d = h.venue.account_info(account)
+    assert d.called, "answered from the book while the refresh is under way"
+    h.tick(2.0, until=lambda: h.venue.session_for(HEDGER)._proto.sent >= before + 2
+           and HEDGER not in h.venue._asking)
+    assert h.result(h.venue.account_info(account)).equity == h.server.accounts[HEDGER].book.equity()
+
+
+def test_orders_leave_ahead_of_queued_queries():
+    h = CTraderHarness(pool_size=1)
+    try:
+        # fill the connection's bucket and queue with account queries, then send one order
+        queries = [h.venue.positions(h.login(f)) for f in FOLLOWERS for _ in range(6)]
+        proto = h.venue.session_for(FOLLOWERS[0])._proto
+        assert len(proto.queues[False]) > 10, "queries are waiting for tokens"
+        queued, sent = len(proto.queues[False]), proto.sent
+        order = h.venue.execute(open_order(h, "priority", ctid=FOLLOWERS[0], volume=LOT // 100))
+        # the order leaves at once on a token the queries may not take; they still wait
+        assert proto.sent == sent + 1 and len(proto.queues[False]) == queued
+        h.tick(0.1, until=lambda: order.called)
+        assert order.called and h.result(order).status is OrderStatus.FILLED
+        assert sum(1 for q in queries if q.called) < len(queries), "the order went before queries queued earlier"
+        h.tick(3.0, until=lambda: all(q.called for q in queries))
+    finally:
+        h.close()

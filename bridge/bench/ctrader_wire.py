@@ -15,7 +15,11 @@ master deals, it trades the master as a trader at the platform would
 
 The next deal waits until the bridge has been quiet (no request) for
 ``QUIET_S`` or ``PACE_S`` has passed, so the bridge's follow-up requests
-(account figures) are not counted against the next deal. The result is one JSON
+(account figures) are not counted against the next deal; and at least
+``--gap-s`` after the previous deal began: the time the bridge's token buckets
+need to refill after a fan-out (cTrader allows 50 requests per second per
+connection; a master trading faster than the buckets refill queues its
+followers' orders, which this benchmark does not measure). The result is one JSON
 line on stdout: ``{"samples_ns": [...]}`` (after a ``listening PORT`` line and a
 ``deal`` line per measured deal).
 """
@@ -40,8 +44,10 @@ LOT = 10_000_000  # EURUSD, hundredths of a unit
 
 
 class Stopwatch:
-    def __init__(self, server, reactor, master: int, followers: int, deals: int, warmup: int) -> None:
+    def __init__(self, server, reactor, master: int, followers: int, deals: int, warmup: int,
+                 gap_s: float = 0.0) -> None:
         self.server, self.reactor = server, reactor
+        self.gap_s = gap_s
         self.master, self.followers, self.deals, self.warmup = master, followers, deals, warmup
         self.samples: list[int] = []
         self.started_ns = 0
@@ -102,7 +108,8 @@ class Stopwatch:
                 return
             self.reactor.callLater(0.001, self.deal_done)
             return
-        if now - self.last_frame < QUIET_S and now - self.deal_started < PACE_S:
+        if now - self.deal_started < self.gap_s or (now - self.last_frame < QUIET_S
+                                                     and now - self.deal_started < PACE_S):
             self.reactor.callLater(0.005, self.deal_done)
             return
         if self.n >= self.warmup:
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--deals", type=int, required=True)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--gap-s", type=float, default=0.0, help="at least this long from one deal to the next")
     p.add_argument("--ca-out", type=Path, required=True)
     args = p.parse_args(argv)
     from twisted.internet import reactor
@@ -143,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     listening = server.listen(reactor)
     args.ca_out.write_bytes(server.identity.ca_pem)
     print(f"listening {listening.getHost().port}", flush=True)
-    watch = Stopwatch(server, reactor, 1, args.followers, args.deals, args.warmup)
+    watch = Stopwatch(server, reactor, 1, args.followers, args.deals, args.warmup, args.gap_s)
     reactor.callWhenRunning(watch.wait_for_bridge)
     reactor.run()
     sys.stdout.flush()

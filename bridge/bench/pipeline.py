@@ -214,7 +214,9 @@ def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_s
     deal from its ``ORDER_FILLED`` ExecutionEvent leaving for the bridge to the
     last follower order request arriving from it. The bridge runs here with the
     production connector (TLS, token buckets, a pool of ``pool_size``
-    connections; default one per 25 followers, at most 8)."""
+    connections; default one per 20 accounts, at most 16: a connection's
+    token bucket lets 24 requests out at once, then 24 per second). Deals are
+    spaced by the time the buckets take to refill after a fan-out."""
     import select
     import subprocess
     import sys
@@ -223,11 +225,16 @@ def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_s
     from bridge.daemon.config import CTraderAccount, CTraderSettings
     from bridge.bench.ctrader_wire import credentials
 
+    from connectors.ctrader.ratelimit import LIVE
+
     tmp = Path(tempfile.mkdtemp(prefix="copybridge-bench-"))
     ca = tmp / "ca.pem"
+    pool_size = pool_size or min(16, -(-(followers + 1) // 20))
+    per_connection = -(-(followers + 1) // pool_size)
+    gap_s = per_connection / LIVE.rate + 0.05
     server = subprocess.Popen([sys.executable, "-m", "bridge.bench.ctrader_wire", "--followers", str(followers),
                                "--deals", str(deals), "--warmup", str(WARMUP), "--seed", str(seed),
-                               "--ca-out", str(ca)], stdout=subprocess.PIPE, text=True)
+                               "--ca-out", str(ca), "--gap-s", f"{gap_s:.3f}"], stdout=subprocess.PIPE, text=True)
     try:
         ready, _, _ = select.select([server.stdout], [], [], 30)
         line = server.stdout.readline() if ready else ""
@@ -241,7 +248,7 @@ def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_s
         settings = CTraderSettings("127.0.0.1", port, "bench", token("bench-secret"),
                                    tuple(CTraderAccount(login.number, token("bench-token"), token("bench-refresh"))
                                          for login in [master, *logins]),
-                                   ca.read_bytes(), pool_size or min(8, max(1, followers // 25)))
+                                   ca.read_bytes(), pool_size)
         config = BridgeConfig(tmp / "bench.sqlite", "inproc://bench-deals", "inproc://bench-deals-replay", 100,
                               (VenueConfig("bench", Platform.CTRADER, seed, 0, (), ctrader=settings),), (master,),
                               tuple(CopyConfig(master, f, resolve(CopySettings(mode=SizingMode.MULTIPLIER)))
@@ -252,7 +259,7 @@ def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_s
         top = build(config, reactor, "all", ctx)
         top.startService()
         result = None
-        deadline = time.monotonic() + 120 + deals * 3
+        deadline = time.monotonic() + 120 + deals * (3 + gap_s)
         try:
             while result is None:
                 reactor.iterate(ITERATE_S)

@@ -24,7 +24,7 @@ TARGETS = "targets: 1 follower p50 < 0.3 ms, p99 < 1 ms, p50 within 5x a raw hop
               help="sim: the in-process simulated venue; ctrader: the local cTrader server in its own process, "
                    "timed on the wire (master ExecutionEvent -> last follower order request).")
 @click.option("--pool-size", type=click.IntRange(min=1, max=64),
-              help="cTrader connections of the bridge (default: one per 25 followers, at most 8).")
+              help="cTrader connections of the bridge (default: one per 20 accounts, at most 16).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.pass_context
 def bench(ctx, followers, deals, platform, pool_size, as_json) -> None:

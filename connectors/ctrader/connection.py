@@ -12,7 +12,12 @@
 - Sends leave at once (``TCP_NODELAY``: no Nagle delay behind an unacknowledged
   frame) while the connection's token bucket for their class (live or
   historical) has a token; otherwise they queue in order and leave as tokens
-  come back. ``on_sent`` tells the caller the frame is on the wire.
+  come back; trading requests (orders, SL/TP amends, cancels) go ahead of
+  queued queries (account figures, reconciles), in their own order, so a
+  fan-out is never stuck behind bookkeeping; and queries take a token only
+  while the bucket is full, so bookkeeping runs at the refill rate in the
+  gaps and the next fan-out always finds the whole burst waiting. ``on_sent`` tells the caller the
+  frame is on the wire.
 - Heartbeats: one is sent whenever nothing was sent for ``heartbeat_s``
   (default 5 s; cTrader wants one at least every 10 s); a server heartbeat is
   answered unless one was sent in the last second.
@@ -34,11 +39,17 @@ from twisted.protocols.basic import Int32StringReceiver
 from zope.interface import implementer
 
 from connectors.ctrader import ratelimit
+from ctrader_open_api.messages import OpenApiMessages_pb2 as oa
+
 from connectors.ctrader.wire import HEARTBEAT, HISTORICAL, BadFrame, decode, encode
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 15 * 1024 * 1024
+#: requests that go ahead of queries: trading, and the authorisations trading needs
+URGENT = frozenset(m().payloadType for m in (
+    oa.ProtoOANewOrderReq, oa.ProtoOAClosePositionReq, oa.ProtoOAAmendPositionSLTPReq, oa.ProtoOACancelOrderReq,
+    oa.ProtoOAApplicationAuthReq, oa.ProtoOAAccountAuthReq, oa.ProtoOARefreshTokenReq))
 
 
 @implementer(IHandshakeListener)
@@ -51,6 +62,7 @@ class OpenApiProtocol(Int32StringReceiver):
         self.heartbeat_s = heartbeat_s
         self.buckets = {False: ratelimit.TokenBucket(live, clock), True: ratelimit.TokenBucket(historical, clock)}
         self.queues: dict[bool, deque] = {False: deque(), True: deque()}
+        self._urgent = {False: 0, True: 0}  # trading requests at the head of each queue
         self._drains = {False: None, True: None}
         self._beat = None
         self._last_sent = clock.seconds()
@@ -84,6 +96,7 @@ class OpenApiProtocol(Int32StringReceiver):
         unsent = [item for q in self.queues.values() for item in q]
         for q in self.queues.values():
             q.clear()
+        self._urgent = {False: 0, True: 0}
         for _, _, on_unsent in unsent:
             on_unsent()
         why = self.error or (reason.getErrorMessage() if reason is not None else "closed")
@@ -104,19 +117,32 @@ class OpenApiProtocol(Int32StringReceiver):
         if not self.connected_ok:
             return on_unsent()
         historical = message.payloadType in HISTORICAL
-        self.queues[historical].append((encode(message, client_msg_id), on_sent, on_unsent))
+        item = (encode(message, client_msg_id), on_sent, on_unsent)
+        if message.payloadType in URGENT:
+            self.queues[historical].insert(self._urgent[historical], item)  # behind earlier trading requests only
+            self._urgent[historical] += 1
+        else:
+            self.queues[historical].append(item)
         self._drain(historical)
 
     def _drain(self, historical: bool) -> None:
         queue, bucket = self.queues[historical], self.buckets[historical]
-        while queue and self.connected_ok and bucket.take():
+        # queries leave only while the bucket is (nearly) full: a fan-out always finds the whole burst waiting
+        reserve = 0 if historical else bucket.budget.burst - 1
+        while queue and self.connected_ok:
+            trading = self._urgent[historical] > 0
+            if not bucket.take(0 if trading else reserve):
+                break
             frame, on_sent, _ = queue.popleft()
+            if trading:
+                self._urgent[historical] -= 1
             self._write(frame)
             self.sent += 1
             on_sent()
         call = self._drains[historical]
         if queue and self.connected_ok and (call is None or not call.active()):
-            self._drains[historical] = self.clock.callLater(bucket.wait_s(), self._drain, historical)
+            wait = bucket.wait_s(0 if self._urgent[historical] else reserve)
+            self._drains[historical] = self.clock.callLater(wait, self._drain, historical)
 
     def _write(self, frame: bytes) -> None:
         self._last_sent = self.clock.seconds()

@@ -41,15 +41,15 @@ class TokenBucket:
         self._tokens = min(self.budget.burst, self._tokens + (now - self._at) * self.budget.rate)
         self._at = now
 
-    def take(self) -> bool:
-        """Spend one token if there is one."""
+    def take(self, reserve: int = 0) -> bool:
+        """Spend one token if there is one beyond ``reserve`` (tokens kept for more urgent requests)."""
         self._refill()
-        if self._tokens >= 1:
+        if self._tokens >= 1 + reserve:
             self._tokens -= 1
             return True
         return False
 
-    def wait_s(self) -> float:
-        """Seconds until a token is available."""
+    def wait_s(self, reserve: int = 0) -> float:
+        """Seconds until a token beyond ``reserve`` is available."""
         self._refill()
-        return max(0.0, (1 - self._tokens) / self.budget.rate)
+        return max(0.0, (1 + reserve - self._tokens) / self.budget.rate)

@@ -32,6 +32,7 @@ from decimal import Decimal
 from ctrader_open_api.messages import OpenApiMessages_pb2 as oa
 from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
 from twisted.internet import defer
+from twisted.python.failure import Failure
 
 from bridge.domain.ids import DealId, Login, Platform, ServerId
 from connectors.ctrader import convert
@@ -43,6 +44,9 @@ from connectors.ctrader.tokens import Token, TokenKeeper
 from connectors.interface import AccountInfo, OrderRequest
 
 log = logging.getLogger(__name__)
+
+#: account figures older than this are asked again, in the background (answers go on from the book meanwhile)
+FIGURES_REFRESH_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,8 @@ class CTraderVenue:
 
     def __init__(self, name: str, endpoint: Endpoint, app: tuple[str, str], accounts: list[AccountAccess], *,
                  clock, rng, reactor, pool_size: int = 1, timeout_s: float = 5.0, backoff: Backoff = Backoff(),
-                 connection: dict | None = None, busy: Backoff = BUSY_BACKOFF, busy_retries: int = 5) -> None:
+                 connection: dict | None = None, busy: Backoff = BUSY_BACKOFF, busy_retries: int = 5,
+                 figures_refresh_s: float = FIGURES_REFRESH_S) -> None:
         self.name = name
         self.server = ServerId(Platform.CTRADER, name)
         self.clock = clock
@@ -81,6 +86,9 @@ class CTraderVenue:
         self._symbols: defer.Deferred | None = None
         self._currency: dict[int, str] = {}
         self._ready_waiters: dict[int, list[defer.Deferred]] = {}
+        self.figures_refresh_s = figures_refresh_s
+        self._figures: dict[int, tuple[float, AccountInfo]] = {}  # ctid -> (asked at, figures)
+        self._asking: dict[int, list[defer.Deferred]] = {}
         self.resyncs = 0
 
     def login(self, ctid: int) -> Login:
@@ -150,6 +158,8 @@ class CTraderVenue:
         ctid = message.ctidTraderAccountId
         if ctid not in self.streams:
             return
+        if message.DESCRIPTOR.name == "ProtoOAExecutionEvent":
+            self._follow_balance(ctid, message)
         if message.HasField("position"):
             p = message.position
             if p.positionStatus == model.POSITION_STATUS_OPEN:
@@ -158,6 +168,18 @@ class CTraderVenue:
             else:
                 self.open[ctid].pop(p.positionId, None)
         self.streams[ctid].event(message)
+
+    def _follow_balance(self, ctid: int, message) -> None:
+        if message.HasField("depositWithdraw"):
+            op = message.depositWithdraw
+            self._balance_moved(ctid, convert.money(op.balance, op.moneyDigits),
+                                convert.money(op.equity, op.moneyDigits) if op.HasField("equity") else None)
+        elif message.HasField("deal") and message.deal.HasField("closePositionDetail"):
+            detail = message.deal.closePositionDetail
+            # the close moves its profit from floating to the balance: equity stays as it was
+            known = self._figures.get(ctid)
+            if known is not None:
+                self._balance_moved(ctid, convert.money(detail.balance, detail.moneyDigits), known[1].equity)
 
     # -- symbols -----------------------------------------------------------
     def _load_symbols(self, session: Session, ctid: int) -> defer.Deferred:
@@ -215,8 +237,50 @@ class CTraderVenue:
         res = yield self.session_for(ctid).request(oa.ProtoOAReconcileReq(ctidTraderAccountId=ctid))
         return [convert.venue_position(p, account, self.symbol_name(p.tradeData.symbolId)) for p in res.position]
 
+    def account_info(self, account: Login) -> defer.Deferred:
+        """The account's figures, from the venue's own book of them (see ``Figures`` in the module docs).
+
+        The first call per account asks the server and waits; later calls answer
+        at once with what the book holds, and ask the server again in the
+        background when that is older than ``figures_refresh_s``."""
+        ctid = account.number
+        known = self._figures.get(ctid)
+        if known is None:
+            return self._ask_figures(account)
+        if self.clock.seconds() - known[0] >= self.figures_refresh_s and ctid not in self._asking:
+            self._ask_figures(account).addErrback(
+                lambda f: log.info("ctrader %s: background refresh of %s failed: %s", self.name, account,
+                                   f.getErrorMessage()))
+        return defer.succeed(known[1])
+
+    def _ask_figures(self, account: Login) -> defer.Deferred:
+        ctid = account.number
+        asking = self._asking.get(ctid)
+        if asking is None:
+            asking = self._asking[ctid] = []
+            self._fetch_figures(account).addBoth(self._figures_fetched, ctid)
+        d = defer.Deferred()
+        asking.append(d)
+        return d
+
+    def _figures_fetched(self, result, ctid: int) -> None:
+        waiters = self._asking.pop(ctid, [])
+        if not isinstance(result, Failure):
+            self._figures[ctid] = (self.clock.seconds(), result)
+        for d in waiters:
+            d.errback(result) if isinstance(result, Failure) else d.callback(result)
+
+    def _balance_moved(self, ctid: int, balance: Decimal, equity: Decimal | None = None) -> None:
+        """A balance the server reported in an event: the book follows at once (equity by the same delta)."""
+        known = self._figures.get(ctid)
+        if known is None:
+            return
+        at, info = known
+        equity = info.equity + (balance - info.balance) if equity is None else equity
+        self._figures[ctid] = (at, AccountInfo(info.login, info.currency, balance, equity, info.hedging))
+
     @defer.inlineCallbacks
-    def account_info(self, account: Login):
+    def _fetch_figures(self, account: Login):
         ctid = account.number
         session = self.session_for(ctid)
         trader = (yield session.request(oa.ProtoOATraderReq(ctidTraderAccountId=ctid))).trader
