@@ -15,6 +15,7 @@ import zmq
 from twisted.internet.selectreactor import SelectReactor
 
 from bridge.daemon import config as bridge_config
+from bridge.daemon.demo import Script
 from bridge.daemon.services import ConnectorService, build
 from bridge.domain.deal import Side
 from bridge.errors import InputError
@@ -172,6 +173,18 @@ def test_demo_copies_everything_once_by_the_venues_own_records():
     assert summary["filled"] == summary["orders"] > 25
     assert set(summary["latency_ms"]) == {"p50", "p99", "max"}
     assert set(summary["slippage_points"]) == {"mean", "p99"}
+
+
+def test_demo_on_the_ctrader_server_copies_everything_once_by_the_servers_records():
+    result = run_bridge("demo", "--platform", "ctrader", "--followers", "3", "--deals", "15", "--seed", "5",
+                        "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    steps = len(list(Script(15, 5).steps()))  # the seeded session (it may end flat a step early)
+    assert (summary["platform"], summary["master_deals"], summary["followers"]) == ("ctrader", steps, 6)
+    assert summary["duplicates"] == 0 and summary["missing"] == 0 and summary["followers_not_flat"] == 0
+    assert summary["filled"] == summary["orders"] > 15
+    assert "Traceback" not in result.stderr and "connection lost" not in result.stderr
 
 
 def test_status_answers_with_roles_positions_and_counts(daemon):

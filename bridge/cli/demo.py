@@ -21,8 +21,11 @@ from bridge.cli.render import table
               help="The simulated venue's fill latency.")
 @click.option("--reject-rate", type=NON_NEGATIVE, default="0", show_default=True,
               help="Fraction of orders the simulated venue refuses (0 to 1).")
+@click.option("--platform", type=click.Choice(["sim", "ctrader"]), default="sim", show_default=True,
+              help="sim: the in-process simulated venue; ctrader: every account on the local cTrader server, "
+                   "reached over TLS by the production connector (--fill-latency-us and --reject-rate are sim's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-def demo(followers, deals, seed, fill_latency_us, reject_rate, as_json) -> None:
+def demo(followers, deals, seed, fill_latency_us, reject_rate, platform, as_json) -> None:
     """Run the bridge end to end on a simulated venue and print what happened.
 
     A netting master trades a seeded session (opens, adds, partial closes, SL/TP
@@ -33,6 +36,7 @@ def demo(followers, deals, seed, fill_latency_us, reject_rate, as_json) -> None:
     \b
     Example:
       bridge demo --followers 20 --deals 100 --seed 3
+      bridge demo --platform ctrader --followers 20
       bridge demo --json
     """
     if reject_rate > 1:
@@ -44,8 +48,8 @@ def demo(followers, deals, seed, fill_latency_us, reject_rate, as_json) -> None:
     result: dict = {}
     failure: list = []
     with click.progressbar(length=deals, label="master deals", file=sys.stderr, show_eta=False) as bar:
-        d = run_demo(reactor, followers, deals, seed, progress=bar.update, fill_latency_us=fill_latency_us,
-                     reject_rate=reject_rate)
+        d = run_demo(reactor, followers, deals, seed, progress=bar.update, platform=platform,
+                     fill_latency_us=fill_latency_us, reject_rate=reject_rate)
         d.addCallbacks(result.update, failure.append)
         d.addBoth(lambda _: reactor.stop())
         reactor.run()

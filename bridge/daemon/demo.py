@@ -122,9 +122,12 @@ def play(venue, step, state: dict) -> None:
         venue.modify(MASTER, position, sl, tp)
 
 
-def summarise(store, venue, config: BridgeConfig) -> dict:
-    """The demo's figures, with duplicates and missing counted against the venue's records."""
-    intents = store.db.query("SELECT follower_id, state, reason FROM intents")
+def summarise(store, venue, config: BridgeConfig, modifies_trade: bool = True) -> dict:
+    """The demo's figures, with duplicates and missing counted against the venue's records.
+
+    ``modifies_trade``: an SL/TP change is a deal in the venue's history (the
+    sim venue); on cTrader it is not, so there only trading orders are matched."""
+    intents = store.db.query("SELECT follower_id, state, reason, action FROM intents")
     counts: dict[str, int] = {}
     skipped: dict[str, int] = {}
     filled_by: dict[str, int] = {}
@@ -132,7 +135,7 @@ def summarise(store, venue, config: BridgeConfig) -> dict:
         counts[row["state"]] = counts.get(row["state"], 0) + 1
         if row["state"] == "skipped":
             skipped[row["reason"] or "none"] = skipped.get(row["reason"] or "none", 0) + 1
-        if row["state"] == "filled":
+        if row["state"] == "filled" and (modifies_trade or row["action"] != "modify"):
             filled_by[row["follower_id"]] = filled_by.get(row["follower_id"], 0) + 1
     followers = [c.follower for c in config.copies] + [m for g in config.mams for m, _ in g.members]
     duplicates = missing = flat_errors = 0

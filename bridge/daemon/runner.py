@@ -13,14 +13,35 @@ STEP_INTERVAL_S = 0.005  # between master deals
 SETTLE_TIMEOUT_S = 120
 
 
-def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, **venue_options) -> defer.Deferred:
-    """Start the bridge, play the script, wait until every deal is copied; fires with the summary."""
+def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, platform: str = "sim",
+             **venue_options) -> defer.Deferred:
+    """Start the bridge, play the script, wait until every deal is copied; fires with the summary.
+
+    ``platform="ctrader"``: every account on the local cTrader server, started
+    here (see ``bridge.daemon.demo_ctrader``)."""
     config = demo_config(followers, seed, temp_dir(), **venue_options)
+    server = listening = None
+    if platform == "ctrader":
+        from bridge.daemon import demo_ctrader
+
+        server, listening = demo_ctrader.start_server(config, reactor, seed)
+        config = demo_ctrader.on_ctrader(config, listening.getHost().port, server.identity.ca_pem)
     top = build(config, reactor)
     top.startService()
     worker = top.getServiceNamed("worker")
-    venue = top.venues[SERVER]
+    if server is not None:
+        venue = records = demo_ctrader.Desk(server)
+        records = demo_ctrader.Records(server)
+    else:
+        venue = records = top.venues[SERVER]
     steps = list(Script(deals, seed).steps())
+    interval = STEP_INTERVAL_S
+    if server is not None:
+        # cTrader lets a connection send 50 requests a second (the connector's buckets: 24 at once, then 24/s):
+        # the master trades no faster than each connection's share of one fan-out refills
+        (venue_config,) = config.venues
+        accounts = len(venue_config.ctrader.accounts)
+        interval = max(STEP_INTERVAL_S, -(-accounts // venue_config.ctrader.pool_size) / 24 + 0.02)
     state: dict = {}
     done = defer.Deferred()
     started = time.monotonic()
@@ -30,18 +51,24 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, *
             play(venue, steps[i], state)
             if progress:
                 progress(1)
-            reactor.callLater(STEP_INTERVAL_S, step, i + 1)
+            reactor.callLater(interval, step, i + 1)
         else:
             settle()
 
     def settle() -> None:
         store = worker.store
-        journalled = all(store.deal_seq(d.deal_id) is not None for d in venue.deals_since(MASTER, None).result)
+        if server is not None:  # every step is one master event (a reversal too, on the netting master)
+            journalled = store.db["master_deals"].count >= len(steps)
+        else:
+            journalled = all(store.deal_seq(d.deal_id) is not None for d in venue.deals_since(MASTER, None).result)
         unfinished = store.intents_in_state("planned", "sent", "unknown")
         if journalled and not unfinished and worker.worker.idle:
-            summary = summarise(store, venue, config)
+            summary = summarise(store, records, config, modifies_trade=server is None)
+            summary["platform"] = platform
             summary["store"] = str(config.store_path)
             d = defer.maybeDeferred(top.stopService)
+            if listening is not None:
+                d.addCallback(lambda _: listening.stopListening())
             d.addCallback(lambda _: done.callback(summary))
             return
         if time.monotonic() - started > SETTLE_TIMEOUT_S:
@@ -51,5 +78,6 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, *
             return
         reactor.callLater(0.01, settle)
 
+    # the worker is ready once the venues are connected and it has recovered
     worker.ready.addCallback(lambda _: step(0))
     return done

@@ -206,7 +206,10 @@ class Session:
     def lost(self, protocol, why: str) -> None:
         if protocol is not self._proto:
             return
-        log.warning("ctrader %s: connection lost: %s", self.name, why)
+        if self.stopped:
+            log.info("ctrader %s: connection closed (stopping)", self.name)
+        else:
+            log.warning("ctrader %s: connection lost: %s", self.name, why)
         self.last_error = why
         self._proto = self.protocol = None
         lost = list(self.ready)
