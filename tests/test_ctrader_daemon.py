@@ -11,6 +11,7 @@ the copies are checked at the server, through the same stock client
 
 from __future__ import annotations
 
+import json
 import select
 import subprocess
 import sys
@@ -114,8 +115,12 @@ multiplier = 0.5
 
 @pytest.fixture
 def sim(tmp_path, request) -> tuple[int, Path]:
+    return start_sim(tmp_path, request, CREDENTIALS)
+
+
+def start_sim(tmp_path, request, credentials: str) -> tuple[int, Path]:
     accounts = tmp_path / "accounts.toml"
-    accounts.write_text(CREDENTIALS)
+    accounts.write_text(credentials)
     ca = tmp_path / "sim-ca.pem"
     log = open(tmp_path / "sim.log", "w")
     process = subprocess.Popen([BRIDGE, "sim", "ctrader", "--port", "0", "--accounts", str(accounts),
@@ -150,7 +155,10 @@ def test_bridge_run_copies_trades_placed_by_hand_on_the_simulated_ctrader_master
     daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
     try:
         daemon.start()
-        daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"], "the cTrader venue to connect")
+        status = daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"],
+                             "the cTrader venue to connect")
+        connections = status["connections"]["ctrader/ct"]
+        assert [(c["connected"], c["accounts"], c["authorised"]) for c in connections] == [(True, 2, 2), (True, 1, 1)]
 
         trader = Conn(port)  # the master's trader: the stock client, as any Open API application
         trader.auth(MASTER, token="tok-a")
@@ -206,3 +214,56 @@ def test_bridge_run_check_names_a_secret_file_readable_by_others(tmp_path):
     assert run.returncode == 2, run
     assert "readable by others" in run.stderr and str(secret) in run.stderr
     assert "Traceback" not in run.stderr
+
+
+def test_refreshed_tokens_are_kept_so_a_restart_after_sigkill_still_authorises(tmp_path, request, monkeypatch):
+    # the followers' token lives 2 s: the bridge's first copy after that is refused as expired, the bridge
+    # refreshes (which revokes the configured pair) and must keep the new pair for its next start
+    port, ca = start_sim(tmp_path, request, CREDENTIALS.replace('refresh_token = "ref-f"',
+                                                                'refresh_token = "ref-f"\nexpires_in = 2'))
+    secret = tmp_path / "client-secret"
+    secret.write_text("secret-1\n")
+    secret.chmod(0o600)
+    for tag, access, refresh in (("M", "tok-a", "ref-a"), ("F", "tok-f", "ref-f")):
+        monkeypatch.setenv(f"CT_ACCESS_{tag}", access)
+        monkeypatch.setenv(f"CT_REFRESH_{tag}", refresh)
+    config, control = bridge_config(tmp_path, port, ca, secret)
+    kept = tmp_path / "ctrader-ct-tokens.json"
+    ctx = zmq.Context()
+    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    trader = None
+    try:
+        daemon.start()
+        daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"], "the cTrader venue to connect")
+        trader = Conn(port)
+        trader.auth(MASTER, token="tok-a")
+        time.sleep(2.2)  # the followers' configured token expires
+
+        def trade(side: int, volume: int) -> None:
+            mid = trader.send("NewOrderReq", ctidTraderAccountId=MASTER, symbolId=1, orderType=1, tradeSide=side,
+                              volume=volume)
+            trader.wait(lambda m, i: i == mid and m.DESCRIPTOR.name == "ProtoOAExecutionEvent"
+                        and m.executionType == 3)
+        trade(1, LOT)  # the netting master: 1 lot long
+        daemon.wait(lambda s: s["worker"]["idle"] and s["worker"]["intents"].get("filled") == 2,
+                    "the copies, after a token refresh", timeout_s=30)
+        assert kept.exists() and kept.stat().st_mode & 0o777 == 0o600
+        entries = json.loads(kept.read_text())
+        assert set(entries) == {str(HEDGED), str(NETTED)} and entries[str(HEDGED)]["access"] != "tok-f"
+        daemon.kill()
+        daemon.start()  # the configured tokens are revoked now: only the kept ones authorise
+        daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"], "the restart to connect",
+                    timeout_s=30)
+        trade(2, LOT)  # flat again
+        status = daemon.wait(lambda s: s["worker"]["idle"] and s["worker"]["intents"].get("filled") == 4,
+                             "the closing copies after the restart", timeout_s=30)
+        assert set(status["worker"]["intents"]) == {"filled"}
+    finally:
+        if trader is not None:
+            trader.stop()
+        daemon.stop()
+        ctx.destroy(0)
+    log = (tmp_path / "bridge.log").read_text()
+    assert "kept in" in log
+    for secret_text in ("tok-f", entries[str(HEDGED)]["access"], entries[str(HEDGED)]["refresh"]):
+        assert secret_text not in log, "a token reached the log"

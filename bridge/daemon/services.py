@@ -46,10 +46,10 @@ ROLES = ("all", "connector", "worker")
 BACKFILL_PATIENCE_S = 2.0
 
 
-def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
+def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context, tokens_path=None):
     """The venue a config names: a cTrader server, a simulated one in this process, or one served by another."""
     if cfg.ctrader is not None:
-        return _ctrader_venue(cfg, reactor)
+        return _ctrader_venue(cfg, reactor, tokens_path)
     if cfg.endpoint is not None:
         from connectors.sim.remote import RemoteVenue
 
@@ -65,16 +65,33 @@ def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
     return venue
 
 
-def _ctrader_venue(cfg: VenueConfig, reactor):
+def _ctrader_venue(cfg: VenueConfig, reactor, tokens_path=None):
+    """A cTrader venue; refreshed tokens are kept in ``tokens_path`` (see connectors/ctrader/token_file.py)."""
     from connectors.ctrader.session import Endpoint
     from connectors.ctrader.tls import client_options
+    from connectors.ctrader.token_file import TokenFile
     from connectors.ctrader.venue import AccountAccess, CTraderVenue
 
     c = cfg.ctrader
-    accounts = [AccountAccess(a.login, a.access_token.reveal(), a.refresh_token.reveal()) for a in c.accounts]
-    return CTraderVenue(cfg.name, Endpoint(c.host, c.port, client_options(c.host, c.ca_pem)),
-                        (c.client_id, c.client_secret.reveal()), accounts, clock=reactor, rng=random.Random(),
-                        reactor=reactor, pool_size=c.pool_size, timeout_s=c.timeout_ms / 1000)
+    kept = TokenFile(tokens_path) if tokens_path is not None else None
+    configured = {a.login: a.access_token.reveal() for a in c.accounts}
+    accounts = []
+    for a in c.accounts:
+        entry = kept.current(a.login, configured[a.login]) if kept is not None else None
+        if entry is not None:
+            accounts.append(AccountAccess(a.login, entry["access"], entry["refresh"], entry.get("expires_at_ms")))
+        else:
+            accounts.append(AccountAccess(a.login, configured[a.login], a.refresh_token.reveal()))
+    venue = CTraderVenue(cfg.name, Endpoint(c.host, c.port, client_options(c.host, c.ca_pem)),
+                         (c.client_id, c.client_secret.reveal()), accounts, clock=reactor, rng=random.Random(),
+                         reactor=reactor, pool_size=c.pool_size, timeout_s=c.timeout_ms / 1000)
+    if kept is not None:
+        def keep(ctids, access, refresh, expires_in_s) -> None:
+            expires = int(reactor.seconds() * 1000 + expires_in_s * 1000) if expires_in_s else None
+            kept.save({ctid: (configured[ctid], access, refresh, expires) for ctid in ctids})
+            log.info("venues: refreshed cTrader tokens of %d account(s) kept in %s", len(ctids), kept.path)
+        venue.tokens.on_refreshed.append(keep)
+    return venue
 
 
 class VenuesService(service.Service):
@@ -319,7 +336,8 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
     ctx = ctx or zmq.Context.instance()
-    venues = {v.server: build_venue(v, reactor, ctx) for v in config.venues}
+    venues = {v.server: build_venue(v, reactor, ctx, config.store_path.parent / f"ctrader-{v.name}-tokens.json")
+              for v in config.venues}
     top = service.MultiService()
     top.venues = venues
     connecting = VenuesService(venues)

@@ -42,6 +42,7 @@ class TokenKeeper:
         self._timers: dict[int, object] = {}
         self.refreshes = 0
         self.send = None  # (message) -> Deferred of the response, set by the pool
+        self.on_refreshed: list = []  # (accounts, access, refresh, expires_in_s): e.g. kept for a restart
 
     def access(self, ctid: int) -> str:
         return self._by_account[ctid].access
@@ -65,6 +66,12 @@ class TokenKeeper:
         token.access, token.refresh = res.accessToken, res.refreshToken
         self.refreshes += 1
         log.info("ctrader: access token refreshed (expires in %s s)", res.expiresIn)
+        accounts = sorted(c for c, t in self._by_account.items() if t is token)
+        for hook in self.on_refreshed:
+            try:
+                hook(accounts, token.access, token.refresh, res.expiresIn or None)
+            except Exception as exc:  # keeping the tokens must not stop trading: say so loudly
+                log.error("ctrader: refreshed tokens for %s could not be kept: %s", accounts, exc)
         if res.expiresIn:
             self.expires_in(ctid, res.expiresIn)
         for d in self._refreshing.pop(id(token), []):

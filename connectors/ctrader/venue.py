@@ -111,6 +111,12 @@ class CTraderVenue:
         for session in self.pool.sessions:
             session.stop()
 
+    def connection_status(self) -> list[dict]:
+        """Each pooled connection, for ``bridge status``: up or not, accounts authorised, reconnects, last error."""
+        return [{"connection": s.name, "connected": s.protocol is not None, "accounts": len(s.accounts),
+                 "authorised": len(s.ready), "connects": s.connects, "last_error": s.last_error}
+                for s in self.pool.sessions]
+
     def session_for(self, ctid: int) -> Session:
         return self.pool.session_for(ctid)
 
