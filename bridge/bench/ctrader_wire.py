@@ -78,8 +78,7 @@ class Stopwatch:
     def next_deal(self) -> None:
         if self.n == self.warmup + self.deals:
             print(json.dumps({"samples_ns": self.samples}), flush=True)
-            self.reactor.stop()
-            return
+            return  # serve on until the bench has stopped the bridge and ends this process
         engine = self.server.engine
         if self.position is None:
             emissions = engine.new_order(oa.ProtoOANewOrderReq(

@@ -18,6 +18,7 @@ says how much the bridge adds over the transport itself.
 from __future__ import annotations
 
 import json
+import os
 import random
 import tempfile
 import time
@@ -261,18 +262,22 @@ def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_s
         result = None
         deadline = time.monotonic() + 120 + deals * (3 + gap_s)
         try:
+            pending = b""
+            fd = server.stdout.fileno()
             while result is None:
                 reactor.iterate(ITERATE_S)
-                while select.select([server.stdout], [], [], 0)[0]:
-                    line = server.stdout.readline()
-                    if not line:
+                if select.select([fd], [], [], 0)[0]:
+                    chunk = os.read(fd, 65536)  # unbuffered: lines that arrive together are all seen
+                    if not chunk:
                         raise RuntimeError("the cTrader bench server exited without a result")
-                    if line.startswith("deal"):
-                        if progress:
-                            progress(1)
-                        continue
-                    result = json.loads(line)
-                    break
+                    pending += chunk
+                    *lines, pending = pending.split(b"\n")
+                    for line in lines:
+                        if line.startswith(b"deal"):
+                            if progress:
+                                progress(1)
+                        elif line:
+                            result = json.loads(line)
                 if time.monotonic() > deadline:
                     raise RuntimeError("the cTrader bench did not finish in time")
         finally:
@@ -283,6 +288,6 @@ def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_s
         if "error" in result:
             raise RuntimeError(f"cTrader bench: {result['error']}")
     finally:
-        server.kill()
+        server.terminate()
         server.wait()
     return PipelineFigures(followers, deals, result["samples_ns"], raw_hop(1000), cpu_reference(200))
