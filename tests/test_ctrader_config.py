@@ -77,3 +77,24 @@ def test_a_master_must_be_one_of_the_venues_accounts(tmp_path):
 
 def test_secrets_doctest():
     assert doctest.testmod(bridge.config.secrets).failed == 0
+
+
+def test_the_staging_example_checks_once_its_secrets_exist(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from bridge.config.strict import load_toml
+
+    text = Path("config/ctrader-staging.toml").read_text()
+    (tmp_path / "sim-ca.pem").write_text(PEM)
+    secret = tmp_path / "sim-secret"
+    secret.write_text("sim-secret\n")
+    secret.chmod(0o600)
+    staged = tmp_path / "staging.toml"
+    staged.write_text(text.replace("/tmp/sim-ca.pem", str(tmp_path / "sim-ca.pem"))
+                      .replace("/tmp/sim-secret", str(secret)))
+    for name in ("CT_MASTER_ACCESS", "CT_MASTER_REFRESH", "CT_FOLLOWERS_ACCESS", "CT_FOLLOWERS_REFRESH"):
+        monkeypatch.setenv(name, name.lower())
+    config = parse(load_toml(staged), str(staged), tmp_path)
+    assert [str(m) for m in config.masters] == ["ctrader/ctrader-sim/1001"]
+    assert len(config.copies) == 2 and config.venues[0].ctrader.accounts[1].access_token.reveal() == \
+        "ct_followers_access"

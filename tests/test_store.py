@@ -199,6 +199,16 @@ def test_deals_in_state_last_seq_and_last_deal_id(store):
         store.deals_in_state("done")
 
 
+def test_a_backfill_resumes_after_the_last_trade_not_after_an_sltp_change_or_balance_operation(store):
+    # cTrader: SL/TP changes and balance operations are not deals in the venue's history and carry ids of
+    # another sequence (here far above the real ones); resuming after one of them would skip real deals
+    store.journal_deal(make_deal(1), 1)
+    store.journal_deal(make_deal(2, kind=DealKind.SLTP, deal_id=DealId(Platform.SIM, 10**15 + 7)), 2)
+    store.journal_deal(make_deal(3, kind=DealKind.BALANCE, deal_id=DealId(Platform.SIM, 10**12)), 3)
+    assert store.last_deal_id(MASTER_LOGIN) == DealId(Platform.SIM, 10**12)
+    assert store.last_deal_id(MASTER_LOGIN, trades_only=True) == DealId(Platform.SIM, 5001)
+
+
 # -- plan -----------------------------------------------------------------------
 
 def test_plan_writes_intents_and_marks_the_deal_planned(store, planned):

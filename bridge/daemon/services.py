@@ -305,7 +305,7 @@ class WorkerService(service.Service):
         self._requests += 1
         previous = self._held.get(str(master))
         self._held[str(master)] = (self._requests, previous[1] if previous else [], self.reactor.seconds())
-        last = self.store.last_deal_id(master)
+        last = self.store.last_deal_id(master, trades_only=True)
         after = None if last is None else f"{last.platform}:{last.value}"
         self.subscriber.command("backfill", {"account": str(master), "after": after, "request": self._requests})
 

@@ -127,11 +127,17 @@ class JournalStore(StoreBase):
         row = self._one("SELECT MAX(seq) AS seq FROM master_deals")
         return row["seq"] or 0
 
-    def last_deal_id(self, account: Login) -> DealId | None:
-        """The venue id of ``account``'s most recently journalled deal (highest seq), or None:
-        where a backfill (``Venue.deals_since``) resumes."""
+    def last_deal_id(self, account: Login, trades_only: bool = False) -> DealId | None:
+        """The venue id of ``account``'s most recently journalled deal (highest seq), or None.
+
+        ``trades_only``: the most recent trade, skipping SL/TP changes and balance operations. That is
+        where a backfill (``Venue.deals_since``) resumes: on some platforms (cTrader) those two are not
+        deals in the venue's history and carry ids of another sequence, so resuming after one of them
+        could skip real deals. Resuming after the last trade re-delivers at most a few deals the
+        journal already holds, and drops them as duplicates."""
+        skip = " AND kind NOT IN ('sltp', 'balance')" if trades_only else ""
         row = self._one(
-            "SELECT venue_deal_id FROM master_deals WHERE account_id = ? ORDER BY seq DESC LIMIT 1",
+            f"SELECT venue_deal_id FROM master_deals WHERE account_id = ?{skip} ORDER BY seq DESC LIMIT 1",
             (str(account),),
         )
         return None if row is None else venue_id_in(row["venue_deal_id"], DealId)

@@ -14,7 +14,9 @@ deal id, drops ids already delivered, and delivers the rest.
 Not deals on cTrader, given ids here: an SL/TP amend (``ORDER_REPLACED``) gets
 ``SLTP_IDS + its position's utcLastUpdateTimestamp``, above every real deal id;
 a balance operation its ``balanceHistoryId``. Neither is in DealListRes, so
-neither is backfilled after a disconnect.
+neither is backfilled after a disconnect; and the worker resumes a backfill after
+the last journalled *trade* (``Store.last_deal_id(trades_only=True)``), never after
+one of these ids.
 """
 
 from __future__ import annotations
