@@ -441,3 +441,16 @@ def test_orders_leave_ahead_of_queued_queries():
         h.tick(3.0, until=lambda: all(q.called for q in queries))
     finally:
         h.close()
+
+
+def test_a_prefetching_venue_has_every_accounts_figures_before_the_first_deal(h):
+    venue = h.new_venue(prefetch_figures=True)
+    try:
+        h.result(venue.start())
+        h.tick(3.0, until=lambda: len(venue._figures) == len(venue.streams))
+        sent = sum(s._proto.sent for s in venue.pool.sessions)
+        infos = [h.result(venue.account_info(h.login(f))) for f in FOLLOWERS]
+        assert sum(s._proto.sent for s in venue.pool.sessions) == sent, "answered from the book, no request"
+        assert [i.balance for i in infos] == [h.server.accounts[f].book.balance for f in FOLLOWERS]
+    finally:
+        venue.stop()

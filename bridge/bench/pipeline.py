@@ -232,7 +232,7 @@ def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_s
     ca = tmp / "ca.pem"
     pool_size = pool_size or min(16, -(-(followers + 1) // 20))
     per_connection = -(-(followers + 1) // pool_size)
-    gap_s = per_connection / LIVE.rate + 0.05
+    gap_s = 1.25 * per_connection / LIVE.rate + 0.05
     server = subprocess.Popen([sys.executable, "-m", "bridge.bench.ctrader_wire", "--followers", str(followers),
                                "--deals", str(deals), "--warmup", str(WARMUP), "--seed", str(seed),
                                "--ca-out", str(ca), "--gap-s", f"{gap_s:.3f}"], stdout=subprocess.PIPE, text=True)

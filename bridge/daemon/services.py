@@ -84,7 +84,8 @@ def _ctrader_venue(cfg: VenueConfig, reactor, tokens_path=None):
             accounts.append(AccountAccess(a.login, configured[a.login], a.refresh_token.reveal()))
     venue = CTraderVenue(cfg.name, Endpoint(c.host, c.port, client_options(c.host, c.ca_pem)),
                          (c.client_id, c.client_secret.reveal()), accounts, clock=reactor, rng=random.Random(),
-                         reactor=reactor, pool_size=c.pool_size, timeout_s=c.timeout_ms / 1000)
+                         reactor=reactor, pool_size=c.pool_size, timeout_s=c.timeout_ms / 1000,
+                         prefetch_figures=True)
     if kept is not None:
         def keep(ctids, access, refresh, expires_in_s) -> None:
             expires = int(reactor.seconds() * 1000 + expires_in_s * 1000) if expires_in_s else None

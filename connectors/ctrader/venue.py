@@ -63,7 +63,7 @@ class CTraderVenue:
     def __init__(self, name: str, endpoint: Endpoint, app: tuple[str, str], accounts: list[AccountAccess], *,
                  clock, rng, reactor, pool_size: int = 1, timeout_s: float = 5.0, backoff: Backoff = Backoff(),
                  connection: dict | None = None, busy: Backoff = BUSY_BACKOFF, busy_retries: int = 5,
-                 figures_refresh_s: float = FIGURES_REFRESH_S) -> None:
+                 figures_refresh_s: float = FIGURES_REFRESH_S, prefetch_figures: bool = False) -> None:
         self.name = name
         self.server = ServerId(Platform.CTRADER, name)
         self.clock = clock
@@ -87,6 +87,7 @@ class CTraderVenue:
         self._currency: dict[int, str] = {}
         self._ready_waiters: dict[int, list[defer.Deferred]] = {}
         self.figures_refresh_s = figures_refresh_s
+        self.prefetch_figures = prefetch_figures
         self._figures: dict[int, tuple[float, AccountInfo]] = {}  # ctid -> (asked at, figures)
         self._asking: dict[int, list[defer.Deferred]] = {}
         self.resyncs = 0
@@ -104,7 +105,17 @@ class CTraderVenue:
         firsts = [s.start() for s in self.pool.sessions]
         d = defer.gatherResults(firsts, consumeErrors=True)
         d.addCallback(lambda _: self._when_live(list(self.streams)))
+        if self.prefetch_figures:
+            d.addCallback(lambda _: self._prefetch_figures())
         return d.addCallback(lambda _: self)
+
+    def _prefetch_figures(self) -> None:
+        """Ask every account's figures in the background once connected: the first deal need not wait."""
+        for ctid in self.streams:
+            if ctid not in self._figures:
+                self._ask_figures(self.login(ctid)).addErrback(
+                    lambda f, c=ctid: log.info("ctrader %s: figures of %d not fetched yet: %s", self.name, c,
+                                               f.getErrorMessage()))
 
     def stop(self) -> None:
         self.tokens.stop()
