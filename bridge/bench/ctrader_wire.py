@@ -50,6 +50,8 @@ class Stopwatch:
         self.gap_s = gap_s
         self.master, self.followers, self.deals, self.warmup = master, followers, deals, warmup
         self.samples: list[int] = []
+        self.starts: list[int] = []
+        self.stops: list[int] = []
         self.started_ns = 0
         self.orders = 0
         self.last_order_ns = 0
@@ -77,7 +79,9 @@ class Stopwatch:
 
     def next_deal(self) -> None:
         if self.n == self.warmup + self.deals:
-            print(json.dumps({"samples_ns": self.samples}), flush=True)
+            # starts_ns / stops_ns: the raw CLOCK_MONOTONIC readings, comparable with the bridge process's
+            print(json.dumps({"samples_ns": self.samples, "starts_ns": self.starts, "stops_ns": self.stops}),
+                  flush=True)
             return  # serve on until the bench has stopped the bridge and ends this process
         engine = self.server.engine
         if self.position is None:
@@ -113,6 +117,8 @@ class Stopwatch:
             return
         if self.n >= self.warmup:
             self.samples.append(self.last_order_ns - self.started_ns)
+            self.starts.append(self.started_ns)
+            self.stops.append(self.last_order_ns)
             print("deal", flush=True)  # progress, for the bench's bar
         self.started_ns = 0
         self.n += 1

@@ -290,4 +290,5 @@ def run_ctrader(followers: int, deals: int, seed: int = 7, progress=None, pool_s
     finally:
         server.terminate()
         server.wait()
+    run_ctrader.last_result = result  # the server's raw readings, for a closer look
     return PipelineFigures(followers, deals, result["samples_ns"], raw_hop(1000), cpu_reference(200))
