@@ -142,15 +142,20 @@ def net_volume(trader: Conn, ctid: int) -> int | None:
     return sum(p.tradeData.volume * (1 if p.tradeData.tradeSide == 1 else -1) for p in res.position)
 
 
-def test_bridge_run_copies_trades_placed_by_hand_on_the_simulated_ctrader_master(sim, tmp_path, monkeypatch):
-    port, ca = sim
+def configure(tmp_path, monkeypatch, port: int, ca: Path) -> tuple[Path, str]:
+    """The bridge's config, its client secret in a 0600 file and the tokens in the environment."""
     secret = tmp_path / "client-secret"
     secret.write_text("secret-1\n")
     secret.chmod(0o600)
     for tag, access, refresh in (("M", "tok-a", "ref-a"), ("F", "tok-f", "ref-f")):
         monkeypatch.setenv(f"CT_ACCESS_{tag}", access)
         monkeypatch.setenv(f"CT_REFRESH_{tag}", refresh)
-    config, control = bridge_config(tmp_path, port, ca, secret)
+    return bridge_config(tmp_path, port, ca, secret)
+
+
+def test_bridge_run_copies_trades_placed_by_hand_on_the_simulated_ctrader_master(sim, tmp_path, monkeypatch):
+    port, ca = sim
+    config, control = configure(tmp_path, monkeypatch, port, ca)
     ctx = zmq.Context()
     daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
     try:
@@ -221,13 +226,7 @@ def test_refreshed_tokens_are_kept_so_a_restart_after_sigkill_still_authorises(t
     # refreshes (which revokes the configured pair) and must keep the new pair for its next start
     port, ca = start_sim(tmp_path, request, CREDENTIALS.replace('refresh_token = "ref-f"',
                                                                 'refresh_token = "ref-f"\nexpires_in = 2'))
-    secret = tmp_path / "client-secret"
-    secret.write_text("secret-1\n")
-    secret.chmod(0o600)
-    for tag, access, refresh in (("M", "tok-a", "ref-a"), ("F", "tok-f", "ref-f")):
-        monkeypatch.setenv(f"CT_ACCESS_{tag}", access)
-        monkeypatch.setenv(f"CT_REFRESH_{tag}", refresh)
-    config, control = bridge_config(tmp_path, port, ca, secret)
+    config, control = configure(tmp_path, monkeypatch, port, ca)
     kept = tmp_path / "ctrader-ct-tokens.json"
     ctx = zmq.Context()
     daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
