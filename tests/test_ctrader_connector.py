@@ -415,12 +415,12 @@ def test_account_figures_come_from_the_book_and_follow_balance_events(h):
     h.pump(lambda: h.result(h.venue.account_info(account)).balance == server_balance)
     assert server_balance > first.balance + Decimal("250.50"), "the close made a profit"
     # figures older than figures_refresh_s are asked again, in the background: the caller is answered at once
-    h.tick(h.venue.figures_refresh_s + 0.1)
+    h.tick(h.venue.figures.refresh_s + 0.1)
     before = h.venue.session_for(HEDGER)._proto.sent
     d = h.venue.account_info(account)
     assert d.called, "answered from the book while the refresh is under way"
     h.tick(2.0, until=lambda: h.venue.session_for(HEDGER)._proto.sent >= before + 2
-           and HEDGER not in h.venue._asking)
+           and HEDGER not in h.venue.figures.asking)
     assert h.result(h.venue.account_info(account)).equity == h.server.accounts[HEDGER].book.equity()
 
 
@@ -447,7 +447,7 @@ def test_a_prefetching_venue_has_every_accounts_figures_before_the_first_deal(h)
     venue = h.new_venue(prefetch_figures=True)
     try:
         h.result(venue.start())
-        h.tick(3.0, until=lambda: len(venue._figures) == len(venue.streams))
+        h.tick(3.0, until=lambda: len(venue.figures.known) == len(venue.streams))
         sent = sum(s._proto.sent for s in venue.pool.sessions)
         infos = [h.result(venue.account_info(h.login(f))) for f in FOLLOWERS]
         assert sum(s._proto.sent for s in venue.pool.sessions) == sent, "answered from the book, no request"

@@ -12,11 +12,9 @@ sockets the injected ``reactor``.
   volume or step) reloads the symbols it names with ``SymbolByIdReq``, and
   ``symbol_spec`` answers with the new spec from then on (a failed reload is
   logged; the next reconnect does not reload, the next event does).
-- ``account_info``: ``TraderReq`` (balance x 10^-moneyDigits, accountType:
-  HEDGED -> hedging, else netting; currency from ``AssetListReq``); equity =
-  balance + the sum of ``netUnrealizedPnL`` from
-  ``GetPositionUnrealizedPnLReq`` (the server's own figure, no spot
-  subscription needed).
+- ``account_info``: from the venue's book of figures (``figures.py``): asked
+  once per account (``TraderReq``, ``GetPositionUnrealizedPnLReq``), then
+  answered at once, refreshed in the background, balances following events.
 - ``positions``: ``ReconcileReq``; a position's label is its idempotency key.
 - After every (re)connect, per account: a ``DealListReq`` backfill from the
   newest deal seen (watched accounts), then ``ReconcileReq``; see ``deals.py``.
@@ -27,26 +25,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from decimal import Decimal
 
 from ctrader_open_api.messages import OpenApiMessages_pb2 as oa
 from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
 from twisted.internet import defer
-from twisted.python.failure import Failure
 
 from bridge.domain.ids import DealId, Login, Platform, ServerId
 from connectors.ctrader import convert
 from connectors.ctrader.deals import AccountDeals, classify, signed_positions
+from connectors.ctrader.figures import FIGURES_REFRESH_S, Figures
 from connectors.ctrader.orders import MARGIN_MS, WEEK_MS, Orders
 from connectors.ctrader.pool import Pool
 from connectors.ctrader.session import BUSY_BACKOFF, Backoff, Endpoint, Session
 from connectors.ctrader.tokens import Token, TokenKeeper
-from connectors.interface import AccountInfo, OrderRequest
+from connectors.interface import OrderRequest
 
 log = logging.getLogger(__name__)
-
-#: account figures older than this are asked again, in the background (answers go on from the book meanwhile)
-FIGURES_REFRESH_S = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,12 +78,9 @@ class CTraderVenue:
         self._ids: dict[str, int] = {}
         self._specs: dict[int, object] = {}
         self._symbols: defer.Deferred | None = None
-        self._currency: dict[int, str] = {}
         self._ready_waiters: dict[int, list[defer.Deferred]] = {}
-        self.figures_refresh_s = figures_refresh_s
         self.prefetch_figures = prefetch_figures
-        self._figures: dict[int, tuple[float, AccountInfo]] = {}  # ctid -> (asked at, figures)
-        self._asking: dict[int, list[defer.Deferred]] = {}
+        self.figures = Figures(self, figures_refresh_s)
         self.resyncs = 0
 
     def login(self, ctid: int) -> Login:
@@ -106,16 +97,8 @@ class CTraderVenue:
         d = defer.gatherResults(firsts, consumeErrors=True)
         d.addCallback(lambda _: self._when_live(list(self.streams)))
         if self.prefetch_figures:
-            d.addCallback(lambda _: self._prefetch_figures())
+            d.addCallback(lambda _: self.figures.prefetch(self.login(c) for c in self.streams))
         return d.addCallback(lambda _: self)
-
-    def _prefetch_figures(self) -> None:
-        """Ask every account's figures in the background once connected: the first deal need not wait."""
-        for ctid in self.streams:
-            if ctid not in self._figures:
-                self._ask_figures(self.login(ctid)).addErrback(
-                    lambda f, c=ctid: log.info("ctrader %s: figures of %d not fetched yet: %s", self.name, c,
-                                               f.getErrorMessage()))
 
     def stop(self) -> None:
         self.tokens.stop()
@@ -176,7 +159,7 @@ class CTraderVenue:
         if ctid not in self.streams:
             return
         if message.DESCRIPTOR.name == "ProtoOAExecutionEvent":
-            self._follow_balance(ctid, message)
+            self.figures.follow(ctid, message)
         if message.HasField("position"):
             p = message.position
             if p.positionStatus == model.POSITION_STATUS_OPEN:
@@ -185,18 +168,6 @@ class CTraderVenue:
             else:
                 self.open[ctid].pop(p.positionId, None)
         self.streams[ctid].event(message)
-
-    def _follow_balance(self, ctid: int, message) -> None:
-        if message.HasField("depositWithdraw"):
-            op = message.depositWithdraw
-            self._balance_moved(ctid, convert.money(op.balance, op.moneyDigits),
-                                convert.money(op.equity, op.moneyDigits) if op.HasField("equity") else None)
-        elif message.HasField("deal") and message.deal.HasField("closePositionDetail"):
-            detail = message.deal.closePositionDetail
-            # the close moves its profit from floating to the balance: equity stays as it was
-            known = self._figures.get(ctid)
-            if known is not None:
-                self._balance_moved(ctid, convert.money(detail.balance, detail.moneyDigits), known[1].equity)
 
     # -- symbols -----------------------------------------------------------
     def _load_symbols(self, session: Session, ctid: int) -> defer.Deferred:
@@ -236,6 +207,9 @@ class CTraderVenue:
         return defer.succeed(self._ids.get(name))
 
     # -- the Venue interface -----------------------------------------------
+    def account_info(self, account: Login) -> defer.Deferred:
+        return self.figures.of(account)
+
     def execute(self, order: OrderRequest) -> defer.Deferred:
         return self.orders.execute(order)
 
@@ -253,63 +227,6 @@ class CTraderVenue:
         ctid = account.number
         res = yield self.session_for(ctid).request(oa.ProtoOAReconcileReq(ctidTraderAccountId=ctid))
         return [convert.venue_position(p, account, self.symbol_name(p.tradeData.symbolId)) for p in res.position]
-
-    def account_info(self, account: Login) -> defer.Deferred:
-        """The account's figures, from the venue's own book of them (see ``Figures`` in the module docs).
-
-        The first call per account asks the server and waits; later calls answer
-        at once with what the book holds, and ask the server again in the
-        background when that is older than ``figures_refresh_s``."""
-        ctid = account.number
-        known = self._figures.get(ctid)
-        if known is None:
-            return self._ask_figures(account)
-        if self.clock.seconds() - known[0] >= self.figures_refresh_s and ctid not in self._asking:
-            self._ask_figures(account).addErrback(
-                lambda f: log.info("ctrader %s: background refresh of %s failed: %s", self.name, account,
-                                   f.getErrorMessage()))
-        return defer.succeed(known[1])
-
-    def _ask_figures(self, account: Login) -> defer.Deferred:
-        ctid = account.number
-        asking = self._asking.get(ctid)
-        if asking is None:
-            asking = self._asking[ctid] = []
-            self._fetch_figures(account).addBoth(self._figures_fetched, ctid)
-        d = defer.Deferred()
-        asking.append(d)
-        return d
-
-    def _figures_fetched(self, result, ctid: int) -> None:
-        waiters = self._asking.pop(ctid, [])
-        if not isinstance(result, Failure):
-            self._figures[ctid] = (self.clock.seconds(), result)
-        for d in waiters:
-            d.errback(result) if isinstance(result, Failure) else d.callback(result)
-
-    def _balance_moved(self, ctid: int, balance: Decimal, equity: Decimal | None = None) -> None:
-        """A balance the server reported in an event: the book follows at once (equity by the same delta)."""
-        known = self._figures.get(ctid)
-        if known is None:
-            return
-        at, info = known
-        equity = info.equity + (balance - info.balance) if equity is None else equity
-        self._figures[ctid] = (at, AccountInfo(info.login, info.currency, balance, equity, info.hedging))
-
-    @defer.inlineCallbacks
-    def _fetch_figures(self, account: Login):
-        ctid = account.number
-        session = self.session_for(ctid)
-        trader = (yield session.request(oa.ProtoOATraderReq(ctidTraderAccountId=ctid))).trader
-        if trader.depositAssetId not in self._currency:
-            assets = yield session.request(oa.ProtoOAAssetListReq(ctidTraderAccountId=ctid))
-            self._currency.update({a.assetId: a.name for a in assets.asset})
-        pnl = yield session.request(oa.ProtoOAGetPositionUnrealizedPnLReq(ctidTraderAccountId=ctid))
-        balance = convert.money(trader.balance, trader.moneyDigits)
-        floating = sum((convert.money(p.netUnrealizedPnL, pnl.moneyDigits) for p in pnl.positionUnrealizedPnL),
-                       Decimal(0))
-        return AccountInfo(account, self._currency.get(trader.depositAssetId, "?"), balance, balance + floating,
-                           trader.accountType == model.HEDGED)
 
     @defer.inlineCallbacks
     def deals_since(self, account: Login, after: DealId | None):
