@@ -1,0 +1,112 @@
+"""The venues a configuration names, built once per process, and the service that connects them.
+
+* :func:`build_venue`: a cTrader server (the Open API connector, its refreshed
+  tokens kept beside the store), a simulated venue in this process, or one
+  served by another process (``python -m connectors.sim.serve``).
+* :class:`VenuesService`: starts the venues that connect somewhere, before the
+  roles, and stops them after.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import zmq
+from twisted.application import service
+from twisted.internet import defer
+
+from bridge.daemon.config import VenueConfig
+from connectors.sim import SimConfig, SimVenue
+
+log = logging.getLogger("bridge.daemon")
+
+
+def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context, tokens_path=None):
+    """The venue a config names: a cTrader server, a simulated one in this process, or one served by another."""
+    if cfg.ctrader is not None:
+        return _ctrader_venue(cfg, reactor, tokens_path)
+    if cfg.endpoint is not None:
+        from connectors.sim.remote import RemoteVenue
+
+        remote = RemoteVenue(ctx, cfg.name, cfg.endpoint, reactor, deals_endpoint=cfg.deals_endpoint,
+                             replay_endpoint=cfg.replay_endpoint)
+        remote.attach(reactor)
+        return remote
+    venue = SimVenue(cfg.name, reactor, random.Random(cfg.seed),
+                     SimConfig(fill_latency_us=cfg.fill_latency_us, slippage_points=cfg.slippage_points,
+                               reject_rate=cfg.reject_rate))
+    for account in cfg.accounts:
+        venue.add_account(venue.login(account.login), account.balance, account.currency, account.hedging)
+    return venue
+
+
+def _ctrader_venue(cfg: VenueConfig, reactor, tokens_path=None):
+    """A cTrader venue; refreshed tokens are kept in ``tokens_path`` (see connectors/ctrader/token_file.py)."""
+    from connectors.ctrader.session import Endpoint
+    from connectors.ctrader.tls import client_options
+    from connectors.ctrader.token_file import TokenFile
+    from connectors.ctrader.venue import AccountAccess, CTraderVenue
+
+    c = cfg.ctrader
+    kept = TokenFile(tokens_path) if tokens_path is not None else None
+    configured = {a.login: a.access_token.reveal() for a in c.accounts}
+    accounts = []
+    for a in c.accounts:
+        entry = kept.current(a.login, configured[a.login]) if kept is not None else None
+        if entry is not None:
+            accounts.append(AccountAccess(a.login, entry["access"], entry["refresh"], entry.get("expires_at_ms")))
+        else:
+            accounts.append(AccountAccess(a.login, configured[a.login], a.refresh_token.reveal()))
+    venue = CTraderVenue(cfg.name, Endpoint(c.host, c.port, client_options(c.host, c.ca_pem)),
+                         (c.client_id, c.client_secret.reveal()), accounts, clock=reactor, rng=random.Random(),
+                         reactor=reactor, pool_size=c.pool_size, timeout_s=c.timeout_ms / 1000,
+                         prefetch_figures=True)
+    if kept is not None:
+        def keep(ctids, access, refresh, expires_in_s) -> None:
+            expires = int(reactor.seconds() * 1000 + expires_in_s * 1000) if expires_in_s else None
+            kept.save({ctid: (configured[ctid], access, refresh, expires) for ctid in ctids})
+            log.info("venues: refreshed cTrader tokens of %d account(s) kept in %s", len(ctids), kept.path)
+        venue.tokens.on_refreshed.append(keep)
+    return venue
+
+
+class VenuesService(service.Service):
+    """Starts the venues that connect somewhere (``start()``: a cTrader pool), first, and stops them last.
+
+    ``ready`` fires once every such venue is connected, authorised and
+    reconciled; the worker's recovery and the connector's watches wait for it.
+    A venue that cannot connect yet keeps retrying with backoff (its sessions
+    log why), and the roles wait."""
+
+    name = "venues"
+
+    def __init__(self, venues: dict) -> None:
+        self.venues = venues
+        self.ready: defer.Deferred = defer.Deferred()
+
+    def startService(self) -> None:
+        super().startService()
+        starting = []
+        for server, venue in self.venues.items():
+            start = getattr(venue, "start", None)
+            if start is not None:
+                log.info("venues: connecting %s", server)
+                d = start()
+                d.addCallback(lambda _, s=server: log.info("venues: %s is connected and reconciled", s))
+                starting.append(d)
+        gathered = defer.gatherResults(starting, consumeErrors=True) if starting else defer.succeed(None)
+        gathered.addBoth(lambda r: self.ready.callback(None) if not self.ready.called else None)
+
+    def when_ready(self) -> defer.Deferred:
+        """A new Deferred that fires (with None) once every venue is ready."""
+        d = defer.Deferred()
+        self.ready.addBoth(lambda r: (d.callback(None), r)[1])
+        return d
+
+    def stopService(self):
+        for venue in self.venues.values():
+            stop = getattr(venue, "stop", None)
+            if stop is not None:
+                stop()
+        return super().stopService()
