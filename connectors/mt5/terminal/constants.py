@@ -219,4 +219,4 @@ TIMEFRAME_MN1 = 1 | 0x4000 | 0x8000
 _FILLING_FOK = 1  # SYMBOL_FILLING_FOK bit of SymbolInfo.filling_mode
 _FILLING_IOC = 2  # SYMBOL_FILLING_IOC bit
 
-__all__ = [name for name in dir() if name.isupper() and not name.startswith("_")]
+__all__ = [name for name in list(globals()) if name.isupper() and not name.startswith("_")]
