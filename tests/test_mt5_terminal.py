@@ -267,3 +267,16 @@ def run(seed: int):
 def test_seeded_determinism():
     a, b, c = run(11), run(11), run(12)
     assert a == b and a != c
+
+
+def test_position_filters_and_unsupported():
+    make()
+    deal(symbol="EURUSD")
+    deal(symbol="USDJPY")
+    deal(symbol="XAUUSD", volume=0.01)
+    assert [p.symbol for p in mt5.positions_get(group="*USD*,!*JPY*")] == ["EURUSD", "XAUUSD"]
+    assert [p.symbol for p in mt5.positions_get(symbol="USDJPY")] == ["USDJPY"]
+    assert mt5.positions_get(symbol="NOPE") == () and mt5.positions_total() == 3
+    assert mt5.history_deals_get(0, 2**40, group="XAU*")[0].volume == 0.01
+    assert mt5.copy_rates_from_pos("EURUSD", C.TIMEFRAME_M1, 0, 10) is None
+    assert mt5.last_error()[0] == C.RES_E_UNSUPPORTED

@@ -784,9 +784,9 @@ class Terminal:
 
     @_api
     def order_send(self, request: dict) -> OrderSendResult:
-        p = self._parse(request)
         if not self.faults.connected:
             raise _Fail(C.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
+        p = self._parse(request)
         if self._roll(self.faults.ipc_before):
             raise _Fail(self.faults.ipc_code, _ipc_text(self.faults.ipc_code))
         if self._roll(self.faults.requote) and p.request.action == C.TRADE_ACTION_DEAL:
@@ -801,6 +801,20 @@ class Terminal:
         if self._roll(self.faults.ipc_after):
             raise _Fail(self.faults.ipc_code, _ipc_text(self.faults.ipc_code))
         return result
+
+
+    # ------------------------------------------------------------------ not simulated yet
+    def _unsupported(self, *args, **kwargs):
+        raise _Fail(C.RES_E_UNSUPPORTED, "Not supported by the simulated terminal")
+
+    copy_ticks_from = _api(_unsupported)
+    copy_ticks_range = _api(_unsupported)
+    copy_rates_from = _api(_unsupported)
+    copy_rates_from_pos = _api(_unsupported)
+    copy_rates_range = _api(_unsupported)
+    market_book_add = _api(_unsupported)
+    market_book_release = _api(_unsupported)
+    market_book_get = _api(_unsupported)
 
 
 def req_is_deal(req: TradeRequest) -> bool:
