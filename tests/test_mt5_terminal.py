@@ -280,3 +280,15 @@ def test_position_filters_and_unsupported():
     assert mt5.history_deals_get(0, 2**40, group="XAU*")[0].volume == 0.01
     assert mt5.copy_rates_from_pos("EURUSD", C.TIMEFRAME_M1, 0, 10) is None
     assert mt5.last_error()[0] == C.RES_E_UNSUPPORTED
+
+
+def test_stop_out_closes_with_reason_so():
+    t = make(balance="1000")
+    assert deal(volume=0.8).retcode == 10009
+    t.set_bid("EURUSD", Decimal("1.08000"))  # level still above 30 %
+    assert mt5.positions_total() == 1 and mt5.account_info().margin_level > 30
+    t.set_bid("EURUSD", Decimal("1.07500"))
+    assert mt5.positions_get() == ()
+    so = all_deals()[-1]
+    assert (so.reason, so.entry, so.price, so.profit) == (C.DEAL_REASON_SO, C.DEAL_ENTRY_OUT, 1.075, -809.6)
+    assert so.comment.startswith("[so ") and mt5.account_info().balance == 190.4

@@ -36,12 +36,14 @@ What is simulated (spec: shared/specs/platforms.md section 1):
   execution fills at the market), 10019 margin, 10018 market closed, 10027 Algo Trading off, 10016 stops,
   10036/10038 closes. Position ticket == identifier == opening order ticket. Comments cut to 31 characters.
 - ``Terminal.step()`` moves prices (seeded ``random.Random``); SL/TP trigger on every price change and
-  close with deals of reason 4/5. ``Terminal.balance_operation()`` books a type-2 deal (order 0, symbol '').
+  close with deals of reason 4/5; at a margin level at or below ``margin_so_so`` (30 %) the most losing
+  position is stopped out (reason 6). ``Terminal.balance_operation()`` books a type-2 deal (order 0, symbol '').
 - Every time is trade-server time: the injected clock (Unix seconds) plus ``server_offset``.
+- One API call at a time (a lock), like the terminal's single pipe.
 - Faults: IPC failure of ``order_send`` before or after the server executed it, requotes at a rate, a
   disconnected terminal, a per-call cost on the injected clock.
 
 Not simulated yet: pending orders (``TRADE_ACTION_PENDING``/``MODIFY``/``REMOVE``, ``orders_get`` is
-always ``()``), ``CLOSE_BY``, stop-out, swaps and commissions, ticks/rates history and market depth
+always ``()``), ``CLOSE_BY``, swaps and commissions, ticks/rates history and market depth
 (``copy_*``/``market_book_*`` fail with ``RES_E_UNSUPPORTED``).
 """

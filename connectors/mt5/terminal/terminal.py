@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import calendar
 import random
+import threading
 import time as _time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -191,11 +192,15 @@ def _date_seconds(value: object, what: str) -> int:
 
 
 def _api(method):
-    """Wrap a public method: per-call cost, connection check, success/failure bookkeeping."""
+    """Wrap a public method: per-call cost, one call at a time, connection check, last_error bookkeeping."""
     failed = False if method.__name__ in ("initialize", "login", "symbol_select") else None
 
     def wrapper(self: "Terminal", *args, **kwargs):
         self._spend()
+        with self.lock:
+            return _call(self, args, kwargs)
+
+    def _call(self: "Terminal", args, kwargs):
         try:
             if method.__name__ not in ("initialize", "last_error", "shutdown") and not self._initialized:
                 raise _Fail(C.RES_E_INTERNAL_FAIL_CONNECT, "No IPC connection")
@@ -223,6 +228,7 @@ class Terminal:
                  sleep: Callable[[float], None] | None = None, rng: random.Random | None = None,
                  server_offset: int = 7200, faults: Faults | None = None,
                  symbols: dict[str, SymbolSettings] | None = None, algo_trading: bool = True,
+                 margin_so_call: object = 50, margin_so_so: object = 30,
                  path: str = r"C:\Program Files\MetaTrader 5") -> None:
         self.login_id = login
         self._password = password
@@ -243,6 +249,9 @@ class Terminal:
         self.faults = faults if faults is not None else Faults()
         self.settings = {s: replace((symbols or {}).get(s, SymbolSettings())) for s in self.market.symbols}
         self.algo_trading = algo_trading
+        self.margin_so_call = Decimal(margin_so_call)
+        self.margin_so_so = Decimal(margin_so_so)
+        self.lock = threading.RLock()
         self.path = path
         self.account = Account(login, currency, hedging, Decimal(0), self.market)
         self._meta: dict[int, _PositionMeta] = {}
@@ -257,7 +266,7 @@ class Terminal:
         self._tick_msc = {s: now for s in self.market.symbols}
         amount = Decimal(str(balance))
         if amount:
-            self.balance_operation(amount, "Deposit")
+            self._balance_deal(amount.quantize(CENT, ROUND_HALF_EVEN), "Deposit")
 
     # ------------------------------------------------------------------ time, ids, money
     def _now_msc(self) -> int:
@@ -302,22 +311,28 @@ class Terminal:
     # ------------------------------------------------------------------ simulation controls
     def step(self, n: int = 1) -> None:
         """Move the market ``n`` random-walk steps (seeded by ``rng``); stops trigger after each."""
-        for _ in range(n):
-            self.market.step(self.rng)
-            now = self._now_msc()
-            for s in self.market.symbols:
-                self._tick_msc[s] = now
-            self._check_stops()
+        with self.lock:
+            for _ in range(n):
+                self.market.step(self.rng)
+                now = self._now_msc()
+                for s in self.market.symbols:
+                    self._tick_msc[s] = now
+                self._check_stops()
 
     def set_bid(self, symbol: str, bid: object) -> None:
         """Put a symbol's bid at ``bid`` (scripted scenarios); stops trigger."""
-        self.market.set_bid(symbol, Decimal(str(bid)))
-        self._tick_msc[symbol] = self._now_msc()
-        self._check_stops()
+        with self.lock:
+            self.market.set_bid(symbol, Decimal(str(bid)))
+            self._tick_msc[symbol] = self._now_msc()
+            self._check_stops()
 
     def balance_operation(self, amount: object, comment: str = "") -> TradeDeal:
         """A deposit (positive) or withdrawal: a deal with type=2, order=0, symbol=''."""
         amount = Decimal(str(amount)).quantize(CENT, ROUND_HALF_EVEN)
+        with self.lock:
+            return self._balance_deal(amount, comment)
+
+    def _balance_deal(self, amount: Decimal, comment: str) -> TradeDeal:
         self.account.balance += amount
         now = self._now_msc()
         deal = TradeDeal(self._deal_id(), 0, now // 1000, now, C.DEAL_TYPE_BALANCE, C.DEAL_ENTRY_IN, 0, 0,
@@ -352,6 +367,27 @@ class Terminal:
             self._record(change, deal_type, C.DEAL_ENTRY_OUT, reason, meta.magic, comment,
                          C.ORDER_FILLING_FOK, C.ORDER_TIME_GTC, close, sl=level if tag == "sl" else None,
                          tp=level if tag == "tp" else None)
+        self._check_stop_out()
+
+    def _check_stop_out(self) -> None:
+        """While the margin level is at or below ``margin_so_so`` %, close the most losing position (reason 6)."""
+        while self.account.positions:
+            _, _, equity, margin = self._figures()
+            if not margin or equity * 100 / margin > self.margin_so_so:
+                return
+            level = (equity * 100 / margin).quantize(CENT, ROUND_HALF_EVEN)
+
+            def loss(p):
+                close = self.market.fill_price(p.symbol, p.side.opposite)
+                return self.market.profit(p.symbol, p.side, p.volume, p.open_price, close, self.currency)
+
+            p = min(self.account.positions.values(), key=loss)
+            close = self.market.fill_price(p.symbol, p.side.opposite)
+            meta = self._meta.pop(p.position_id)
+            deal_type = C.ORDER_TYPE_SELL if p.side is Side.BUY else C.ORDER_TYPE_BUY
+            change = self.account.reduce(p.position_id, p.volume, close)
+            self._record(change, deal_type, C.DEAL_ENTRY_OUT, C.DEAL_REASON_SO, meta.magic, f"[so {level}%]",
+                         C.ORDER_FILLING_FOK, C.ORDER_TIME_GTC, close)
 
     # ------------------------------------------------------------------ connection
     @_api
@@ -396,7 +432,7 @@ class Terminal:
         return AccountInfo(
             self.login_id, C.ACCOUNT_TRADE_MODE_DEMO, self.leverage, 200, 0, True, True, mode, 2, False,
             float(balance), 0.0, float(floating), float(equity), float(margin), float(equity - margin), level,
-            50.0, 30.0, 0.0, 0.0, 0.0, 0.0, 0.0, self.name, self.server, self.currency, self.company)
+            float(self.margin_so_call), float(self.margin_so_so), 0.0, 0.0, 0.0, 0.0, 0.0, self.name, self.server, self.currency, self.company)
 
     @_api
     def terminal_info(self) -> TerminalInfo:
