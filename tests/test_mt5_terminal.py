@@ -292,3 +292,19 @@ def test_stop_out_closes_with_reason_so():
     so = all_deals()[-1]
     assert (so.reason, so.entry, so.price, so.profit) == (C.DEAL_REASON_SO, C.DEAL_ENTRY_OUT, 1.075, -809.6)
     assert so.comment.startswith("[so ") and mt5.account_info().balance == 190.4
+
+
+def test_fault_rates_are_seeded_and_leave_prices_alone():
+    def trace(rate):
+        t = make(rng=random.Random(5))
+        t.faults = Faults(ipc_after=rate, requote=rate)
+        codes = []
+        for _ in range(30):
+            t.step()
+            r = deal()
+            codes.append(None if r is None else r.retcode)
+        return codes, mt5.symbol_info_tick("EURUSD")
+
+    a, b, clean = trace(0.3), trace(0.3), trace(0.0)
+    assert a == b and a[1] == clean[1]
+    assert {None, C.TRADE_RETCODE_REQUOTE, 10009} <= set(a[0]) and set(clean[0]) == {10009}

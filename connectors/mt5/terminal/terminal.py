@@ -113,8 +113,8 @@ class SimClock:
 
 @dataclass
 class Faults:
-    """Injected faults. Rates are probabilities per ``order_send``, drawn from the terminal's ``rng``
-    (only when non-zero, so a fault-free run draws nothing).
+    """Injected faults. Rates are probabilities per ``order_send``, drawn from the terminal's
+    ``fault_rng`` (seeded from its ``rng``; only when non-zero), never from the price generator.
 
     ``ipc_before``: the call fails before the request reaches the server (nothing happens);
     ``ipc_after``: it fails after the server executed it (the deal is in the history, findable
@@ -245,6 +245,8 @@ class Terminal:
             sleep = advance if advance is not None else _time.sleep
         self._sleep = sleep
         self.rng = rng if rng is not None else random.Random(0)
+        # faults draw from their own generator (seeded from ``rng``), so turning them on leaves prices alone
+        self.fault_rng = random.Random(self.rng.getrandbits(64))
         self.server_offset = server_offset
         self.faults = faults if faults is not None else Faults()
         self.settings = {s: replace((symbols or {}).get(s, SymbolSettings())) for s in self.market.symbols}
@@ -287,7 +289,7 @@ class Terminal:
         return self._next_deal - 1
 
     def _roll(self, rate: float) -> bool:
-        return rate > 0 and self.rng.random() < rate
+        return rate > 0 and self.fault_rng.random() < rate
 
     def _lots(self, symbol: str, units: int) -> float:
         return float(self.market.spec(symbol).to_lots(units))
