@@ -12,7 +12,8 @@ from allocation.leg import Action
 from bridge.domain.deal import DealKind, Side
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId, ServerId
 from bridge.domain.volume import SymbolSpec
-from connectors.interface import AmbiguousOutcome, OrderRequest, OrderStatus, VenueUnavailable, magic_number
+from connectors.interface import (AmbiguousOutcome, OrderRequest, OrderStatus, VenuePosition, VenueUnavailable,
+                                  magic_number)
 from connectors.mt5 import codes as c
 from connectors.mt5 import convert, deals, requests, retcodes
 from connectors.mt5.retcodes import Outcome
@@ -166,6 +167,24 @@ def test_server_clock_converts_both_ways():
     assert convert.ServerClock(timedelta(hours=-5)).utc(T0) == utc(T0 + 5 * 3600)
     with pytest.raises(ValueError):
         CLOCK.server_seconds(datetime(2024, 1, 1))
+
+
+@pytest.mark.parametrize("comment, magic, key", [
+    (KEY, magic_number(KEY), KEY),
+    (KEY, 0, None),  # a look-alike comment on a manual trade
+    ("manual", 0, None),
+    (KEY[:12], magic_number(KEY), None),
+])
+def test_bridge_key(comment, magic, key):
+    assert convert.bridge_key(comment, magic) == key
+
+
+def test_venue_position():
+    p = position(42, type=1, volume=0.3, sl=1.2, comment=KEY, magic=magic_number(KEY))._replace(
+        price_open=1.1234567, identifier=41)
+    got = convert.venue_position(p, LOGIN, EURUSD)
+    assert got == VenuePosition(PositionId(P, 41), LOGIN, "EURUSD", Side.SELL, 3 * LOT // 10, Decimal("1.1234567"),
+                                Decimal("1.20000"), None, KEY)
 
 
 @pytest.mark.parametrize("kind, side", [(0, Side.BUY), (1, Side.SELL)])

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from bridge.domain.deal import Side
-from bridge.domain.ids import Login
+from bridge.domain.ids import Login, Platform, PositionId
 from bridge.domain.volume import SymbolSpec, lots_to_volume
 from connectors import interface
 from connectors.mt5 import codes
@@ -118,6 +118,22 @@ def account_info(info, login: Login) -> interface.AccountInfo:
     digits = info.currency_digits
     return interface.AccountInfo(login, info.currency, money(info.balance, digits), money(info.equity, digits),
                                  info.margin_mode == codes.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING)
+
+
+def bridge_key(comment: str, magic: int) -> str | None:
+    """The idempotency key a position's or deal's comment carries, if the bridge made it: a key-shaped
+    comment whose magic number agrees (a manual order with a look-alike comment has magic 0)."""
+    if len(comment) == interface.KEY_LENGTH and comment.startswith("cb") and magic == interface.magic_number(comment):
+        return comment
+    return None
+
+
+def venue_position(position, account: Login, info) -> interface.VenuePosition:
+    """A TradePosition as the bridge's VenuePosition (reconcile); ``info``: its symbol's SymbolInfo."""
+    return interface.VenuePosition(PositionId(Platform.MT5, position.identifier), account, position.symbol,
+                                   side_of(position.type), volume_of(position.volume, info),
+                                   average_price(position.price_open), stop(position.sl, info.digits),
+                                   stop(position.tp, info.digits), bridge_key(position.comment, position.magic))
 
 
 # -- sides --------------------------------------------------------------------
