@@ -12,6 +12,8 @@ the copies are checked at the server, through the same stock client
 from __future__ import annotations
 
 import json
+import os
+import random
 import select
 import subprocess
 import sys
@@ -20,6 +22,8 @@ from pathlib import Path
 
 import pytest
 import zmq
+
+from twisted.internet import reactor
 
 from tests.ctrader_rig import Conn, pump
 from tests.processes import BRIDGE, ROOT, Daemon, free_port_endpoint, terminate
@@ -62,7 +66,10 @@ type = "netted"
 """
 
 
-def bridge_config(tmp: Path, port: int, ca: Path, secret: Path) -> tuple[Path, str]:
+FOLLOWERS = ((HEDGED, "1"), (NETTED, "0.5"))  # (account, multiplier)
+
+
+def bridge_config(tmp: Path, port: int, ca: Path, secret: Path, followers=FOLLOWERS) -> tuple[Path, str]:
     deals, replay, control = free_port_endpoint(), free_port_endpoint(), free_port_endpoint()
     accounts = "".join(
         f"""
@@ -70,7 +77,15 @@ def bridge_config(tmp: Path, port: int, ca: Path, secret: Path) -> tuple[Path, s
   login = {login}
   access_token_env = "CT_ACCESS_{tag}"
   refresh_token_env = "CT_REFRESH_{tag}"
-""" for login, tag in ((MASTER, "M"), (HEDGED, "F"), (NETTED, "F")))
+""" for login, tag in ((MASTER, "M"), *((f, "F") for f, _ in followers)))
+    copies = "".join(f"""
+[[copy]]
+master = "ct/{MASTER}"
+follower = "ct/{follower}"
+[copy.settings]
+mode = "multiplier"
+multiplier = {multiplier}
+""" for follower, multiplier in followers)
     text = f"""
 [store]
 path = "{tmp / 'bridge.sqlite'}"
@@ -93,21 +108,7 @@ pool_size = 2
 {accounts}
 [[master]]
 account = "ct/{MASTER}"
-
-[[copy]]
-master = "ct/{MASTER}"
-follower = "ct/{HEDGED}"
-[copy.settings]
-mode = "multiplier"
-multiplier = 1
-
-[[copy]]
-master = "ct/{MASTER}"
-follower = "ct/{NETTED}"
-[copy.settings]
-mode = "multiplier"
-multiplier = 0.5
-"""
+{copies}"""
     path = tmp / "bridge.toml"
     path.write_text(text)
     return path, control
@@ -118,13 +119,13 @@ def sim(tmp_path, request) -> tuple[int, Path]:
     return start_sim(tmp_path, request, CREDENTIALS)
 
 
-def start_sim(tmp_path, request, credentials: str) -> tuple[int, Path]:
+def start_sim(tmp_path, request, credentials: str, *options: str) -> tuple[int, Path]:
     accounts = tmp_path / "accounts.toml"
     accounts.write_text(credentials)
     ca = tmp_path / "sim-ca.pem"
     log = open(tmp_path / "sim.log", "w")
     process = subprocess.Popen([BRIDGE, "sim", "ctrader", "--port", "0", "--accounts", str(accounts),
-                                "--ca-out", str(ca), "--spot-interval-ms", "0"],
+                                "--ca-out", str(ca), "--spot-interval-ms", "0", *options],
                                stdout=subprocess.PIPE, stderr=log, text=True, cwd=ROOT)
     request.addfinalizer(lambda: (terminate(process), log.close()))
     ready, _, _ = select.select([process.stdout], [], [], 30)
@@ -142,7 +143,7 @@ def net_volume(trader: Conn, ctid: int) -> int | None:
     return sum(p.tradeData.volume * (1 if p.tradeData.tradeSide == 1 else -1) for p in res.position)
 
 
-def configure(tmp_path, monkeypatch, port: int, ca: Path) -> tuple[Path, str]:
+def configure(tmp_path, monkeypatch, port: int, ca: Path, followers=FOLLOWERS) -> tuple[Path, str]:
     """The bridge's config, its client secret in a 0600 file and the tokens in the environment."""
     secret = tmp_path / "client-secret"
     secret.write_text("secret-1\n")
@@ -150,7 +151,7 @@ def configure(tmp_path, monkeypatch, port: int, ca: Path) -> tuple[Path, str]:
     for tag, access, refresh in (("M", "tok-a", "ref-a"), ("F", "tok-f", "ref-f")):
         monkeypatch.setenv(f"CT_ACCESS_{tag}", access)
         monkeypatch.setenv(f"CT_REFRESH_{tag}", refresh)
-    return bridge_config(tmp_path, port, ca, secret)
+    return bridge_config(tmp_path, port, ca, secret, followers)
 
 
 def test_bridge_run_copies_trades_placed_by_hand_on_the_simulated_ctrader_master(sim, tmp_path, monkeypatch):
@@ -266,3 +267,69 @@ def test_refreshed_tokens_are_kept_so_a_restart_after_sigkill_still_authorises(t
     assert "kept in" in log
     for secret_text in ("tok-f", entries[str(HEDGED)]["access"], entries[str(HEDGED)]["refresh"]):
         assert secret_text not in log, "a token reached the log"
+
+
+MORE = tuple(range(2003, 2011))  # eight more hedged followers for the kill test
+
+
+def test_sigkill_at_random_points_of_a_ctrader_session_loses_nothing_and_doubles_nothing(tmp_path, request,
+                                                                                           monkeypatch):
+    """The bridge is SIGKILLed at seeded random moments right after the master trades (orders in flight or
+    not yet sent), restarted, and the session goes on. At the server, per follower: one trade per master
+    deal, and flat at the end."""
+    seed = int(os.environ.get("COPYBRIDGE_SEED", "11"))
+    rng = random.Random(seed)
+    more = "".join(f"""
+[[accounts]]
+ctid_trader_account_id = {ctid}
+trader_login = {ctid + 4000}
+token = "tok-f"
+balance = "20000"
+""" for ctid in MORE)
+    # every reply (fills included) is held 30 ms: a kill in the next 0-40 ms lands with orders in flight
+    port, ca = start_sim(tmp_path, request, CREDENTIALS + more, "--reply-delay-ms", "30")
+    followers = ((HEDGED, "1"), *((f, "1") for f in MORE))
+    config, control = configure(tmp_path, monkeypatch, port, ca, followers)
+    ctx = zmq.Context()
+    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    trader = None
+    rounds = 4 if not os.environ.get("COPYBRIDGE_SOAK") else 12
+    try:
+        daemon.start()
+        daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"], "the cTrader venue to connect")
+        trader = Conn(port)
+        trader.auth(MASTER, token="tok-a")
+        for ctid, _ in followers:
+            assert trader.call("AccountAuthReq", ctidTraderAccountId=ctid,
+                               accessToken="tok-f").DESCRIPTOR.name == "ProtoOAAccountAuthRes"
+        master_deals = 0
+        for n in range(rounds):
+            trader.send("NewOrderReq", ctidTraderAccountId=MASTER, symbolId=1, orderType=1,
+                        tradeSide=1 if n % 2 == 0 else 2, volume=LOT)
+            master_deals += 1
+            deadline = time.monotonic() + rng.uniform(0, 0.045)  # before, during or after the fan-out
+            while time.monotonic() < deadline:
+                reactor.iterate(0.001)  # the trader's connection goes on meanwhile
+            daemon.kill()
+            daemon.start()
+            daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"]
+                        and s["worker"]["journal"]["deals"] == master_deals
+                        and not set(s["worker"]["intents"]) - {"filled"}, "the restart to finish the deal",
+                        timeout_s=30)
+            time.sleep(0.5)  # the restarted bridge fetches its accounts' figures (replies held 30 ms each)
+        now_ms = int(time.time() * 1000)
+        for ctid, _ in followers:
+            time.sleep(0.25)  # DealListReq is historical: at most 5 a second
+            history = trader.call("DealListReq", ctidTraderAccountId=ctid, fromTimestamp=now_ms - 3_600_000,
+                                  toTimestamp=now_ms + 60_000)
+            orders = {d.orderId for d in history.deal}
+            assert len(orders) == master_deals, f"follower {ctid}: {len(orders)} trades for {master_deals} deals"
+            assert net_volume(trader, ctid) == 0, f"follower {ctid} is not flat"
+        assert daemon.kills == rounds
+        log = (tmp_path / "bridge.log").read_text()
+        assert log.count("were in flight") >= 1, "no kill landed mid fan-out: the test proved less than it says"
+    finally:
+        if trader is not None:
+            trader.stop()
+        daemon.stop()
+        ctx.destroy(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from pathlib import Path
 
 import click
@@ -36,7 +37,14 @@ def sim() -> None:
               help="Step the random-walk prices (and send spots) this often; 0: never.")
 @click.option("--idle-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True,
               help="Close a connection that sent nothing for this many seconds.")
-def ctrader(port, host, accounts_file, cert, key, ca_out, seed, spot_interval_ms, idle_timeout) -> None:
+@click.option("--reply-delay-ms", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Fault: hold every reply to a request (fills included) this long.")
+@click.option("--lose-fill-rate", type=click.FloatRange(min=0, max=1), default=0.0, show_default=True,
+              help="Fault: the fraction of fills executed whose reply never comes (lookup must find them).")
+@click.option("--reject-rate", type=click.FloatRange(min=0, max=1), default=0.0, show_default=True,
+              help="Fault: the fraction of valid orders refused (MARKET_CLOSED, NOT_ENOUGH_MONEY, ...).")
+def ctrader(port, host, accounts_file, cert, key, ca_out, seed, spot_interval_ms, idle_timeout, reply_delay_ms,
+            lose_fill_rate, reject_rate) -> None:
     """Serve the cTrader Open API (protobuf over TLS) locally on a simulated market.
 
     Any Open API client, the stock ctrader-open-api one included, can authenticate,
@@ -74,6 +82,7 @@ def ctrader(port, host, accounts_file, cert, key, ca_out, seed, spot_interval_ms
         CTraderServer,
         Credentials,
         CredentialsError,
+        FaultConfig,
         identity_from_files,
         local_identity,
     )
@@ -82,7 +91,10 @@ def ctrader(port, host, accounts_file, cert, key, ca_out, seed, spot_interval_ms
         raise click.UsageError("--cert and --key go together")
     try:
         credentials = Credentials.load(accounts_file)
-        server = CTraderServer(credentials, clock=reactor, rng=random.Random(seed), idle_timeout_s=idle_timeout)
+        faults = FaultConfig(reply_delay_ms=reply_delay_ms, lose_fill_rate=Decimal(str(lose_fill_rate)),
+                             reject_rate=Decimal(str(reject_rate)))
+        server = CTraderServer(credentials, clock=reactor, rng=random.Random(seed), idle_timeout_s=idle_timeout,
+                               faults=faults)
         identity = identity_from_files(cert, key) if cert else local_identity()
     except (CredentialsError, ValueError) as exc:
         raise InputError(str(exc)) from None

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
+from collections import Counter, deque
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Callable, Mapping
@@ -108,8 +108,18 @@ class Worker:
         self.executor.verify_planned = True  # anything unfinished may have reached a venue: look first
         self._recovering = True  # deals arriving meanwhile wait in the inbox
         try:
-            for seq in sorted({row.deal_seq for row in self.store.intents_in_state(*UNFINISHED)}):
+            unfinished = self.store.intents_in_state(*UNFINISHED)
+            seqs = sorted({row.deal_seq for row in unfinished})
+            if unfinished:
+                log.info("worker: recovery: %d order(s) of %d deal(s) were in flight (%s); looking each up at its "
+                         "venue before anything is sent again", len(unfinished), len(seqs),
+                         ", ".join(f"{n} {state}" for state, n in sorted(Counter(r.state for r in unfinished).items())))
+            for seq in seqs:
                 yield self.executor.execute_deal(seq)
+            if unfinished:
+                after = Counter(row.state for seq in seqs for row in self.store.intents_of_deal(seq))
+                log.info("worker: recovery: in-flight orders resolved: %s",
+                         ", ".join(f"{n} {state}" for state, n in sorted(after.items())))
             drifts = []
             for master in list(self.routes.copy) + [m for m in self.routes.mam if m not in self.routes.copy]:
                 for follower in self.routes.followers(master):
