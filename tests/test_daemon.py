@@ -43,7 +43,8 @@ BAD = {
     "bad drift policy": ("[reconcile]\ndrift='heal-everything'\n[[venue]]\nname='v'\nplatform='sim'\n",
                          "[reconcile]: drift 'heal-everything' is not one of report, adopt"),
     "bad endpoint": ("[bus]\ndeals='http://x'\n[[venue]]\nname='v'\nplatform='sim'\n", "must be an inproc://"),
-    "platform without connector": ("[[venue]]\nname='v'\nplatform='mt5'\n", "has no connector yet"),
+    "platform without connector": ("[[venue]]\nname='v'\nplatform='mt4'\n", "has no connector yet"),
+    "mt5 without terminals": ("[[venue]]\nname='v'\nplatform='mt5'\n", "an MT5 venue needs at least one"),
     "unknown account": ("[[venue]]\nname='v'\nplatform='sim'\n[[master]]\naccount='v/1'\n",
                         "venue 'v' has no account 1"),
     "follower of no master": ("[[venue]]\nname='v'\nplatform='sim'\n[[venue.account]]\nlogin=1\nbalance=1\n"

@@ -34,9 +34,31 @@ An unknown key anywhere is an error naming the file, table and key. Example:
       access_token_file = "/etc/copybridge/ctrader-access"     # or access_token_env
       refresh_token_file = "/etc/copybridge/ctrader-refresh"   # or refresh_token_env
 
+    [[venue]]                               # MetaTrader 5: one terminal per account
+    name = "mt5-live"
+    platform = "mt5"
+    poll_interval_ms = 5                    # how often a master's terminal is asked for new deals
+    server_offset_s = 7200                  # trade-server time minus UTC
+      [[venue.account]]
+      login = 5001
+      provider = "mt5linux"                 # the terminal under Wine, its rpyc server on host:port
+      host = "127.0.0.1"
+      port = 18812
+      [[venue.account]]
+      login = 5002
+      provider = "native"                   # Windows: the MetaTrader5 package, this terminal
+      path = 'C:/MT5-5002/terminal64.exe'
+      server = "Broker-Live"
+      password_file = 'C:/copybridge/mt5-5002.secret'   # or password_env
+      [[venue.account]]
+      login = 5003
+      provider = "simulator"                # a simulated terminal in this process
+      balance = 10000
+      hedging = false
+
     [[venue]]
     name = "sim-demo"
-    platform = "sim"                        # MT5 and MT4 connectors come later
+    platform = "sim"                        # the MT4 connector comes later
     seed = 7
     fill_latency_us = 0
     slippage_points = 0                     # fills up to this many points away from the quote
@@ -103,6 +125,33 @@ class CTraderSettings:
 
 
 @dataclass(frozen=True)
+class MT5Account:
+    """One MetaTrader 5 terminal (one logged-in account) and how the bridge reaches it."""
+
+    login: int
+    provider: str  # "native" | "mt5linux" | "simulator"
+    host: str = "127.0.0.1"  # mt5linux: the rpyc server beside the terminal
+    port: int = 18812
+    path: str | None = None  # native: terminal64.exe of this account's terminal
+    server: str | None = None  # native: the trade server's name
+    password: Secret | None = None  # native
+    balance: Decimal = Decimal(10_000)  # simulator
+    currency: str = "USD"  # simulator
+    hedging: bool = True  # simulator
+
+
+@dataclass(frozen=True)
+class MT5Settings:
+    accounts: tuple[MT5Account, ...]
+    poll_interval_ms: int = 5  # how often each master's terminal is asked for new deals
+    server_offset_s: int = 0  # trade-server time minus UTC (e.g. 7200 for UTC+2)
+    timeout_ms: int = 10_000
+
+
+MT5_PROVIDERS = ("native", "mt5linux", "simulator")
+
+
+@dataclass(frozen=True)
 class VenueConfig:
     name: str
     platform: Platform
@@ -115,6 +164,7 @@ class VenueConfig:
     deals_endpoint: str | None = None
     replay_endpoint: str | None = None
     ctrader: CTraderSettings | None = None  # platform "ctrader"
+    mt5: MT5Settings | None = None  # platform "mt5"
 
     @property
     def server(self) -> ServerId:
@@ -124,6 +174,8 @@ class VenueConfig:
         """The account numbers this venue is configured with (None: a remote sim venue, any)."""
         if self.ctrader is not None:
             return {a.login for a in self.ctrader.accounts}
+        if self.mt5 is not None:
+            return {a.login for a in self.mt5.accounts}
         if self.endpoint is not None:
             return None
         return {a.login for a in self.accounts}
@@ -240,8 +292,11 @@ def _venue(t: Table, base: Path) -> VenueConfig:
     platform = t.enum("platform", Platform)
     if platform is Platform.CTRADER:
         return VenueConfig(name, platform, 0, 0, (), ctrader=_ctrader(t, base))
+    if platform is Platform.MT5:
+        return VenueConfig(name, platform, 0, 0, (), mt5=_mt5(t, base))
     if platform is not Platform.SIM:
-        raise InputError(f"{t.where}: platform {platform.value!r} has no connector yet (only 'sim' and 'ctrader')")
+        raise InputError(f"{t.where}: platform {platform.value!r} has no connector yet "
+                         "(only 'sim', 'ctrader' and 'mt5')")
     seed = t.raw("seed", 7)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InputError(f"{t.where}: seed must be an integer")
@@ -306,6 +361,47 @@ def _ctrader(t: Table, base: Path) -> CTraderSettings:
     if len(set(logins)) != len(logins):
         raise InputError(f"{t.where}: account {sorted(n for n in logins if logins.count(n) > 1)[0]} is listed twice")
     return CTraderSettings(host, port, client_id, secret, tuple(accounts), ca_pem, pool, timeout)
+
+
+def _mt5(t: Table, base: Path) -> MT5Settings:
+    poll = _positive_int(t, "poll_interval_ms", 5)
+    offset = t.raw("server_offset_s", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > 14 * 3600:
+        raise InputError(f"{t.where}: server_offset_s must be whole seconds within +-14 h of UTC")
+    timeout = _positive_int(t, "timeout_ms", 10_000)
+    for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
+                "replay_endpoint", "host", "port", "client_id"):
+        if key in t:
+            raise InputError(f"{t.where}: {key} is not a setting of platform 'mt5' (a terminal's settings go in "
+                             "its [[venue.account]])")
+    accounts = []
+    for a in t.tables("account"):
+        login = a.raw("login")
+        if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
+            raise InputError(f"{a.where}: login must be a positive integer")
+        provider = a.str("provider")
+        if provider not in MT5_PROVIDERS:
+            raise InputError(f"{a.where}: provider {provider!r} must be one of {', '.join(MT5_PROVIDERS)}")
+        if provider == "native":
+            account = MT5Account(login, provider, path=a.str("path", None), server=a.str("server"),
+                                 password=read_secret(a, "password", base))
+        elif provider == "mt5linux":
+            port = a.raw("port", 18812)
+            if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+                raise InputError(f"{a.where}: port must be an integer in 1..65535")
+            account = MT5Account(login, provider, host=a.str("host", "127.0.0.1"), port=port)
+        else:
+            account = MT5Account(login, provider, balance=a.decimal("balance", Decimal(10_000)),
+                                 currency=a.str("currency", "USD"), hedging=a.bool("hedging", True))
+        a.finish()
+        accounts.append(account)
+    t.finish()
+    if not accounts:
+        raise InputError(f"{t.where}: an MT5 venue needs at least one [[venue.account]] (one per terminal)")
+    logins = [a.login for a in accounts]
+    if len(set(logins)) != len(logins):
+        raise InputError(f"{t.where}: account {sorted(n for n in logins if logins.count(n) > 1)[0]} is listed twice")
+    return MT5Settings(tuple(accounts), poll, offset, timeout)
 
 
 def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
