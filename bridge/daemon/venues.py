@@ -26,6 +26,10 @@ def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context, tokens_path=None):
     """The venue a config names: a cTrader server, a simulated one in this process, or one served by another."""
     if cfg.ctrader is not None:
         return _ctrader_venue(cfg, reactor, tokens_path)
+    if cfg.mt5 is not None:
+        from bridge.errors import InputError
+
+        raise InputError(f"venue {cfg.name!r}: the MT5 connector is not wired into the daemon yet")
     if cfg.endpoint is not None:
         from connectors.sim.remote import RemoteVenue
 
