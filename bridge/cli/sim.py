@@ -117,3 +117,73 @@ def ctrader(port, host, accounts_file, cert, key, ca_out, seed, spot_interval_ms
 
     sys.stdout.flush()
     reactor.run()
+
+
+@sim.command()
+@click.option("--port", type=click.IntRange(min=0, max=65535), default=18812, show_default=True,
+              help="TCP port of the rpyc classic server (mt5linux's default); 0 picks a free one.")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on. Loopback by default because an rpyc classic server runs "
+                   "whatever code its client sends: bind another only inside one trusted host.")
+@click.option("--login", type=click.IntRange(min=1), required=True, help="The account's login.")
+@click.option("--password", default="password", show_default=True, help="The account's password.")
+@click.option("--server", "trade_server", default="SimBroker-Demo", show_default=True,
+              help="The trade server's name, as initialize()/login() expect it.")
+@click.option("--balance", default="10000", show_default=True, help="Opening balance (a deposit deal).")
+@click.option("--hedging/--netting", default=True, show_default=True, help="The account's position accounting.")
+@click.option("--leverage", type=click.IntRange(min=1), default=100, show_default=True, help="Account leverage.")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed for the random-walk prices.")
+@click.option("--tick-interval-ms", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Step the prices this often; 0: never.")
+def mt5(port, host, login, password, trade_server, balance, hedging, leverage, seed, tick_interval_ms) -> None:
+    """Serve one simulated MetaTrader 5 terminal over rpyc classic, as mt5linux expects.
+
+    In the server process ``import MetaTrader5`` is the simulated terminal's module
+    (constants, records, functions), logged in to one account on real time with
+    prices stepping on a timer. The ``mt5linux`` provider, mt5linux itself, or any
+    script doing ``rpyc.classic.connect(host, port)`` then a remote
+    ``import MetaTrader5 as mt5`` can trade on it by hand; trades on a master account
+    are copied by a bridge configured against it. Prints one line with the address,
+    then serves until interrupted.
+
+    Security: an rpyc classic server executes anything its client sends, as this
+    user; it listens on 127.0.0.1 unless --host says otherwise.
+
+    \b
+    Example:
+      bridge sim mt5 --port 18812 --login 5001 --balance 50000 --hedging
+      python -c "from connectors.mt5.rpyc_provider import RpycTerminal; mt5 = RpycTerminal(port=18812); \\
+                 print(mt5.initialize(login=5001, password='password', server='SimBroker-Demo'))"
+    """
+    from decimal import Decimal, InvalidOperation
+
+    from connectors.mt5.serve import Ticker, install, is_loopback, make_server, make_terminal
+
+    try:
+        if not Decimal(balance).is_finite() or Decimal(balance) < 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise click.BadParameter(f"{balance!r} is not a non-negative amount", param_hint="--balance") from None
+    terminal = make_terminal(login=login, password=password, server=trade_server, balance=balance,
+                             hedging=hedging, leverage=leverage, seed=seed)
+    install(terminal)
+    try:
+        server = make_server(host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    ticker = Ticker(terminal, tick_interval_ms / 1000) if tick_interval_ms else None
+    if ticker is not None:
+        ticker.start()
+    click.echo(f"listening on rpyc://{server.host}:{server.port} (rpyc classic; MetaTrader5 simulator, "
+               f"login {login}, {'hedging' if hedging else 'netting'}, server {trade_server})")
+    if not is_loopback(host):
+        click.echo(f"warning: {host} is not loopback: anyone who can reach this port can run any code "
+                   f"as this user", err=True)
+    import sys
+
+    sys.stdout.flush()
+    try:
+        server.start()
+    finally:
+        if ticker is not None:
+            ticker.stop()
