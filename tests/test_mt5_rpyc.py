@@ -220,3 +220,21 @@ def test_cli_usage_errors_exit_2():
     assert result.returncode == 2 and "--balance" in result.stderr and len(result.stderr.splitlines()) == 1
     result = subprocess.run(_command("--port", "0"), capture_output=True, text=True, timeout=20)
     assert result.returncode == 2 and "--login" in result.stderr
+
+
+def test_a_hung_server_times_out_as_terminal_unreachable():
+    proc, port = start_server("--login", "7001", "--tick-interval-ms", "0")
+    try:
+        terminal = RpycTerminal(port=port, timeout_s=1)
+        assert terminal.positions_total() is None  # not initialized yet
+        assert terminal.last_error()[0] != 1
+        os.kill(proc.pid, signal.SIGSTOP)
+        started = time.monotonic()
+        with pytest.raises(TerminalUnreachable, match="no answer within 1 s"):
+            terminal.positions_total()
+        assert time.monotonic() - started < 5
+        with pytest.raises(TerminalUnreachable):
+            terminal.positions_total()
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        stop_server(proc)

@@ -225,7 +225,9 @@ class RpycTerminal:
         try:
             result = self._conn.eval(source)
         except self._errors as exc:
-            self._lost = f"connection lost ({_why(exc)})"
+            # the terminal may still be running the call (order_send: outcome unknown); drop the suspect link
+            self._lost = (f"no answer within {self.timeout_s:g} s, link dropped" if isinstance(exc, TimeoutError)
+                          else f"connection lost ({_why(exc)})")
             self.close()
             raise TerminalUnreachable(f"MT5 rpyc server {self.host}:{self.port}: {self._lost} during {name}()") \
                 from None
