@@ -225,6 +225,8 @@ class RpycTerminal:
         try:
             result = self._conn.eval(source)
         except self._errors as exc:
+            if getattr(exc, "_remote_tb", None):  # raised by the call on the server (an OSError there), not the link
+                raise
             # the terminal may still be running the call (order_send: outcome unknown); drop the suspect link
             self._lost = (f"no answer within {self.timeout_s:g} s, link dropped" if isinstance(exc, TimeoutError)
                           else f"connection lost ({_why(exc)})")
