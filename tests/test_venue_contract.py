@@ -3,7 +3,8 @@
 * ``sim``: the simulated venue in this process;
 * ``sim-remote``: the same venue served by ``SimServer`` and reached through ``RemoteVenue`` over
   real tcp://127.0.0.1 sockets (what `python -m connectors.sim.serve` runs);
-* ``ctrader``: the cTrader connector against the local cTrader Open API server over TLS on 127.0.0.1.
+* ``ctrader``: the cTrader connector against the local cTrader Open API server over TLS on 127.0.0.1;
+* ``mt5``: the MT5 connector over simulated terminals (one per account) on one market (tests/mt5_rig.py).
 
 A connector joins by adding a harness here (see the contract's module docstring).
 """
@@ -87,7 +88,12 @@ def _ctrader():
     return CTraderHarness()
 
 
-HARNESSES = {"sim": SimHarness, "sim-remote": RemoteSimHarness, "ctrader": _ctrader}
+def _mt5():
+    from tests.mt5_rig import MT5Harness  # the MT5 connector over simulated terminals
+    return MT5Harness()
+
+
+HARNESSES = {"sim": SimHarness, "sim-remote": RemoteSimHarness, "ctrader": _ctrader, "mt5": _mt5}
 
 
 @pytest.fixture(params=sorted(HARNESSES))
