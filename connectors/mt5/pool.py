@@ -14,7 +14,8 @@ called.
 
 Up and down: a worker is *down* (``down`` holds why) before its first connect,
 after a call failed with a connection error (``last_error`` -10000..-10005,
-i.e. the pipe to the terminal), after a call outlived ``timeout_s``, or when
+i.e. the pipe to the terminal, or a ``ConnectionError`` raised by a provider
+over a network link, such as the mt5linux one), after a call outlived ``timeout_s``, or when
 ``terminal_info().connected`` is False (the terminal lost its trade server).
 While down every call fails at once with :class:`VenueUnavailable` (nothing is
 sent). A health check runs every :data:`HEALTH_S` on the injected clock: up,
@@ -136,13 +137,15 @@ class Worker:
     def _note_timeout(self, failure):
         if failure.check(defer.TimeoutError):
             self.mark_down(f"no answer within {self.timeout_s} s")
+        elif failure.check(ConnectionError):
+            self.mark_down(str(failure.value))
         return failure
 
     def _failed(self, failure):
         if failure.check(defer.TimeoutError):
             self.mark_down(f"no answer within {self.timeout_s} s")
             raise VenueUnavailable(f"mt5 terminal {self.login}: no answer within {self.timeout_s} s")
-        if failure.check(CallFailed) and failure.value.connection:
+        if (failure.check(CallFailed) and failure.value.connection) or failure.check(ConnectionError):
             self.mark_down(str(failure.value))
             raise VenueUnavailable(f"mt5 terminal {self.login}: {failure.value}")
         return failure
@@ -257,7 +260,8 @@ class TerminalPool:
         return w
 
     def start(self, ready=None) -> defer.Deferred:
-        return defer.gatherResults([w.start(ready) for w in self.workers.values()], consumeErrors=True)
+        d = defer.gatherResults([w.start(ready) for w in self.workers.values()], consumeErrors=True)
+        return d.addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
 
     def stop(self) -> None:
         for w in self.workers.values():

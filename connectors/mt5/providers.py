@@ -16,8 +16,10 @@ its own credentials. The connector never knows which provider it has.
   most one native provider; more accounts need more processes (or mt5linux).
 - :func:`mt5linux`: the hook for a terminal under Wine reached over rpyc. It is
   implemented in :data:`RPYC_PROVIDER_MODULE` (``connectors/mt5/rpyc_provider.py``,
-  written separately), which must define ``provider(*, host, port, login, password,
-  server, path) -> provider``; this function only imports and calls it.
+  written separately), whose ``RpycTerminal(host, port, timeout_s)`` is one link to
+  the terminal (connected when made; once lost, lost for good, raising a
+  ``ConnectionError``). This function wraps it in :class:`Relinking`, which makes a
+  new link on the venue's next ``initialize()``.
 
 A provider that cannot be made raises :class:`ProviderError` with one line
 naming the problem.
@@ -30,7 +32,7 @@ import sys
 
 #: the module the mt5linux provider lives in, and the function it must define
 RPYC_PROVIDER_MODULE = "connectors.mt5.rpyc_provider"
-RPYC_PROVIDER_FUNCTION = "provider"
+RPYC_PROVIDER_CLASS = "RpycTerminal"
 
 
 class ProviderError(Exception):
@@ -92,14 +94,41 @@ def native(*, login: int | None = None, password: str | None = None, server: str
                     portable=portable)
 
 
+class Relinking(LoggedIn):
+    """A provider over a link that, once lost, stays lost (an rpyc connection): ``initialize()`` makes a new
+    link when there is none or the last one is lost, then initialises the terminal with the credentials.
+    Until a link is made every call raises ``ConnectionError`` (the pool then reports the terminal down)."""
+
+    def __init__(self, make_link, **credentials) -> None:
+        super().__init__(None, **credentials)
+        self._make_link = make_link
+
+    def initialize(self) -> bool:
+        link = self._module
+        if link is None or not getattr(link, "connected", True):
+            if link is not None:
+                self._module = None
+                link.close()
+            self._module = self._make_link()  # a ConnectionError if the other end cannot be reached
+        return super().initialize()
+
+    def __getattr__(self, name: str):
+        link = self.__dict__.get("_module")
+        if link is None:
+            raise ConnectionError(f"mt5 terminal not linked yet (wanted {name})")
+        return getattr(link, name)
+
+
 def mt5linux(*, host: str, port: int, login: int | None = None, password: str | None = None,
-             server: str | None = None, path: str | None = None):
-    """A terminal under Wine behind an rpyc server (see the module doc: the hook)."""
+             server: str | None = None, path: str | None = None, timeout_s: float = 30.0) -> Relinking:
+    """A terminal under Wine behind an rpyc classic server (see the module doc: the hook). Nothing is
+    connected here: the venue's first ``initialize()`` links (and a lost link is made again there)."""
     try:
         module = importlib.import_module(RPYC_PROVIDER_MODULE)
     except ImportError as exc:
         raise ProviderError(f"mt5 mt5linux provider: {RPYC_PROVIDER_MODULE} is not available: {exc}") from None
-    make = getattr(module, RPYC_PROVIDER_FUNCTION, None)
+    make = getattr(module, RPYC_PROVIDER_CLASS, None)
     if make is None:
-        raise ProviderError(f"mt5 mt5linux provider: {RPYC_PROVIDER_MODULE} has no {RPYC_PROVIDER_FUNCTION}()")
-    return make(host=host, port=port, login=login, password=password, server=server, path=path)
+        raise ProviderError(f"mt5 mt5linux provider: {RPYC_PROVIDER_MODULE} has no {RPYC_PROVIDER_CLASS}")
+    return Relinking(lambda: make(host, port, timeout_s), login=login, password=password, server=server,
+                     path=path)

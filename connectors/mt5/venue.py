@@ -22,7 +22,8 @@ account, its symbols and account record loaded; it fires once all are up.
   REJECTED ``requote`` without sending (the executor retries at the next
   price, then gives up with ``max-slippage-exceeded``); so is a server
   requote (10004) or price change (10020). IPC failures after the send
-  (-10001/-10002/-10004/-10005), or no answer within ``timeout_s``, are
+  (-10001/-10002/-10004/-10005), a provider's link lost during the send
+  (``ConnectionError``), or no answer within ``timeout_s``, are
   ``AmbiguousOutcome``: look the key up before any resend.
 - Idempotency: a key already FILLED here returns that result; a key in flight
   shares its outcome.
@@ -295,6 +296,8 @@ class MT5Venue:
     def _send_failed(self, failure, order: OrderRequest, worker: Worker):
         if failure.check(defer.TimeoutError):
             raise AmbiguousOutcome(order.key, f"no answer from terminal {worker.login} within {worker.timeout_s} s")
+        if failure.check(ConnectionError):  # the link to the terminal broke: the request may have gone
+            raise AmbiguousOutcome(order.key, f"terminal {worker.login}: {failure.value}")
         if failure.check(CallFailed):
             if failure.value.connection:
                 worker.mark_down(str(failure.value))
