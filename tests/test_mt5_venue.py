@@ -467,3 +467,52 @@ def test_an_unreachable_mt5linux_terminal_is_reported_down_and_retried():
     assert failures[0].check(VenueUnavailable)
     venue.stop()
     started.cancel()
+
+
+def test_the_venue_over_mt5linux_against_bridge_sim_mt5_trades_and_relinks_after_a_restart():
+    """The venue on real threads over the mt5linux provider, against ``bridge sim mt5`` (rpyc classic on
+    127.0.0.1 in a subprocess); the server is killed (down: calls fail at once) and started again on the
+    same port (the health check links anew)."""
+    pytest.importorskip("rpyc")
+    import socket
+
+    from tests.test_mt5_rpyc import start_server, stop_server
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ("--port", str(port), "--login", "6101", "--hedging", "--tick-interval-ms", "0")
+    proc, _ = start_server(*args)
+    reactor = ThreadedClock()
+    reactor.advance(datetime.now(timezone.utc).timestamp())  # the server runs on the real clock
+    provider = providers.mt5linux(host="127.0.0.1", port=port, login=6101, password="password",
+                                  server="SimBroker-Demo", timeout_s=5.0)
+    venue = MT5Venue("mt5", {6101: provider}, reactor=reactor, clock=reactor, timeout_s=5.0)
+    try:
+        assert threaded_result(reactor, venue.start()) is venue
+        account = venue.login(6101)
+        assert threaded_result(reactor, venue.symbol_spec(account, "EURUSD")).min_volume == LOT // 100
+        done = threaded_result(reactor, venue.execute(OrderRequest(key("rpyc"), account, Action.OPEN, "EURUSD",
+                                                                   Side.BUY, LOT // 10)))
+        assert done.status is OrderStatus.FILLED and done.volume == LOT // 10
+        venue.filled.clear()  # forget it here: the lookup must find it at the terminal
+        found = threaded_result(reactor, venue.lookup(account, key("rpyc")))
+        assert found.position_id == done.position_id and found.volume == done.volume
+        [held] = threaded_result(reactor, venue.positions(account))
+        assert held.key == key("rpyc")
+        stop_server(proc)
+        failure = threaded_result(reactor, venue.account_info(account))
+        assert failure.check(VenueUnavailable) and venue.pool.worker(6101).down
+        proc, _ = start_server(*args)
+        for _ in range(50):
+            reactor.advance(HEALTH_S)
+            for _ in range(20):
+                reactor.run_pending()
+            if venue.pool.worker(6101).down is None:
+                break
+        assert venue.terminal_status()[0]["up"] and venue.terminal_status()[0]["connects"] == 2
+        info = threaded_result(reactor, venue.account_info(account))
+        assert info.login == account and info.hedging
+    finally:
+        venue.stop()
+        stop_server(proc)

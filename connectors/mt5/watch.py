@@ -44,9 +44,9 @@ AHEAD_S = 86_400
 READS = 3
 
 
-def read(t, start: int, end: int, known: frozenset):
-    """Deals, positions, deals (again until stable); plus the SymbolInfo of any deal symbol not ``known``.
-    Runs on the terminal's thread."""
+def read(t, start: int, end: int, known):
+    """Deals, positions, deals (again until stable); plus the SymbolInfo of any deal symbol not in ``known``
+    (a mapping only read here). Runs on the terminal's thread."""
     deals = checked(t, "history_deals_get", start, end)
     for _ in range(READS):
         positions = checked(t, "positions_get")
@@ -56,7 +56,9 @@ def read(t, start: int, end: int, known: frozenset):
         deals = again
     symbols = {d.symbol for d in deals if d.symbol} | {p.symbol for p in positions}
     infos = {}
-    for symbol in symbols - known:
+    for symbol in symbols:
+        if symbol in known:
+            continue
         info = t.symbol_info(symbol)
         if info is None:
             t.symbol_select(symbol, True)
@@ -119,7 +121,7 @@ class Poller:
             return
         self.busy = True
         start = self.since_s if self.poll.newest_msc is None else self.poll.newest_msc // 1000 - PAD_S
-        d = self.worker.run(read, start, self.server_now_s() + AHEAD_S, frozenset(self.infos))
+        d = self.worker.run(read, start, self.server_now_s() + AHEAD_S, self.infos)
         d.addCallbacks(self._got, self._failed)
         d.addBoth(self._done)
 
