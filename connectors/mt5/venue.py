@@ -82,10 +82,12 @@ def _send(t, order: OrderRequest, info, spec, netting: bool):
             return "gone", None
         record = held[0]
         order = replace(order, side=convert.side_of(record.type), volume=convert.volume_of(record.volume, info))
-    tick = t.symbol_info_tick(order.symbol)
-    if tick is None:
-        t.symbol_select(order.symbol, True)
-        tick = checked(t, "symbol_info_tick", order.symbol)
+    tick = None
+    if order.action is not Action.MODIFY:  # an SL/TP request carries no price
+        tick = t.symbol_info_tick(order.symbol)
+        if tick is None:
+            t.symbol_select(order.symbol, True)
+            tick = checked(t, "symbol_info_tick", order.symbol)
     try:
         request = requests.order_request(order, info, spec, tick)
     except requests.BeyondSlippage as exc:
