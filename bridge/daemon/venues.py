@@ -27,9 +27,7 @@ def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context, tokens_path=None):
     if cfg.ctrader is not None:
         return _ctrader_venue(cfg, reactor, tokens_path)
     if cfg.mt5 is not None:
-        from bridge.errors import InputError
-
-        raise InputError(f"venue {cfg.name!r}: the MT5 connector is not wired into the daemon yet")
+        return _mt5_venue(cfg, reactor)
     if cfg.endpoint is not None:
         from connectors.sim.remote import RemoteVenue
 
@@ -73,6 +71,38 @@ def _ctrader_venue(cfg: VenueConfig, reactor, tokens_path=None):
             log.info("venues: refreshed cTrader tokens of %d account(s) kept in %s", len(ctids), kept.path)
         venue.tokens.on_refreshed.append(keep)
     return venue
+
+
+def _mt5_venue(cfg: VenueConfig, reactor):
+    """An MT5 venue: one provider per account's terminal (native, mt5linux, or simulated here).
+
+    Simulated terminals of one venue share one market, on real time; its prices
+    stay where they start (a staging venue: ``bridge sim mt5`` has moving prices)."""
+    from decimal import Decimal
+
+    from connectors.mt5 import providers
+    from connectors.mt5.terminal.terminal import Terminal
+    from connectors.mt5.venue import MT5Venue
+    from connectors.sim.market import Market
+
+    m = cfg.mt5
+    market = None
+    terminals = {}
+    for a in m.accounts:
+        if a.provider == "native":
+            terminals[a.login] = providers.native(login=a.login, password=a.password.reveal(), server=a.server,
+                                                  path=a.path, timeout_ms=m.timeout_ms)
+        elif a.provider == "mt5linux":
+            terminals[a.login] = providers.mt5linux(host=a.host, port=a.port, login=a.login,
+                                                    timeout_s=m.timeout_ms / 1000)
+        else:
+            market = market or Market()
+            terminals[a.login] = providers.simulator(Terminal(
+                login=a.login, balance=str(a.balance), currency=a.currency, hedging=a.hedging, market=market,
+                clock=lambda: Decimal(repr(reactor.seconds())), rng=random.Random(a.login),
+                server_offset=m.server_offset_s))
+    return MT5Venue(cfg.name, terminals, reactor=reactor, clock=reactor, poll_interval_s=m.poll_interval_ms / 1000,
+                    server_offset_s=m.server_offset_s, timeout_s=m.timeout_ms / 1000)
 
 
 class VenuesService(service.Service):

@@ -170,6 +170,10 @@ class MT5Venue:
         self.specs[login] = specs
         self.hedging[login] = account.margin_mode == c.ACCOUNT_MARGIN_MODE_RETAIL_HEDGING
 
+    def connection_status(self) -> list[dict]:
+        """For ``bridge status``: each terminal (see :meth:`terminal_status`)."""
+        return self.terminal_status()
+
     def terminal_status(self) -> list[dict]:
         """Each terminal, for ``bridge status``: up or down (and why), connects, failures, last error."""
         return self.pool.status()
