@@ -162,7 +162,9 @@ def test_another_client_sees_trades_made_by_hand(server, mt5):
 
 def test_prices_step_on_a_timer(mt5):
     first = mt5.symbol_info_tick("EURUSD")
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while mt5.symbol_info_tick("EURUSD").time_msc == first.time_msc:  # the server's timer steps the prices
+        assert time.monotonic() < deadline, "prices did not move in 5 s"
     assert mt5.symbol_info_tick("EURUSD").time_msc > first.time_msc
 
 

@@ -42,6 +42,22 @@ class DealKind(str, Enum):
         return self.value
 
 
+def signed(side: Side, volume: int) -> int:
+    """A position's volume with its direction: buy positive, sell negative."""
+    return volume if side is Side.BUY else -volume
+
+
+def kind_of(before: int, after: int) -> DealKind:
+    """What a deal did to a position, from its signed volume before and after (every platform alike)."""
+    if before == 0:
+        return DealKind.OPEN
+    if after == 0:
+        return DealKind.CLOSE
+    if (before > 0) != (after > 0):
+        return DealKind.REVERSAL
+    return DealKind.ADD if abs(after) > abs(before) else DealKind.PARTIAL_CLOSE
+
+
 @dataclass(frozen=True, slots=True)
 class MasterDeal:
     """One master deal, volumes in canonical units (see ``bridge.domain.volume``).

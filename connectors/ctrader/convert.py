@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
 
-from bridge.domain.deal import DealKind, MasterDeal, Side
+from bridge.domain.deal import DealKind, MasterDeal, Side, kind_of, signed
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId
 from bridge.domain.volume import UNITS_PER_BASE, SymbolSpec
 from connectors.interface import KEY_LENGTH, OrderResult, OrderStatus, VenuePosition
@@ -63,23 +63,9 @@ def trade_side(side: Side) -> int:
     return model.BUY if side is Side.BUY else model.SELL
 
 
-def signed(side: Side, volume: int) -> int:
-    return volume if side is Side.BUY else -volume
-
-
 def spec(name: str, symbol) -> SymbolSpec:
     return SymbolSpec(name, Decimal(symbol.lotSize) / UNITS_PER_BASE, symbol.minVolume, symbol.maxVolume,
                       symbol.stepVolume, symbol.digits)
-
-
-def kind_of(before: int, after: int) -> DealKind:
-    if before == 0:
-        return DealKind.OPEN
-    if after == 0:
-        return DealKind.CLOSE
-    if (before > 0) != (after > 0):
-        return DealKind.REVERSAL
-    return DealKind.ADD if abs(after) > abs(before) else DealKind.PARTIAL_CLOSE
 
 
 def deal_delta(deal) -> int:

@@ -1,7 +1,7 @@
 """Master deals of one account: execution events -> :class:`MasterDeal`, in deal order, each once.
 
 Kinds come from the position's signed volume before and after the deal
-(``convert.kind_of``). Live: the event's own position gives the volume after,
+(``bridge.domain.deal.kind_of``). Live: the event's own position gives the volume after,
 the deal's filled volume and side give the volume before. Backfill (after a
 reconnect) and ``deals_since``: deals carry no position, so the volumes are
 worked out backwards from the account's open positions *now* (ReconcileRes),

@@ -56,7 +56,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Callable
 
-from bridge.domain.deal import DealKind, MasterDeal, Side
+from bridge.domain.deal import DealKind, MasterDeal, Side, kind_of, signed
 from bridge.domain.ids import DealId, Login, Platform, PositionId
 from connectors.mt5 import codes as c
 from connectors.mt5 import convert
@@ -82,20 +82,6 @@ InfoOf = Callable[[str], object]  # symbol -> its SymbolInfo
 
 class Inconsistent(Exception):
     """The positions and the deals were read at different moments: read both again."""
-
-
-def signed(side: Side, volume: int) -> int:
-    return volume if side is Side.BUY else -volume
-
-
-def kind_of(before: int, after: int) -> DealKind:
-    if before == 0:
-        return DealKind.OPEN
-    if after == 0:
-        return DealKind.CLOSE
-    if (before > 0) != (after > 0):
-        return DealKind.REVERSAL
-    return DealKind.ADD if abs(after) > abs(before) else DealKind.PARTIAL_CLOSE
 
 
 def signed_positions(positions, info_of: InfoOf) -> dict[int, int]:
