@@ -169,6 +169,9 @@ def mt5(port, host, login, password, trade_server, balance, hedging, leverage, s
     install(terminal)
     try:
         server = make_server(host, port)
+        # listen before saying so: rpyc's ThreadedServer only listens inside start(), and a client that
+        # connects on the line below would otherwise be refused (_listen() is idempotent; start() skips it)
+        server._listen()
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     ticker = Ticker(terminal, tick_interval_ms / 1000) if tick_interval_ms else None
