@@ -18,7 +18,8 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
     """Start the bridge, play the script, wait until every deal is copied; fires with the summary.
 
     ``platform="ctrader"``: every account on the local cTrader server, started
-    here (see ``bridge.daemon.demo_ctrader``)."""
+    here (see ``bridge.daemon.demo_ctrader``); ``platform="mt5"``: every account
+    on a simulated MT5 terminal (see ``bridge.daemon.demo_mt5``)."""
     config = demo_config(followers, seed, temp_dir(), **venue_options)
     server = listening = None
     if platform == "ctrader":
@@ -26,12 +27,20 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
 
         server, listening = demo_ctrader.start_server(config, reactor, seed)
         config = demo_ctrader.on_ctrader(config, listening.getHost().port, server.identity.ca_pem)
+    elif platform == "mt5":
+        from bridge.daemon import demo_mt5
+
+        config = demo_mt5.on_mt5(config)
     top = build(config, reactor)
     top.startService()
     worker = top.getServiceNamed("worker")
     if server is not None:
-        venue = records = demo_ctrader.Desk(server)
+        venue = demo_ctrader.Desk(server)
         records = demo_ctrader.Records(server)
+    elif platform == "mt5":
+        (mt5_venue,) = top.venues.values()
+        venue = demo_mt5.Desk(mt5_venue)
+        records = demo_mt5.Records(mt5_venue)
     else:
         venue = records = top.venues[SERVER]
     steps = list(Script(deals, seed).steps())
@@ -42,13 +51,22 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
         (venue_config,) = config.venues
         accounts = len(venue_config.ctrader.accounts)
         interval = max(STEP_INTERVAL_S, -(-accounts // venue_config.ctrader.pool_size) / 24 + 0.02)
+    elif platform == "mt5":
+        # every follower order is a call on its terminal's thread (the simulated terminals share the GIL with
+        # the bridge): the master trades no faster than one fan-out takes, so the latency is not queueing
+        interval = max(STEP_INTERVAL_S, len(config.copies) * 0.0005)
     state: dict = {}
     done = defer.Deferred()
     started = time.monotonic()
 
     def step(i: int) -> None:
         if i < len(steps):
-            play(venue, steps[i], state)
+            try:
+                play(venue, steps[i], state)
+            except Exception as exc:  # the master's own trade failed: the demo cannot go on
+                top.stopService()
+                done.errback(RuntimeError(f"demo step {i + 1} ({steps[i][0]}) failed: {exc}"))
+                return
             if progress:
                 progress(1)
             reactor.callLater(interval, step, i + 1)
@@ -57,13 +75,15 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
 
     def settle() -> None:
         store = worker.store
-        if server is not None:  # every step is one master event (a reversal too, on the netting master)
-            journalled = store.db["master_deals"].count >= len(steps)
+        if platform == "ctrader":  # every step is one master event (a reversal too, on the netting master)
+            journalled = _trading_deals(store) >= len(steps)
+        elif platform == "mt5":  # every trade in the master terminal's history (SL/TP changes come before them)
+            journalled = all(store.deal_seq(deal_id) is not None for deal_id in venue.master_trades(MASTER))
         else:
             journalled = all(store.deal_seq(d.deal_id) is not None for d in venue.deals_since(MASTER, None).result)
         unfinished = store.intents_in_state("planned", "sent", "unknown")
         if journalled and not unfinished and worker.worker.idle:
-            summary = summarise(store, records, config, modifies_trade=server is None)
+            summary = summarise(store, records, config, modifies_trade=platform == "sim")
             summary["platform"] = platform
             summary["store"] = str(config.store_path)
             d = defer.maybeDeferred(top.stopService)
@@ -81,3 +101,8 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
     # the worker is ready once the venues are connected and it has recovered
     worker.ready.addCallback(lambda _: step(0))
     return done
+
+
+def _trading_deals(store) -> int:
+    """Master deals journalled, balance operations not counted."""
+    return next(iter(store.db.query("SELECT count(*) AS n FROM master_deals WHERE kind != 'balance'")))["n"]
