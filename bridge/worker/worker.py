@@ -339,19 +339,22 @@ class Worker:
             if i.leg.sent and i.leg_no < first.get(i.follower, i.leg_no + 1):
                 first[i.follower] = i.leg_no
         rows = []
+        append = rows.append
+        skipped, sent, planned = IntentState.SKIPPED, IntentState.SENT, IntentState.PLANNED
         for i in intents:
             leg = i.leg
             if not leg.sent:
-                state, attempts, sent_ns = IntentState.SKIPPED, 0, None
+                state, attempts, sent_ns = skipped, 0, None
             elif first[i.follower] == i.leg_no:
-                state, attempts, sent_ns = IntentState.SENT, 1, planned_ns
+                state, attempts, sent_ns = sent, 1, planned_ns
             else:
-                state, attempts, sent_ns = IntentState.PLANNED, 0, None
-            rows.append(IntentRow(
-                key=i.key, deal_seq=seq, follower_id=str(i.follower), leg=i.leg_no, action=leg.action,
-                symbol=leg.symbol, side=leg.side, volume=leg.volume, ideal=leg.ideal, planned_ns=planned_ns,
-                reason=leg.reason, position_id=i.position_id, sl=leg.sl, tp=leg.tp, reference_price=price,
-                state=state, attempts=attempts, sent_ns=sent_ns))
+                state, attempts, sent_ns = planned, 0, None
+            # positional, in IntentRow's field order (key, deal_seq, follower_id, leg, action, symbol, side,
+            # volume, ideal, planned_ns, reason, position_id, sl, tp, reference_price, state, attempts,
+            # sent_ns): one is built per follower before the first order leaves
+            append(IntentRow(i.key, seq, str(i.follower), i.leg_no, leg.action, leg.symbol, leg.side, leg.volume,
+                             leg.ideal, planned_ns, leg.reason, i.position_id, leg.sl, leg.tp, price, state,
+                             attempts, sent_ns))
         return rows
 
     def forget_specs(self) -> None:
