@@ -143,10 +143,16 @@ class Executor:
             row = self.store.intent(row.key)  # ambiguous: re-read what the store now says, and resolve
 
     def login_of(self, follower_id: str) -> Login:
-        """A follower id (``str(Login)``) parsed, once."""
+        """A follower id (``str(Login)``) parsed, once. Its server is the very ServerId that keys
+        ``venues`` (an equal one would do, but each order's venue lookup would then compare them
+        field by field)."""
         login = self._logins.get(follower_id)
         if login is None:
-            login = self._logins[follower_id] = Login.parse(follower_id)
+            login = Login.parse(follower_id)
+            server = next((s for s in self.venues if s == login.server), None)
+            if server is not None and server is not login.server:
+                login = Login(server, login.number)
+            self._logins[follower_id] = login
         return login
 
     def _lookup(self, row: IntentRow) -> defer.Deferred:
