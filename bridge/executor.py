@@ -143,10 +143,16 @@ class Executor:
             row = self.store.intent(row.key)  # ambiguous: re-read what the store now says, and resolve
 
     def login_of(self, follower_id: str) -> Login:
-        """A follower id (``str(Login)``) parsed, once."""
+        """A follower id (``str(Login)``) parsed, once. Its server is the very ServerId that keys
+        ``venues`` (an equal one would do, but each order's venue lookup would then compare them
+        field by field)."""
         login = self._logins.get(follower_id)
         if login is None:
-            login = self._logins[follower_id] = Login.parse(follower_id)
+            login = Login.parse(follower_id)
+            server = next((s for s in self.venues if s == login.server), None)
+            if server is not None and server is not login.server:
+                login = Login(server, login.number)
+            self._logins[follower_id] = login
         return login
 
     def _lookup(self, row: IntentRow) -> defer.Deferred:
@@ -162,12 +168,14 @@ class Executor:
 
     def order(self, entry, row: IntentRow) -> OrderRequest:
         """The venue order for ``row`` (the follower's slippage tolerance applies to opens)."""
-        opening = row.action is Action.OPEN
-        return OrderRequest(key=row.key, account=self.login_of(row.follower_id), action=row.action,
-                            symbol=row.symbol, side=row.side, volume=row.volume, position_id=row.position_id,
-                            sl=row.sl, tp=row.tp, reference_price=row.reference_price,
-                            max_slippage_points=self.slippage_limit(entry.deal.account, row.follower_id)
-                            if opening else None)
+        follower_id = row.follower_id
+        login = self._logins.get(follower_id) or self.login_of(follower_id)
+        # positional, in OrderRequest's field order (key, account, action, symbol, side, volume, position_id,
+        # sl, tp, reference_price, max_slippage_points): one is built per follower order on the order path
+        return OrderRequest(row.key, login, row.action, row.symbol, row.side, row.volume, row.position_id,
+                            row.sl, row.tp, row.reference_price,
+                            self.slippage_limit(entry.deal.account, follower_id) if row.action is Action.OPEN
+                            else None)
 
     def _send(self, row: IntentRow, order: OrderRequest) -> defer.Deferred:
         """Send (the intent is already marked ``sent``); fires with the result, or None after an

@@ -115,11 +115,22 @@ def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path)
         seq = old.journal_deal(make_deal(1), 10)
         old.link(PositionId(Platform.SIM, 7), FOLLOWERS[0], PositionId(Platform.MT5, 70), "EURUSD", Side.BUY,
                  300_000, "cbkey")
+        intents = make_intents(seq, make_deal(1))
+        old.plan(seq, intents)
+        old.mark_sent(intents[0].key, 20)
+        old.mark_filled(intents[0].key, filled(intents[0].key), 30)
+        before = old.intents_of_deal(seq)
     with Store.open(path) as store:
-        assert store.migrated == ["0002_executions", "0003_links_per_position"]
+        assert store.migrated == ["0002_executions", "0003_links_per_position", "0004_intents_state_check"]
         assert store.migrations() == [name for name, _ in MIGRATIONS]
         assert "executions" in store.db.table_names()
         assert store.deal_at(seq) == make_deal(1)
+        assert store.intents_of_deal(seq) == before  # the intents survived their table's rebuild
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):  # and the state rule still holds
+            store.db.conn.execute("UPDATE intents SET state = 'lost' WHERE key = ?", (intents[1].key,))
+        with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+            store.db.conn.execute("UPDATE intents SET follower_id = ?, leg = ? WHERE key = ?",
+                                  (intents[0].follower_id, intents[0].leg, intents[1].key))
         [link] = store.links_of_master(PositionId(Platform.SIM, 7))  # the link survived the rebuild
         assert (link.follower_position, link.volume, link.opened_by) == (PositionId(Platform.MT5, 70), 300_000,
                                                                          "cbkey")

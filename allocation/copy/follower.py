@@ -108,6 +108,9 @@ def close_all(account: str, positions: list[LinkedPosition], specs: Mapping[str,
 
 # -- opens -------------------------------------------------------------------
 
+_ONE = Decimal(1)  # the quote rate of a symbol quoted in the account's own currency
+
+
 def _open(deal, master, follower, s: Effective, now) -> Leg:
     skip = _open_blocked(deal, follower, s, now)
     symbol = s.map_symbol(deal.symbol)
@@ -119,19 +122,11 @@ def _open(deal, master, follower, s: Effective, now) -> Leg:
         skip = Reason.SIDE_NOT_ALLOWED
     if skip is not None:
         return Leg(follower.account, Action.NONE, symbol, side, Decimal(0), 0, spec or master.spec, skip)
+    # positional, in SizingInputs' field order (master_volume, master_spec, master_balance, master_equity,
+    # follower_spec, follower_balance, follower_equity, price, sl, quote_rate): built once per follower
     sizing = size_open(
-        SizingInputs(
-            master_volume=deal.volume,
-            master_spec=master.spec,
-            master_balance=master.balance,
-            master_equity=master.equity,
-            follower_spec=spec,
-            follower_balance=follower.balance,
-            follower_equity=follower.equity,
-            price=deal.price,
-            sl=deal.sl,
-            quote_rate=follower.quote_rates.get(symbol, Decimal(1)),
-        ),
+        SizingInputs(deal.volume, master.spec, master.balance, master.equity, spec, follower.balance,
+                     follower.equity, deal.price, deal.sl, follower.quote_rates.get(symbol, _ONE)),
         s,
     )
     sl, tp = _stops(deal, s)

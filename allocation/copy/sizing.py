@@ -66,14 +66,19 @@ def size_open(inputs: SizingInputs, settings: Effective) -> Sizing:
     if ideal <= 0:
         return Sizing(ideal, 0, Reason.NO_WEIGHT)
     spec = inputs.follower_spec
+    min_lots, max_lots = settings.min_lots, settings.max_lots
+    if min_lots is None and max_lots is None and settings.max_trade_risk is None:
+        # no subscriber limit (the common case): only the venue's rounding
+        volume, rounding = _round(ideal, spec, settings)
+        return Sizing(ideal, volume, rounding)
     per_lot = spec.contract_size * UNITS_PER_BASE
 
     # subscriber limits: a floor, and ceilings each with its own reason
-    if settings.min_lots is not None and ideal < settings.min_lots * per_lot:
+    if min_lots is not None and ideal < min_lots * per_lot:
         return Sizing(ideal, 0, Reason.BELOW_MIN_TRADE_VOLUME)
     ceilings: list[tuple[Decimal, Reason]] = []
-    if settings.max_lots is not None:
-        ceilings.append((settings.max_lots * per_lot, Reason.CLIPPED_TO_MAX_TRADE_VOLUME))
+    if max_lots is not None:
+        ceilings.append((max_lots * per_lot, Reason.CLIPPED_TO_MAX_TRADE_VOLUME))
     risk_cap = _risk_cap(inputs, settings.max_trade_risk)
     if risk_cap is not None:
         ceilings.append((risk_cap, Reason.MAX_TRADE_RISK))
@@ -87,7 +92,7 @@ def size_open(inputs: SizingInputs, settings: Effective) -> Sizing:
         for cap, why in ceilings:
             if volume > cap:  # rounding up to the minimum would break a limit
                 return Sizing(ideal, 0, why)
-        if settings.min_lots is not None and volume < settings.min_lots * per_lot:
+        if min_lots is not None and volume < min_lots * per_lot:
             # a chain whose mins exceed its maxes: no volume satisfies both, so none is sent
             return Sizing(ideal, 0, Reason.BELOW_MIN_TRADE_VOLUME)
     if volume == 0:

@@ -157,8 +157,12 @@ def deal_from_body(body: dict) -> MasterDeal:
 
 # -- helpers ----------------------------------------------------------------------
 
+#: one encoder for every frame: ``json.dumps`` with non-default separators builds a new one per call
+_ENCODE = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def _dumps(value: dict) -> bytes:
-    return json.dumps(value, separators=(",", ":")).encode()
+    return _ENCODE(value).encode()
 
 
 def _loads(raw: bytes, what: str) -> dict:

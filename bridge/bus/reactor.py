@@ -27,9 +27,12 @@ class _SocketReader:
     def __init__(self, socket: zmq.Socket, channel: Channel) -> None:
         self.socket = socket
         self.channel = channel
+        # a socket's descriptor never changes; the reactor asks for it on every turn (a select reactor
+        # once per registered reader), and getsockopt costs a call into libzmq each time
+        self._fd = socket.getsockopt(zmq.FD)
 
     def fileno(self) -> int:
-        return self.socket.getsockopt(zmq.FD)
+        return self._fd
 
     def doRead(self) -> None:
         self.channel.on_readable()

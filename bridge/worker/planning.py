@@ -135,11 +135,12 @@ def plan_deal(
     master_state = Master(master.balance, master.equity, master_spec)
     keys = keys_of_deal(f"{deal.deal_id.platform.value}:{deal.deal_id.value}")  # the deal's part hashed once
     intents: list[Intent] = []
+    extend = intents.extend
     for route in copy_routes:
-        account = accounts[route.follower]
-        link = links.get(route.follower)
-        legs = copy_deal(deal, master_state, _follower(account, link), route.settings, now)
-        intents.extend(_keyed(keys, route.follower, legs, link))
+        follower = route.follower
+        link = links.get(follower)
+        legs = copy_deal(deal, master_state, _follower(accounts[follower], link), route.settings, now)
+        extend(_keyed(keys, follower, legs, link))
     for route in mam_routes:
         intents.extend(_plan_mam(deal, master_state, route, accounts, links, now, keys))
     if hand_closed:
@@ -184,10 +185,15 @@ def _plan_mam(deal, master_state: Master, route: MamRoute, accounts, links, now,
     return out
 
 
+_NOTHING_HELD: frozenset[str] = frozenset()
+
+
 def _follower(account: AccountSnapshot, link: Link | None) -> Follower:
     linked = None if link is None else LinkedPosition(link.symbol, link.side, link.volume)
-    return Follower(str(account.login), account.balance, account.equity, account.specs, linked=linked,
-                    copying=account.copying, stopped_out=account.stopped_out, quote_rates=account.quote_rates)
+    # positional, in Follower's field order (account, balance, equity, specs, linked, held_symbols, copying,
+    # stopped_out, quote_rates): one is built per follower per deal
+    return Follower(str(account.login), account.balance, account.equity, account.specs, linked, _NOTHING_HELD,
+                    account.copying, account.stopped_out, account.quote_rates)
 
 
 _ON_LINK = frozenset({Action.CLOSE, Action.PARTIAL_CLOSE, Action.MODIFY})

@@ -43,7 +43,7 @@ class Routes:
         return version
 
     def _indexes(self) -> tuple[dict, dict]:
-        """(master, follower id) -> max slippage points; (master, follower) -> its copy routes.
+        """(master id, follower id) -> max slippage points; (master, follower) -> its copy routes.
 
         Asked once per order or follower: answered from indexes built on first use and rebuilt by
         :meth:`refresh` when the routes changed."""
@@ -52,14 +52,16 @@ class Routes:
             slippage, by_follower = {}, {}
             for m, routes in self.copy.items():
                 for r in routes:
-                    slippage[(m, str(r.follower))] = r.settings.max_slippage_points
+                    # keyed by text: asked once per order, with a master Login parsed from the bus (equal to
+                    # the configured one, not the same object: a Login key would be compared field by field)
+                    slippage[(str(m), str(r.follower))] = r.settings.max_slippage_points
                     by_follower.setdefault((m, r.follower), []).append(r)
             self._index = (size, slippage, by_follower)
         return self._index[1], self._index[2]
 
     def max_slippage_points(self, master: Login, follower: str) -> int | None:
         """The follower's tolerance for fills worse than the master's price (copy routes only)."""
-        return self._indexes()[0].get((master, follower))
+        return self._indexes()[0].get((str(master), follower))
 
     def symbols_for(self, master: Login, follower: Login, symbol: str) -> set[str]:
         wanted = {symbol}

@@ -78,8 +78,9 @@ class Worker:
         self._recovering = False
         self._blocked = False  # the oldest deal could not be planned: nothing moves until a retry
         self._clean = False  # True once the store is known to hold no work (see _next)
-        # (master, symbol) -> (routes version, [master, *followers], each one's specs): a deal's fan-out
-        self._fans: dict[tuple[Login, str], tuple[int, list[Login], list[dict]]] = {}
+        # (master, symbol) -> (routes version, [master, *followers], each one's specs, the same logins by
+        # their text): a deal's fan-out
+        self._fans: dict[tuple[Login, str], tuple[int, list[Login], list[dict], dict[str, Login]]] = {}
 
     def retry_stuck(self) -> defer.Deferred:
         """Work again on deals left with unresolved intents (a venue that was unreachable, say)."""
@@ -291,9 +292,10 @@ class Worker:
             yield self._fetch_specs(logins, wanted)
             specs = self._specs
             fan = (version, logins, [{symbol: specs[(login, symbol)] for symbol in symbols
-                                             if (login, symbol) in specs} for login, symbols in zip(logins, wanted)])
+                                             if (login, symbol) in specs} for login, symbols in zip(logins, wanted)],
+                   {str(login): login for login in logins})
             self._fans[(deal.account, deal.symbol)] = fan
-        _, logins, spec_maps = fan
+        _, logins, spec_maps, by_id = fan
         infos = yield self.accounts.infos(logins[0], logins[1:])  # the book asks the venues it must, at once
         snapshots = [AccountSnapshot(login, info.balance, info.equity, spec_map, hedging=info.hedging)
                      for login, spec_map, info in zip(logins, spec_maps, infos)]
@@ -308,12 +310,14 @@ class Worker:
         shared = self.store.shared_positions(deal.position_id) if netting else {}
         login_of = self.executor.login_of
         for follower_id, rows in link_rows.items():
-            follower = login_of(follower_id)
+            # the routes' own Login (the planner looks links up with it: the same object is found at once)
+            follower = by_id.get(follower_id) or login_of(follower_id)
             if len(rows) == 1:  # the common case: one follower position for the master position
                 row = rows[0]
                 if row.state == "open":
-                    links[follower] = Link(row.follower_position, row.symbol, row.side, row.volume,
-                                           shared_total=shared.get((follower_id, row.follower_position)))
+                    # positional: (follower_position, symbol, side, volume, positions, shared_total)
+                    links[follower] = Link(row.follower_position, row.symbol, row.side, row.volume, (),
+                                           shared.get((follower_id, row.follower_position)) if shared else None)
                 elif row.state == "unlinked":
                     hand_closed.add(follower)
                 continue
@@ -339,19 +343,22 @@ class Worker:
             if i.leg.sent and i.leg_no < first.get(i.follower, i.leg_no + 1):
                 first[i.follower] = i.leg_no
         rows = []
+        append = rows.append
+        skipped, sent, planned = IntentState.SKIPPED, IntentState.SENT, IntentState.PLANNED
         for i in intents:
             leg = i.leg
             if not leg.sent:
-                state, attempts, sent_ns = IntentState.SKIPPED, 0, None
+                state, attempts, sent_ns = skipped, 0, None
             elif first[i.follower] == i.leg_no:
-                state, attempts, sent_ns = IntentState.SENT, 1, planned_ns
+                state, attempts, sent_ns = sent, 1, planned_ns
             else:
-                state, attempts, sent_ns = IntentState.PLANNED, 0, None
-            rows.append(IntentRow(
-                key=i.key, deal_seq=seq, follower_id=str(i.follower), leg=i.leg_no, action=leg.action,
-                symbol=leg.symbol, side=leg.side, volume=leg.volume, ideal=leg.ideal, planned_ns=planned_ns,
-                reason=leg.reason, position_id=i.position_id, sl=leg.sl, tp=leg.tp, reference_price=price,
-                state=state, attempts=attempts, sent_ns=sent_ns))
+                state, attempts, sent_ns = planned, 0, None
+            # positional, in IntentRow's field order (key, deal_seq, follower_id, leg, action, symbol, side,
+            # volume, ideal, planned_ns, reason, position_id, sl, tp, reference_price, state, attempts,
+            # sent_ns): one is built per follower before the first order leaves
+            append(IntentRow(i.key, seq, str(i.follower), i.leg_no, leg.action, leg.symbol, leg.side, leg.volume,
+                             leg.ideal, planned_ns, leg.reason, i.position_id, leg.sl, leg.tp, price, state,
+                             attempts, sent_ns))
         return rows
 
     def forget_specs(self) -> None:
