@@ -19,8 +19,19 @@ Modules:
 - :mod:`.constants`: every constant of the real package (5.0.6231), exact names and values.
 - :mod:`.records`: the record types (namedtuples) with the exact field names and order.
 - :mod:`.terminal`: :class:`~.terminal.Terminal` (one logged-in account on a simulated trade server,
-  the market of :mod:`connectors.sim.market`, positions via :mod:`connectors.sim.account`),
-  :class:`~.terminal.Faults`, :class:`~.terminal.SymbolSettings`, :class:`~.terminal.SimClock`.
+  the market of :mod:`connectors.sim.market`, positions via :mod:`connectors.sim.account`): its state and
+  public API. ``Faults``, ``SymbolSettings`` and ``SimClock`` are importable from it too. The work is done
+  by functions of the modules below, each taking the terminal as its first argument:
+
+  - :mod:`.calls`: how one public call behaves (lock, per-call cost, ``last_error``, ``Fail``).
+  - :mod:`.clock`: :class:`~.clock.SimClock`, trade-server time; :mod:`.faults`: :class:`~.faults.Faults`.
+  - :mod:`.symbols`: :class:`~.symbols.SymbolSettings`, ``SymbolInfo``, the ``group`` filter.
+  - :mod:`.positions`: what MT5 keeps beside each position, ``TradePosition``, ``positions_get``'s filter.
+  - :mod:`.history`: the orders and deals booked, their tickets, ``history_*_get``.
+  - :mod:`.parsing`: a request dict (and the ``order_calc_*`` arguments) as exact values.
+  - :mod:`.validation`: whether a request can execute (its retcode) and the plan to execute it.
+  - :mod:`.execution`: executing the plan, the ``OrderSendResult`` answers and their comments.
+  - :mod:`.risk`: margin, balance/equity figures, SL/TP triggers and stop-out.
 - :mod:`.api`: module-level functions with the real names and signatures, bound to a current terminal
   with ``api.use(terminal)``.
 
