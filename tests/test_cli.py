@@ -271,6 +271,20 @@ def test_bench_pool_size_goes_with_ctrader_only(capsys):
     assert code == 2 and "--pool-size goes with --platform ctrader" in err
 
 
+def test_bench_on_simulated_mt5_terminals_times_history_to_the_last_order_send(capsys):
+    code, out, err = run(capsys, "bench", "--platform", "mt5", "--followers", "3", "--deals", "6",
+                         "--poll-interval-ms", "2", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["platform"], data["followers"], data["deals"], data["poll_interval_ms"]) == ("mt5", 3, 6, 2)
+    assert 0 < data["deal_to_last_order_ms"]["p50"] <= data["deal_to_last_order_ms"]["max"]
+
+
+def test_bench_poll_interval_goes_with_mt5_only(capsys):
+    code, out, err = run(capsys, "bench", "--poll-interval-ms", "2", "--deals", "2")
+    assert code == 2 and "--poll-interval-ms goes with --platform mt5" in err
+
+
 def test_bench_pipeline_reports_the_documented_keys(capsys):
     code, out, err = run(capsys, "bench", "--followers", "2", "--deals", "6", "--json")
     assert code == 0, err

@@ -188,6 +188,20 @@ def test_demo_on_the_ctrader_server_copies_everything_once_by_the_servers_record
     assert "Traceback" not in result.stderr and "connection lost" not in result.stderr
 
 
+def test_demo_on_simulated_mt5_terminals_copies_everything_once_by_the_terminals_records():
+    result = run_bridge("demo", "--platform", "mt5", "--followers", "3", "--deals", "30", "--seed", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    steps = list(Script(30, 5).steps())
+    assert (summary["platform"], summary["followers"]) == ("mt5", 6)
+    # every step is a master deal; a reversal on netting clears SL/TP (a change the poller may also see),
+    # and the account's first deposit is a deal too
+    assert summary["master_deals"] >= len(steps) + 1
+    assert summary["duplicates"] == 0 and summary["missing"] == 0 and summary["followers_not_flat"] == 0
+    assert summary["filled"] == summary["orders"] > 30
+    assert "Traceback" not in result.stderr
+
+
 def test_status_answers_with_roles_positions_and_counts(daemon):
     position = daemon.venue.trade(daemon.master, "EURUSD", Side.BUY, "1.00")
     daemon.until(daemon.holding)

@@ -20,14 +20,18 @@ TARGETS = "targets: 1 follower p50 < 0.3 ms, p99 < 1 ms, p50 within 5x a raw hop
               help="Copy followers of the benchmark master.")
 @click.option("--deals", type=click.IntRange(min=1, max=100_000), default=200, show_default=True,
               help="Master deals (alternating open and close).")
-@click.option("--platform", type=click.Choice(["sim", "ctrader"]), default="sim", show_default=True,
+@click.option("--platform", type=click.Choice(["sim", "ctrader", "mt5"]), default="sim", show_default=True,
               help="sim: the in-process simulated venue; ctrader: the local cTrader server in its own process, "
-                   "timed on the wire (master ExecutionEvent -> last follower order request).")
+                   "timed on the wire (master ExecutionEvent -> last follower order request); mt5: simulated "
+                   "MT5 terminals, one thread each (master deal in the terminal's history -> last follower "
+                   "order_send).")
 @click.option("--pool-size", type=click.IntRange(min=1, max=64),
               help="cTrader connections of the bridge (default: one per 20 accounts, at most 16).")
+@click.option("--poll-interval-ms", type=click.IntRange(min=1, max=10_000),
+              help="MT5: how often the master's terminal is polled (default: the venue setting's default, 5).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 @click.pass_context
-def bench(ctx, followers, deals, platform, pool_size, as_json) -> None:
+def bench(ctx, followers, deals, platform, pool_size, poll_interval_ms, as_json) -> None:
     """Benchmark the pipeline: a master deal entering the connector -> the last follower order leaving.
 
     Runs the production connector, bus, journal, worker and executor against a
@@ -43,25 +47,36 @@ def bench(ctx, followers, deals, platform, pool_size, as_json) -> None:
     Example:
       bridge bench --followers 100 --deals 200 --json
       bridge bench --platform ctrader --followers 100 --deals 50
+      bridge bench --platform mt5 --followers 100 --deals 100
       bridge bench allocation --accounts 10000
     """
     if ctx.invoked_subcommand is not None:
         return
     from bridge.bench import pipeline
 
+    if pool_size is not None and platform != "ctrader":
+        raise click.UsageError("--pool-size goes with --platform ctrader")
+    if poll_interval_ms is not None and platform != "mt5":
+        raise click.UsageError("--poll-interval-ms goes with --platform mt5")
+    extra = {}
     with click.progressbar(length=deals, label="master deals", file=sys.stderr, show_eta=False) as bar:
         if platform == "ctrader":
             figures = pipeline.run_ctrader(followers, deals, progress=bar.update, pool_size=pool_size).as_dict()
+        elif platform == "mt5":
+            from bridge.bench import mt5
+
+            poll_interval_ms = poll_interval_ms or mt5.DEFAULT_POLL_MS
+            figures = mt5.run(followers, deals, progress=bar.update, poll_interval_ms=poll_interval_ms).as_dict()
+            extra = {"poll_interval_ms": poll_interval_ms}
         else:
-            if pool_size is not None:
-                raise click.UsageError("--pool-size goes with --platform ctrader")
             figures = pipeline.run(followers, deals, progress=bar.update).as_dict()
-    figures = {"platform": platform, **figures}
+    figures = {"platform": platform, **extra, **figures}
     if as_json:
         click.echo(json.dumps(figures))
         return
     d, h, c = figures["deal_to_last_order_ms"], figures["raw_zmq_hop_ms"], figures["cpu_reference_ms"]
-    what = "master event -> last order on the wire" if platform == "ctrader" else "deal -> last order out"
+    what = {"ctrader": "master event -> last order on the wire",
+            "mt5": "deal in history -> last order_send"}.get(platform, "deal -> last order out")
     rows = [[what, f"{d['p50']:.3f}", f"{d['p99']:.3f}", f"{d['max']:.3f}"],
             ["raw pyzmq hop (inproc)", f"{h['p50']:.3f}", f"{h['p99']:.3f}", ""],
             ["cpu reference (fixed loop)", f"{c['p50']:.3f}", f"{c['p99']:.3f}", ""]]
@@ -69,6 +84,8 @@ def bench(ctx, followers, deals, platform, pool_size, as_json) -> None:
     click.echo(table(["ms", "p50", "p99", "max"], rows))
     if platform == "sim":
         click.echo(TARGETS)
+    elif platform == "mt5":
+        click.echo(f"master terminal polled every {poll_interval_ms} ms: the figure includes the wait for the next poll")
     else:
         click.echo("timed by the server on the wire: its master ORDER_FILLED event out -> the last follower order in")
 
