@@ -202,6 +202,26 @@ def test_demo_on_simulated_mt5_terminals_copies_everything_once_by_the_terminals
     assert "Traceback" not in result.stderr
 
 
+def test_a_signal_stops_an_mt5_demo_mid_session_and_the_process_exits():
+    """The terminals' worker threads stop with the reactor, so nothing keeps the process alive."""
+    env = {k: v for k, v in os.environ.items() if k != "BRIDGE_DEBUG"}
+    demo = subprocess.Popen([BRIDGE, "demo", "--platform", "mt5", "--followers", "20", "--deals", "5000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"master deals" not in seen:  # the progress bar: the session is running, threads and all
+            assert time.monotonic() < deadline and demo.poll() is None, seen
+            seen += os.read(demo.stderr.fileno(), 4096)
+        time.sleep(0.5)
+        demo.terminate()
+        assert demo.wait(timeout=15) != 0
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+
+
 def test_status_answers_with_roles_positions_and_counts(daemon):
     position = daemon.venue.trade(daemon.master, "EURUSD", Side.BUY, "1.00")
     daemon.until(daemon.holding)

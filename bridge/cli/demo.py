@@ -57,6 +57,8 @@ def demo(followers, deals, seed, fill_latency_us, reject_rate, platform, as_json
         reactor.run()
     if failure:
         raise click.ClickException(failure[0].getErrorMessage())
+    if not result:  # the reactor stopped first: a signal
+        raise click.ClickException("the demo was stopped before its session ended")
     if as_json:
         click.echo(json.dumps(result))
         return

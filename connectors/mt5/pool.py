@@ -105,6 +105,7 @@ class Worker:
         self._checking = False
         self._waiters: list[defer.Deferred] = []
         self.ready: Callable | None = None
+        self._on_shutdown = None
         self._health = task.LoopingCall(self.check)
         self._health.clock = clock
 
@@ -185,6 +186,9 @@ class Worker:
         self.ready = ready
         if self.threads is not None and not self.threads.started:
             self.threads.start()
+            # a reactor stopped with the venue still started (a signal during ``bridge demo``) must not leave
+            # the process waiting for this thread at exit
+            self._on_shutdown = self.reactor.addSystemEventTrigger("during", "shutdown", self.stop)
         if not self._health.running:
             self._health.start(HEALTH_S, now=False)
         up = self.when_up()
@@ -196,6 +200,12 @@ class Worker:
             self._health.stop()
         if self.threads is not None and self.threads.started:
             self.threads.stop()
+        if self._on_shutdown is not None:
+            trigger, self._on_shutdown = self._on_shutdown, None
+            try:
+                self.reactor.removeSystemEventTrigger(trigger)
+            except (KeyError, ValueError, TypeError):  # it is running now: the shutdown itself called stop()
+                pass
 
     def _connect(self) -> defer.Deferred:
         d = self.run(connect, self.login, force=True)
