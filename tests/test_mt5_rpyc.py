@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import socket
 import os
 import select
 import signal
@@ -224,6 +225,19 @@ def test_cli_usage_errors_exit_2():
     assert result.returncode == 2 and "--login" in result.stderr
 
 
+def wait_stopped(pid: int, timeout_s: float = 5.0) -> None:
+    """Until the process is stopped: kill() returns before a SIGSTOP has stopped every thread of it (a thread
+    running on another CPU may still answer a request meanwhile)."""
+    def states() -> set[str]:  # the field after "(comm)" of each thread's stat
+        return {(task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                for task in Path(f"/proc/{pid}/task").iterdir()}
+
+    deadline = time.monotonic() + timeout_s
+    while not states() <= {"T", "t"}:  # every thread stopped
+        assert time.monotonic() < deadline, f"process {pid} did not stop"
+        time.sleep(0.001)
+
+
 def test_a_hung_server_times_out_as_terminal_unreachable():
     proc, port = start_server("--login", "7001", "--tick-interval-ms", "0")
     try:
@@ -231,6 +245,7 @@ def test_a_hung_server_times_out_as_terminal_unreachable():
         assert terminal.positions_total() is None  # not initialized yet
         assert terminal.last_error()[0] != 1
         os.kill(proc.pid, signal.SIGSTOP)
+        wait_stopped(proc.pid)
         started = time.monotonic()
         with pytest.raises(TerminalUnreachable, match="no answer within 1 s"):
             terminal.positions_total()
@@ -239,4 +254,108 @@ def test_a_hung_server_times_out_as_terminal_unreachable():
             terminal.positions_total()
     finally:
         os.kill(proc.pid, signal.SIGCONT)
+        stop_server(proc)
+
+
+def test_the_simulator_accepts_connections_as_soon_as_it_names_its_address():
+    """``bridge sim mt5`` prints its address before serving: the socket must already listen then (a client
+    connecting at once waits in the backlog rather than being refused)."""
+    from connectors.mt5.serve import make_server
+
+    server = make_server("127.0.0.1", 0)
+    try:
+        socket.create_connection(("127.0.0.1", server.port), timeout=2).close()  # not started yet
+    finally:
+        server.close()
+
+
+def test_an_error_raised_by_the_call_on_the_server_propagates_as_itself_and_keeps_the_link(server):
+    terminal = RpycTerminal(port=server, timeout_s=10)
+    try:
+        # in this connection's namespace only, ``mt5.version`` fails the way a broken pipe to the terminal would
+        terminal._conn.execute("class _Broken:\n    def version(self):\n"
+                               "        raise OSError(5, 'pipe to the terminal failed')\nmt5 = _Broken()")
+        with pytest.raises(OSError, match="pipe to the terminal failed") as raised:
+            terminal.version()
+        assert not isinstance(raised.value, TerminalUnreachable) and terminal.connected
+        terminal._conn.execute("import MetaTrader5 as mt5")
+        assert terminal.version()[0] == 500
+    finally:
+        terminal.close()
+
+
+#: Sent by a second, plain rpyc classic client (any script may connect to the server and run anything there): in
+#: the server, it finds the connection of the client on ``peer_port`` and tries to reach into that client.
+PROBE = '''
+import gc, threading, rpyc
+
+_cb_out = []
+
+def _cb_probe(peer_port):
+    def attempt(name, how):
+        try:
+            _cb_out.append((name, "reached", repr(how())))
+        except Exception as exc:
+            _cb_out.append((name, "refused", type(exc).__name__))
+
+    def run():
+        for c in [o for o in gc.get_objects() if isinstance(o, rpyc.Connection)]:
+            try:
+                if c.closed or c._channel.stream.sock.getpeername()[1] != peer_port:
+                    continue
+            except Exception:
+                continue
+            c._config["sync_request_timeout"] = 5
+            attempt("eval", lambda: c.root.eval("__import__('os').getpid()"))
+            attempt("getmodule", lambda: c.root.getmodule("os").getpid())
+            attempt("execute", lambda: c.root.execute("import os"))
+            attempt("namespace", lambda: sorted(c.root.namespace))
+            attempt("private", lambda: c.root._conn)
+            attempt("globals", lambda: sorted(c.root.__class__.__init__.__globals__))
+        _cb_out.append(("done", "", ""))
+
+    threading.Thread(target=run, daemon=True).start()
+'''
+
+
+def probe_through_the_server(port: int, victim_port: int, serve) -> dict[str, tuple[str, str]]:
+    """What code in the server reaches in the client connected from ``victim_port``; ``serve()`` makes that client
+    read its socket (an rpyc client answers its peer's requests while it waits for its own)."""
+    attacker = rpyc.classic.connect("127.0.0.1", port)
+    try:
+        attacker.execute(PROBE)
+        attacker.eval(f"_cb_probe({victim_port})")
+        deadline = time.monotonic() + 20
+        while (out := attacker.eval("tuple(_cb_out)")) == () or out[-1][0] != "done":
+            assert time.monotonic() < deadline, f"the probe did not finish: {out}"
+            serve()
+        return {name: (outcome, value) for name, outcome, value in out[:-1]}
+    finally:
+        attacker.close()
+
+
+def test_code_in_the_server_reaches_nothing_in_the_provider_though_it_does_in_a_classic_client():
+    proc, port = start_server("--login", "7101", "--tick-interval-ms", "0")
+    try:
+        # control: a client made with rpyc.classic.connect serves SlaveService to the server
+        classic = rpyc.classic.connect("127.0.0.1", port)
+        try:
+            seen = probe_through_the_server(port, classic._channel.stream.sock.getsockname()[1],
+                                            lambda: classic.eval("1"))
+        finally:
+            classic.close()
+        assert seen["eval"] == ("reached", repr(os.getpid())) and seen["getmodule"][0] == "reached", seen
+        assert all(outcome == "reached" for outcome, _ in seen.values()), seen
+
+        terminal = RpycTerminal(port=port, timeout_s=10)
+        try:
+            assert terminal.initialize(login=7101, password="password") is True
+            seen = probe_through_the_server(port, terminal._conn._channel.stream.sock.getsockname()[1],
+                                            terminal.version)
+            assert set(seen) == {"eval", "getmodule", "execute", "namespace", "private", "globals"}, seen
+            assert all(outcome == "refused" for outcome, _ in seen.values()), seen
+            assert terminal.connected and terminal.account_info().login == 7101  # and the link still works
+        finally:
+            terminal.close()
+    finally:
         stop_server(proc)

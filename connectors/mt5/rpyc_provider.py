@@ -7,9 +7,11 @@ classic itself, as the mt5linux clients do, without their problems (mt5linux
 1.1.1 wants Python 3.12 and a Docker container and unpickles results; 0.1.9 and
 pymt5linux hand back remote references, one round trip per attribute):
 
-- ``rpyc.classic.connect(host, port)``, then one remote ``execute`` that imports
-  ``MetaTrader5 as mt5`` and ``datetime`` and defines a small converter in the
-  connection's namespace; the module's constants are copied once, at connect;
+- ``rpyc.connect(host, port, service=rpyc.core.service.ClassicClient)`` (the
+  server's ``eval``/``execute`` for this side, nothing of this side for the
+  server: see Security), then one remote ``execute`` that imports ``MetaTrader5 as mt5`` and
+  ``datetime`` and defines a small converter in the connection's namespace; the
+  module's constants are copied once, at connect;
 - every method (same names and signatures as the module's functions) is ONE
   round trip: ``conn.eval`` of source text ``_cb_plain(mt5.NAME(*args, **kwargs))``
   where the arguments are Python literals (``repr``; a datetime goes as the
@@ -25,12 +27,25 @@ pymt5linux hand back remote references, one round trip per attribute):
   for ``order_send`` the outcome is then unknown and must be looked up).
   Errors of the API itself are as the module's: ``None`` and ``last_error()``.
 
-Security (spec 1.6): an rpyc classic server executes whatever its client sends,
-and a classic client exposes its own interpreter to the server in return
-(rpyc's classic service is symmetric). Such a link is safe only on loopback or
-inside one trusted host. Across hosts, run the bridge's connector role beside
-the terminal (natively on Windows, or in the Wine Python) and speak the bus over
-ZeroMQ with CURVE instead.
+Security (spec 1.6): an rpyc classic server executes whatever its client sends.
+The reverse is not needed and is refused: ``rpyc.classic.connect`` would serve
+rpyc's ``SlaveService`` on the client's side too (every attribute, pickling,
+``eval``/``execute``/``getmodule`` in the client's interpreter), so any code
+running in the server (a compromised Wine host, or simply another client of the
+same classic server: it may execute anything there, and reach every connection
+the server holds) could run code in the bridge. This provider connects with
+rpyc's ``ClassicClient`` service instead (rpyc 6: ``MasterService`` for the
+classic handles on the server, ``FakeSlaveService`` answering ``None`` to
+``eval``/``execute``/``getmodule``/``namespace``) and rpyc's default, closed
+configuration on its side (no public or private attributes, no pickling); it
+only ever sends source text and receives plain values, so there is nothing of
+its own for the server to hold. A classic server needs nothing else (it is
+what mt5linux and ``rpyc_classic`` run; ``tests/test_mt5_rpyc.py`` shows both
+that it works and that the server's side reaches nothing here). The link itself
+is plain TCP without authentication and the server is still wide open to its
+clients, so it is safe only on loopback or inside one trusted host. Across
+hosts, run the bridge's connector role beside the terminal (natively on
+Windows, or in the Wine Python) and speak the bus over ZeroMQ with CURVE instead.
 
 Not proxied: ``copy_ticks_*``/``copy_rates_*`` (numpy arrays; the connector does
 not use them).
@@ -192,6 +207,7 @@ class RpycTerminal:
     def __init__(self, host: str = "127.0.0.1", port: int = DEFAULT_PORT, timeout_s: float = 30.0) -> None:
         import rpyc
         from rpyc.core.netref import BaseNetref
+        from rpyc.core.service import ClassicClient
 
         self.host = host
         self.port = port
@@ -200,10 +216,11 @@ class RpycTerminal:
         self._lost: str | None = None
         self._errors = _connection_errors()
         try:
-            # rpyc.classic.connect has no timeout of its own: probe the port within ours first
+            # rpyc.connect has no connect timeout of its own: probe the port within ours first
             socket.create_connection((host, port), timeout=timeout_s).close()
-            self._conn = rpyc.classic.connect(host, port)
-            self._conn._config["sync_request_timeout"] = timeout_s
+            # ClassicClient, not rpyc.classic.connect: the server gets nothing of this interpreter (Security)
+            self._conn = rpyc.connect(host, port, service=ClassicClient,
+                                      config={"sync_request_timeout": timeout_s})
             self._conn.execute(_PRELUDE)
             constants = self._conn.eval("_cb_constants()")
         except self._errors as exc:

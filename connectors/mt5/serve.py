@@ -21,7 +21,10 @@ Security: an rpyc classic server executes *whatever* its client sends (any
 import, any code, as this process's user), and clients unpickle what such a
 server hands them. It is therefore bound to 127.0.0.1 by default; bind another
 interface only inside one trusted host (a container network, say), never on a
-network others can reach.
+network others can reach. A client that connects with ``rpyc.classic.connect``
+serves rpyc's classic service itself, so code run here (by any other client)
+can reach into *its* interpreter too; the bridge's mt5linux provider connects
+as rpyc's ``ClassicClient`` and exposes nothing (see ``rpyc_provider``).
 
 Run it as ``bridge sim mt5 --port 18812 --login 5001`` (or
 ``python -m connectors.mt5.serve ...``, the same command). Its first line of
@@ -105,11 +108,17 @@ def make_terminal(*, login: int, password: str, server: str, balance: str, hedgi
 
 
 def make_server(host: str, port: int):
-    """An rpyc classic ``ThreadedServer`` (``SlaveService``), bound but not yet serving."""
+    """An rpyc classic ``ThreadedServer`` (``SlaveService``), listening but not yet serving.
+
+    The socket listens here, not only in ``start()``: once the address is printed a
+    client may connect at once (it waits in the backlog until ``start()`` accepts),
+    instead of being refused in between."""
     from rpyc.core import SlaveService
     from rpyc.utils.server import ThreadedServer
 
-    return ThreadedServer(SlaveService, hostname=host, port=port, reuse_addr=True)
+    server = ThreadedServer(SlaveService, hostname=host, port=port, reuse_addr=True)
+    server.listener.listen(server.backlog)  # start() listens again: harmless
+    return server
 
 
 if __name__ == "__main__":  # pragma: no cover - the same command as ``bridge sim mt5``
