@@ -93,8 +93,9 @@ def _mt5_venue(cfg: VenueConfig, reactor):
             terminals[a.login] = providers.native(login=a.login, password=a.password.reveal(), server=a.server,
                                                   path=a.path, timeout_ms=m.timeout_ms)
         elif a.provider == "mt5linux":
-            terminals[a.login] = providers.mt5linux(host=a.host, port=a.port, login=a.login,
-                                                    timeout_s=m.timeout_ms / 1000)
+            # no credentials: the terminal under Wine is logged in on its own host, so initialize() attaches
+            # to it as it is (a login without its password is refused); the pool checks it holds a.login
+            terminals[a.login] = providers.mt5linux(host=a.host, port=a.port, timeout_s=m.timeout_ms / 1000)
         else:
             market = market or Market()
             terminals[a.login] = providers.simulator(Terminal(

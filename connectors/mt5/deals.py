@@ -49,6 +49,14 @@ changes are delivered merged by *time* (then by id), not by id alone.
 
 Times are converted from server time to UTC with the account's
 :class:`convert.ServerClock`.
+
+Deal tickets grow with time (one counter per trade server), so a deal never
+delivered whose ticket is below the highest one seen is not new: it predates
+the watch (a window reaching back :data:`~connectors.mt5.watch.PAD_S` before
+the baseline's, say) and is the backfill's (``deals_since``), not the poll's.
+Classified alone against today's positions, such a deal of a position whose
+later deals were seen would be inconsistent at every poll, holding up every
+deal after it; a poll skips it.
 """
 
 from __future__ import annotations
@@ -185,6 +193,7 @@ class AccountPoll:
         self.positions: dict | None = None
         self.last_sltp: int | None = None
         self.newest_msc: int | None = None  # server time of the newest deal seen: the next window's start
+        self.top: int | None = None  # the highest deal ticket seen: an unseen one below it predates the watch
         self._seen: set[int] = set()
         self._order: deque[int] = deque()
 
@@ -199,7 +208,8 @@ class AccountPoll:
         """Master deals new since the last poll, in venue order. ``deals``: ``history_deals_get`` over an
         overlapping window; ``positions``: ``positions_get`` read after it. Raises :class:`Inconsistent`
         (nothing is consumed: poll again with fresh reads)."""
-        fresh = {d.ticket: d for d in deals if d.ticket not in self._seen}
+        fresh = {d.ticket: d for d in deals
+                 if d.ticket not in self._seen and (self.top is None or d.ticket > self.top)}
         found = classify(fresh.values(), positions, self.account, self.info_of, self.clock)
         changes = [] if self.positions is None else sltp_changes(self.positions, positions, self.account,
                                                                  self.info_of, self.clock, self.last_sltp)
@@ -216,6 +226,8 @@ class AccountPoll:
             self.newest_msc = msc
 
     def _remember(self, ticket: int) -> None:
+        if self.top is None or ticket > self.top:
+            self.top = ticket
         if ticket in self._seen:
             return
         self._seen.add(ticket)
