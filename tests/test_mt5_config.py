@@ -44,3 +44,29 @@ def test_each_provider_reads_its_own_settings(tmp_path, monkeypatch):
 def test_bad_mt5_settings_are_one_clear_error(tmp_path, accounts, venue, message):
     with pytest.raises(InputError, match=message):
         parse(doc(accounts, **venue), "bridge.toml", tmp_path)
+
+
+def test_the_mt5_staging_example_parses_and_its_header_starts_the_terminals_it_lists():
+    import re
+    from pathlib import Path
+
+    from bridge.daemon.config import load
+
+    path = Path(__file__).resolve().parents[1] / "config" / "mt5-staging.toml"
+    config = load(path)  # what `bridge run --config` reads
+    [venue] = config.venues
+    m = venue.mt5
+    assert (str(venue.server), m.server_offset_s, m.poll_interval_ms) == ("mt5/mt5-sim", 7200, 5)
+    assert [(a.login, a.provider, a.host, a.port) for a in m.accounts] == [
+        (5001, "mt5linux", "127.0.0.1", 18812), (6001, "mt5linux", "127.0.0.1", 18813),
+        (6002, "mt5linux", "127.0.0.1", 18814)]
+    assert [str(a) for a in config.masters] == ["mt5/mt5-sim/5001"]
+    assert [(str(c.follower), c.settings.mode.value, c.settings.multiplier) for c in config.copies] == [
+        ("mt5/mt5-sim/6001", "balance", Decimal(1)), ("mt5/mt5-sim/6002", "multiplier", Decimal("0.5"))]
+    # the header's commands start exactly these terminals, and its script trades the master
+    text = path.read_text()
+    started = re.findall(r"^#\s+bridge sim mt5 --port (\d+) --login (\d+) --(hedging|netting)", text, re.M)
+    assert [(int(login), int(port)) for port, login, _ in started] == [(a.login, a.port) for a in m.accounts]
+    assert [mode for _, _, mode in started] == ["netting", "hedging", "netting"]
+    assert "bridge run --config config/mt5-staging.toml" in text
+    assert 'rpyc.classic.connect("127.0.0.1", 18812)' in text and "login=5001" in text
