@@ -56,9 +56,21 @@ An unknown key anywhere is an error naming the file, table and key. Example:
       balance = 10000
       hedging = false
 
+    [[venue]]                               # MetaTrader 4: the copybridge EA in each terminal
+    name = "mt4-live"
+    platform = "mt4"
+    server_offset_s = 7200
+      [[venue.account]]
+      login = 4001
+      endpoint = "tcp://127.0.0.1:32780"    # the EA's command socket; events on port + 1
+      [[venue.account]]                     # (or events_endpoint = "tcp://HOST:PORT")
+      login = 4002
+      provider = "simulator"                # a simulated terminal and EA in this process
+      balance = 10000
+
     [[venue]]
     name = "sim-demo"
-    platform = "sim"                        # the MT4 connector comes later
+    platform = "sim"                        # the simulated venue
     seed = 7
     fill_latency_us = 0
     slippage_points = 0                     # fills up to this many points away from the quote
@@ -152,6 +164,28 @@ MT5_PROVIDERS = ("native", "mt5linux", "simulator")
 
 
 @dataclass(frozen=True)
+class MT4Account:
+    """One MetaTrader 4 terminal running the copybridge EA (connectors/mt4/PROTOCOL.md), or a simulated one."""
+
+    login: int
+    provider: str  # "ea" | "simulator"
+    endpoint: str | None = None  # ea: the EA's command socket (ROUTER), e.g. tcp://10.0.0.5:32780
+    events_endpoint: str | None = None  # ea: the EA's event socket (PUB); default: the command port + 1
+    balance: Decimal = Decimal(10_000)  # simulator
+    currency: str = "USD"  # simulator
+
+
+@dataclass(frozen=True)
+class MT4Settings:
+    accounts: tuple[MT4Account, ...]
+    server_offset_s: int = 0  # trade-server time minus UTC
+    timeout_ms: int = 10_000  # a command unanswered this long is ambiguous (looked up by key)
+
+
+MT4_PROVIDERS = ("ea", "simulator")
+
+
+@dataclass(frozen=True)
 class VenueConfig:
     name: str
     platform: Platform
@@ -165,6 +199,7 @@ class VenueConfig:
     replay_endpoint: str | None = None
     ctrader: CTraderSettings | None = None  # platform "ctrader"
     mt5: MT5Settings | None = None  # platform "mt5"
+    mt4: MT4Settings | None = None  # platform "mt4"
 
     @property
     def server(self) -> ServerId:
@@ -176,6 +211,8 @@ class VenueConfig:
             return {a.login for a in self.ctrader.accounts}
         if self.mt5 is not None:
             return {a.login for a in self.mt5.accounts}
+        if self.mt4 is not None:
+            return {a.login for a in self.mt4.accounts}
         if self.endpoint is not None:
             return None
         return {a.login for a in self.accounts}
@@ -294,9 +331,8 @@ def _venue(t: Table, base: Path) -> VenueConfig:
         return VenueConfig(name, platform, 0, 0, (), ctrader=_ctrader(t, base))
     if platform is Platform.MT5:
         return VenueConfig(name, platform, 0, 0, (), mt5=_mt5(t, base))
-    if platform is not Platform.SIM:
-        raise InputError(f"{t.where}: platform {platform.value!r} has no connector yet "
-                         "(only 'sim', 'ctrader' and 'mt5')")
+    if platform is Platform.MT4:
+        return VenueConfig(name, platform, 0, 0, (), mt4=_mt4(t))
     seed = t.raw("seed", 7)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InputError(f"{t.where}: seed must be an integer")
@@ -365,9 +401,7 @@ def _ctrader(t: Table, base: Path) -> CTraderSettings:
 
 def _mt5(t: Table, base: Path) -> MT5Settings:
     poll = _positive_int(t, "poll_interval_ms", 5)
-    offset = t.raw("server_offset_s", 0)
-    if isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > 14 * 3600:
-        raise InputError(f"{t.where}: server_offset_s must be whole seconds within +-14 h of UTC")
+    offset = _server_offset(t)
     timeout = _positive_int(t, "timeout_ms", 10_000)
     for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
                 "replay_endpoint", "host", "port", "client_id"):
@@ -402,6 +436,60 @@ def _mt5(t: Table, base: Path) -> MT5Settings:
     if len(set(logins)) != len(logins):
         raise InputError(f"{t.where}: account {sorted(n for n in logins if logins.count(n) > 1)[0]} is listed twice")
     return MT5Settings(tuple(accounts), poll, offset, timeout)
+
+
+def _server_offset(t: Table) -> int:
+    offset = t.raw("server_offset_s", 0)
+    if isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > 14 * 3600:
+        raise InputError(f"{t.where}: server_offset_s must be whole seconds within +-14 h of UTC")
+    return offset
+
+
+def _mt4(t: Table) -> MT4Settings:
+    offset = _server_offset(t)
+    timeout = _positive_int(t, "timeout_ms", 10_000)
+    for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
+                "replay_endpoint", "host", "port", "client_id", "poll_interval_ms"):
+        if key in t:
+            raise InputError(f"{t.where}: {key} is not a setting of platform 'mt4' (a terminal's settings go in "
+                             "its [[venue.account]])")
+    accounts = []
+    for a in t.tables("account"):
+        login = a.raw("login")
+        if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
+            raise InputError(f"{a.where}: login must be a positive integer")
+        provider = a.str("provider", "ea")
+        if provider not in MT4_PROVIDERS:
+            raise InputError(f"{a.where}: provider {provider!r} must be one of {', '.join(MT4_PROVIDERS)}")
+        if provider == "ea":
+            endpoint = _tcp_endpoint(a, "endpoint", a.str("endpoint"))
+            events = a.str("events_endpoint", None)
+            if events is None:
+                host, _, port = endpoint.rpartition(":")
+                if int(port) >= 65535:
+                    raise InputError(f"{a.where}: endpoint's port + 1 is no port: set events_endpoint")
+                events = f"{host}:{int(port) + 1}"
+            account = MT4Account(login, provider, endpoint, _tcp_endpoint(a, "events_endpoint", events))
+        else:
+            account = MT4Account(login, provider, balance=a.decimal("balance", Decimal(10_000)),
+                                 currency=a.str("currency", "USD"))
+        a.finish()
+        accounts.append(account)
+    t.finish()
+    if not accounts:
+        raise InputError(f"{t.where}: an MT4 venue needs at least one [[venue.account]] (one per terminal)")
+    logins = [a.login for a in accounts]
+    if len(set(logins)) != len(logins):
+        raise InputError(f"{t.where}: account {sorted(n for n in logins if logins.count(n) > 1)[0]} is listed twice")
+    return MT4Settings(tuple(accounts), offset, timeout)
+
+
+def _tcp_endpoint(t: Table, key: str, value: str) -> str:
+    """``tcp://HOST:PORT`` with a port in 1..65535 (the EA binds; the bridge connects to a fixed address)."""
+    host, sep, port = value.removeprefix("tcp://").rpartition(":")
+    if not value.startswith("tcp://") or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"{t.where}: {key} must be tcp://HOST:PORT with a port in 1..65535, got {value!r}")
+    return value
 
 
 def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:

@@ -28,6 +28,8 @@ def build_venue(cfg: VenueConfig, reactor, ctx: zmq.Context, tokens_path=None):
         return _ctrader_venue(cfg, reactor, tokens_path)
     if cfg.mt5 is not None:
         return _mt5_venue(cfg, reactor)
+    if cfg.mt4 is not None:
+        return _mt4_venue(cfg, reactor, ctx)
     if cfg.endpoint is not None:
         from connectors.sim.remote import RemoteVenue
 
@@ -104,6 +106,12 @@ def _mt5_venue(cfg: VenueConfig, reactor):
                 server_offset=m.server_offset_s))
     return MT5Venue(cfg.name, terminals, reactor=reactor, clock=reactor, poll_interval_s=m.poll_interval_ms / 1000,
                     server_offset_s=m.server_offset_s, timeout_s=m.timeout_ms / 1000)
+
+
+def _mt4_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
+    from bridge.errors import InputError
+
+    raise InputError(f"venue {cfg.name!r}: the MT4 connector is not wired into the daemon yet")
 
 
 class VenuesService(service.Service):

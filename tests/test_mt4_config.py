@@ -1,0 +1,48 @@
+"""A ``platform = "mt4"`` venue in bridge.toml: typed and strict (the EA's endpoints, or simulated terminals)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from bridge.daemon.config import MT4Account, parse
+from bridge.errors import InputError
+
+
+def config(accounts: list[dict], **venue) -> dict:
+    return {"store": {"path": "bridge.sqlite"}, "bus": {"deals": "inproc://d", "deals_replay": "inproc://r"},
+            "venue": [{"name": "m4", "platform": "mt4", **venue, "account": accounts}]}
+
+
+def test_an_ea_account_gets_its_events_endpoint_from_the_command_port_and_a_simulated_one_its_balance():
+    c = parse(config([{"login": 4001, "endpoint": "tcp://10.0.0.5:32780"},
+                      {"login": 4002, "endpoint": "tcp://10.0.0.5:40000", "events_endpoint": "tcp://10.0.0.5:40100"},
+                      {"login": 4003, "provider": "simulator", "balance": 2500}], server_offset_s=7200,
+                     timeout_ms=3000), "bridge.toml", Path("/tmp"))
+    (venue,) = c.venues
+    assert venue.logins() == {4001, 4002, 4003}
+    assert (venue.mt4.server_offset_s, venue.mt4.timeout_ms) == (7200, 3000)
+    assert venue.mt4.accounts == (MT4Account(4001, "ea", "tcp://10.0.0.5:32780", "tcp://10.0.0.5:32781"),
+                                  MT4Account(4002, "ea", "tcp://10.0.0.5:40000", "tcp://10.0.0.5:40100"),
+                                  MT4Account(4003, "simulator", balance=Decimal(2500)))
+
+
+@pytest.mark.parametrize("accounts, venue, message", [
+    ([{"login": 1}], {}, "missing key 'endpoint'"),
+    ([{"login": 1, "endpoint": "ipc:///tmp/ea"}], {}, "endpoint must be tcp://HOST:PORT"),
+    ([{"login": 1, "endpoint": "tcp://host:0"}], {}, "endpoint must be tcp://HOST:PORT"),
+    ([{"login": 1, "endpoint": "tcp://host:65535"}], {}, "set events_endpoint"),
+    ([{"login": 1, "provider": "dwx", "endpoint": "tcp://h:1"}], {}, "provider 'dwx' must be one of ea, simulator"),
+    ([{"login": 1, "provider": "simulator"}, {"login": 1, "provider": "simulator"}], {}, "account 1 is listed twice"),
+    ([{"login": 0, "provider": "simulator"}], {}, "login must be a positive integer"),
+    ([{"login": 1, "provider": "simulator", "colour": "red"}], {}, "colour"),
+    ([], {}, "needs at least one [[venue.account]]"),
+    ([{"login": 1, "provider": "simulator"}], {"poll_interval_ms": 5}, "poll_interval_ms is not a setting of platform 'mt4'"),
+    ([{"login": 1, "provider": "simulator"}], {"server_offset_s": 90_000}, "server_offset_s must be whole seconds"),
+])
+def test_bad_mt4_settings_name_the_key(accounts, venue, message):
+    with pytest.raises(InputError) as caught:
+        parse(config(accounts, **venue), "bridge.toml", Path("/tmp"))
+    assert message in str(caught.value) and "bridge.toml" in str(caught.value)
