@@ -190,3 +190,70 @@ def mt5(port, host, login, password, trade_server, balance, hedging, leverage, s
     finally:
         if ticker is not None:
             ticker.stop()
+
+
+@sim.command()
+@click.option("--endpoint", required=True, metavar="tcp://HOST:PORT",
+              help="Bind the EA's command socket (ROUTER) here and its event socket (PUB) on PORT + 1; "
+                   "port 0 picks a free pair.")
+@click.option("--login", type=click.IntRange(min=1), required=True, help="The account's login.")
+@click.option("--balance", default="10000", show_default=True, help="Opening balance (a deposit in the history).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed for the random-walk prices and faults.")
+@click.option("--tick-interval-ms", type=click.IntRange(min=0), default=1000, show_default=True,
+              help="Step the prices (SL/TP, stop-out) this often; 0: never.")
+@click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The EA's result journal file (kept across restarts); default: memory only.")
+def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path) -> None:
+    """Run one simulated MetaTrader 4 terminal with the copybridge EA, speaking connectors/mt4/PROTOCOL.md.
+
+    Commands (JSON over ZeroMQ, DEALER to the ROUTER) on PORT, trade events and heartbeats
+    (SUB to the PUB) on PORT + 1, as the real EA binds them. Besides the EA's commands it
+    accepts MANUAL_OPEN, MANUAL_CLOSE and MANUAL_MODIFY: trades by hand, so a master can be
+    traded while a bridge copies it. Prints one line with the addresses once they are bound,
+    then serves until SIGTERM or SIGINT.
+
+    \b
+    Example:
+      bridge sim mt4 --endpoint tcp://127.0.0.1:32780 --login 4001 --balance 50000
+      bridge sim mt4 --endpoint tcp://127.0.0.1:0 --login 4002 --journal /tmp/copybridge-4002.journal
+    """
+    import sys
+    import time
+    from decimal import InvalidOperation
+
+    import zmq
+    from twisted.internet import reactor
+    from twisted.internet.task import LoopingCall
+
+    from connectors.mt4.simulator import SimulatedEA, Terminal
+    from connectors.mt4.simulator.serve import bind_pair, parse_endpoint
+
+    try:
+        host, port = parse_endpoint(endpoint)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--endpoint") from None
+    try:
+        if not Decimal(balance).is_finite() or Decimal(balance) < 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise click.BadParameter(f"{balance!r} is not a non-negative amount", param_hint="--balance") from None
+    terminal = Terminal(login=login, balance=balance, clock=time.time, rng=random.Random(seed))
+    ea = SimulatedEA(terminal, journal_path=journal_path)
+    ctx = zmq.Context()
+    try:
+        server = bind_pair(ea, ctx, host, port, reactor=reactor)
+    except zmq.ZMQError as exc:
+        ctx.destroy(linger=0)
+        raise click.ClickException(f"cannot bind {endpoint} and the port after it: {exc}") from None
+    server.start()
+    ticker = LoopingCall(terminal.step) if tick_interval_ms else None
+    if ticker is not None:
+        ticker.start(tick_interval_ms / 1000, now=False)
+    click.echo(f"listening on {server.command_endpoint} (events {server.event_endpoint}; MT4 simulator, "
+               f"login {login})")
+    sys.stdout.flush()
+    try:
+        reactor.run()
+    finally:
+        server.stop()
+        ctx.destroy(linger=0)

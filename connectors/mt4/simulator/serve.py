@@ -166,6 +166,40 @@ class EAServer:
         self.pub.send_multipart([P.TOPIC_HEARTBEAT, P.encode(self.ea.heartbeat())])
 
 
+def parse_endpoint(endpoint: str) -> tuple[str, int]:
+    """``tcp://HOST:PORT`` as (host, port); ValueError naming what is wrong (PORT + 1 must be a port too)."""
+    scheme, _, rest = endpoint.partition("://")
+    host, _, port = rest.rpartition(":")
+    if scheme != "tcp" or not host or not port.isdigit():
+        raise ValueError(f"{endpoint!r} is not tcp://HOST:PORT")
+    if int(port) > 65534:
+        raise ValueError(f"port {port}: the events go on the port after it, so at most 65534")
+    return host, int(port)
+
+
+def bind_pair(ea: SimulatedEA, ctx: zmq.Context, host: str, port: int, *, reactor, attempts: int = 50,
+              **options) -> EAServer:
+    """An :class:`EAServer` with commands on ``port`` and events on ``port + 1`` (port 0: a free pair)."""
+    if port:
+        return EAServer(ea, ctx, f"tcp://{host}:{port}", f"tcp://{host}:{port + 1}", reactor=reactor, **options)
+    for attempt in range(attempts):
+        probe = ctx.socket(zmq.ROUTER)
+        probe.setsockopt(zmq.LINGER, 0)
+        try:
+            probe.bind(f"tcp://{host}:*")
+            free = int(probe.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
+        finally:
+            probe.close()
+        if free > 65534:
+            continue
+        try:
+            return EAServer(ea, ctx, f"tcp://{host}:{free}", f"tcp://{host}:{free + 1}", reactor=reactor, **options)
+        except zmq.ZMQError:
+            if attempt == attempts - 1:
+                raise
+    raise zmq.ZMQError(zmq.EADDRINUSE, "no free pair of ports")
+
+
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - the same command as ``bridge sim mt4``
     from bridge.cli.main import main as bridge_main
 
