@@ -231,7 +231,7 @@ class SimulatedEA:
             return {"found": True, "cmd": entry["cmd"], "reply": entry["reply"]["result"]}
         # an OPEN whose journal line was never written: the order carries the key as its comment
         t = self.terminal
-        for order in [*t.open_orders(), *t.history_orders()]:
+        for order in [*t.open_orders(), *t.history_orders()] if key else ():
             if not order.is_balance and (order.comment == key or order.comment.startswith(key + "[")):
                 return {"found": True, "cmd": P.OPEN, "reply": self._opened(order)}
         return {"found": False}

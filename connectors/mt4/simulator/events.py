@@ -11,7 +11,8 @@ what MQL4 shows (the open pool, and the history pool from the position it had re
 - an open ticket whose SL or TP changed is a **modify** (a remainder is compared with its parent);
 - a new balance entry of the history is a **balance**.
 
-Within one scan events are ordered by the time of what they report (opens first on a tie).
+Within one scan events are ordered by the time of what they report; within one millisecond, opens
+first, then the history's entries in the order they entered it, then modifies.
 The first scan after construction only takes the snapshot: events are changes.
 
 :class:`EventRing` numbers events (``seq`` 1, 2, ... per epoch) and keeps the last ``capacity``
@@ -93,10 +94,15 @@ class Scanner:
         def add(time_msc: int, rank: int, body: dict) -> None:
             events.append((time_msc, rank, len(events), {"ev": body["ev"], "time_msc": time_msc, **body}))
 
+        # in one millisecond: opens, then the history's entries in the order they entered it, then modifies
         for h in closed.values():
             if h.ticket not in self._open and h.ticket not in parent:
                 add(h.open_time_msc, 0, {"ev": P.EV_OPEN, **self._opened(h, created_lots(h.ticket))})
-            if h.ticket in child_of:
+        for h in fresh:
+            if h.is_balance:
+                add(h.close_time_msc, 1, {"ev": P.EV_BALANCE, "ticket": h.ticket, "amount": h.profit,
+                                          "comment": h.comment})
+            elif h.ticket in child_of:
                 new = child_of[h.ticket]
                 add(h.close_time_msc, 1, {"ev": P.EV_PARTIAL, "ticket": h.ticket, "closed_lots": h.lots,
                                           "close_price": h.close_price, "remainder": new,
@@ -109,12 +115,8 @@ class Scanner:
             if o.ticket not in self._open and o.ticket not in parent:
                 add(o.open_time_msc, 0, {"ev": P.EV_OPEN, **self._opened(o, o.lots)})
             elif before is not None and (before.sl, before.tp) != (o.sl, o.tp):
-                add(now, 1, {"ev": P.EV_MODIFY, "ticket": o.ticket, "symbol": o.symbol, "type": o.type,
+                add(now, 2, {"ev": P.EV_MODIFY, "ticket": o.ticket, "symbol": o.symbol, "type": o.type,
                              "lots": o.lots, "sl": o.sl, "tp": o.tp})
-        for h in fresh:
-            if h.is_balance:
-                add(h.close_time_msc, 1, {"ev": P.EV_BALANCE, "ticket": h.ticket, "amount": h.profit,
-                                          "comment": h.comment})
         self._open = current
         events.sort(key=lambda e: e[:3])
         return [body for *_, body in events]
