@@ -5,6 +5,8 @@
   real tcp://127.0.0.1 sockets (what `python -m connectors.sim.serve` runs);
 * ``ctrader``: the cTrader connector against the local cTrader Open API server over TLS on 127.0.0.1;
 * ``mt5``: the MT5 connector over simulated terminals (one per account) on one market (tests/mt5_rig.py).
+* ``mt4``: the MT4 connector over simulated terminals running the EA, each served on tcp://127.0.0.1
+  (tests/mt4_rig.py); MT4 has no netting accounts, so the netting check is skipped there.
 * ``mt5-rpyc``: the same connector over the mt5linux provider against real ``bridge sim mt5`` processes
   (rpyc classic on 127.0.0.1), fresh ones for every check (tests/mt5_rpyc_rig.py).
 
@@ -95,13 +97,18 @@ def _mt5():
     return MT5Harness()
 
 
+def _mt4():
+    from tests.mt4_rig import MT4Harness  # the MT4 connector over simulated EAs on tcp://127.0.0.1
+    return MT4Harness()
+
+
 def _mt5_rpyc():
     pytest.importorskip("rpyc")
     from tests.mt5_rpyc_rig import MT5RpycHarness  # the MT5 connector over mt5linux against bridge sim mt5
     return MT5RpycHarness()
 
 
-HARNESSES = {"sim": SimHarness, "sim-remote": RemoteSimHarness, "ctrader": _ctrader, "mt5": _mt5,
+HARNESSES = {"sim": SimHarness, "sim-remote": RemoteSimHarness, "ctrader": _ctrader, "mt4": _mt4, "mt5": _mt5,
              "mt5-rpyc": _mt5_rpyc}
 
 
