@@ -14,7 +14,6 @@ from bridge.domain.ids import DealId, Login, Platform, PositionId, ServerId
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderStatus, idempotency_key, magic_number
 from connectors.mt4 import convert, deals, errors
 from connectors.mt4 import protocol as P
-from connectors.mt4.simulator import Faults
 from tests.mt4_rig import HEDGER, MASTER, OTHER, Rig
 
 D = Decimal
@@ -316,3 +315,47 @@ def test_the_follower_side_copies_a_master_partial_close_then_close(rig):
     assert r.result(r.venue.positions(follower)) == []
     kinds = [d.kind for d in r.result(r.venue.deals_since(follower, None)) if d.kind is not DealKind.BALANCE]
     assert kinds == [DealKind.OPEN, DealKind.PARTIAL_CLOSE, DealKind.CLOSE]
+
+
+def test_on_a_real_reactor_the_links_are_driven_by_the_sockets_readiness():
+    """The daemon's path: a reactor with addReader (ReactorDriver), real time, EAs on tcp://127.0.0.1."""
+    import random
+
+    import zmq
+    from twisted.internet.selectreactor import SelectReactor
+
+    from connectors.mt4.simulator import EAServer, SimulatedEA, Terminal
+    from connectors.mt4.venue import MT4Venue
+
+    reactor = SelectReactor()
+    ctx = zmq.Context()
+    terminal = Terminal(login=HEDGER, clock=lambda: D(repr(reactor.seconds())), rng=random.Random(3))
+    server = EAServer(SimulatedEA(terminal), ctx, "tcp://127.0.0.1:*", "tcp://127.0.0.1:*", reactor=reactor)
+    server.start()
+    venue = MT4Venue("mt4", {HEDGER: (server.command_endpoint, server.event_endpoint)}, ctx=ctx, reactor=reactor,
+                     clock=reactor, server_offset_s=7200, timeout_s=2.0)
+
+    def wait(d):
+        box = []
+        d.addBoth(box.append)
+        deadline = reactor.seconds() + 5
+        while not box and reactor.seconds() < deadline:
+            reactor.iterate(0.001)
+        assert box, "no answer"
+        return box[0]
+
+    try:
+        assert wait(venue.start()) is venue
+        login = venue.login(HEDGER)
+        seen = []
+        wait(venue.watch_deals(login, seen.append))
+        filled = wait(venue.execute(OrderRequest(key("real"), login, Action.OPEN, "EURUSD", Side.BUY, 1_000_000)))
+        assert filled.status is OrderStatus.FILLED
+        deadline = reactor.seconds() + 5
+        while not seen and reactor.seconds() < deadline:
+            reactor.iterate(0.001)
+        assert [(d.kind, d.position_id) for d in seen] == [(DealKind.OPEN, filled.position_id)]
+    finally:
+        venue.stop()
+        server.stop()
+        ctx.destroy(linger=0)
