@@ -280,6 +280,14 @@ def test_bench_on_simulated_mt5_terminals_times_history_to_the_last_order_send(c
     assert 0 < data["deal_to_last_order_ms"]["p50"] <= data["deal_to_last_order_ms"]["max"]
 
 
+def test_bench_on_simulated_mt4_terminals_times_the_trade_to_the_last_order_at_its_ea(capsys):
+    code, out, err = run(capsys, "bench", "--platform", "mt4", "--followers", "3", "--deals", "6", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert (data["platform"], data["followers"], data["deals"]) == ("mt4", 3, 6)
+    assert 0 < data["deal_to_last_order_ms"]["p50"] <= data["deal_to_last_order_ms"]["max"]
+
+
 def test_bench_poll_interval_goes_with_mt5_only(capsys):
     code, out, err = run(capsys, "bench", "--poll-interval-ms", "2", "--deals", "2")
     assert code == 2 and "--poll-interval-ms goes with --platform mt5" in err

@@ -203,6 +203,19 @@ def test_demo_on_simulated_mt5_terminals_copies_everything_once_by_the_terminals
     assert "Traceback" not in result.stderr
 
 
+def test_demo_on_simulated_mt4_terminals_copies_everything_once_by_the_terminals_records():
+    result = run_bridge("demo", "--platform", "mt4", "--followers", "3", "--deals", "30", "--seed", "5", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert (summary["platform"], summary["followers"]) == ("mt4", 6)
+    # MT4 hedges: the netted session's reversals and closes are one trade per ticket, so there are more
+    # master deals than steps
+    assert summary["master_deals"] > len(list(Script(30, 5).steps()))
+    assert summary["duplicates"] == 0 and summary["missing"] == 0 and summary["followers_not_flat"] == 0
+    assert summary["filled"] == summary["orders"] > 30
+    assert "Traceback" not in result.stderr
+
+
 def test_a_signal_stops_an_mt5_demo_mid_session_and_the_process_exits():
     """The terminals' worker threads stop with the reactor, so nothing keeps the process alive."""
     env = {k: v for k, v in os.environ.items() if k != "BRIDGE_DEBUG"}

@@ -52,6 +52,7 @@ class ReactorDriver:
         self.channel = channel
         self.readers = [_SocketReader(s, channel) for s in channel.sockets]
         self._scheduled = False
+        self._stopped = False
         channel.wake = self.wake
 
     def start(self) -> None:
@@ -66,8 +67,10 @@ class ReactorDriver:
 
     def _drain(self) -> None:
         self._scheduled = False
-        self.channel.on_readable()
+        if not self._stopped:  # a drain asked for before stop() would read sockets closed since
+            self.channel.on_readable()
 
     def stop(self) -> None:
+        self._stopped = True
         for reader in self.readers:
             self.reactor.removeReader(reader)

@@ -20,11 +20,12 @@ TARGETS = "targets: 1 follower p50 < 0.3 ms, p99 < 1 ms, p50 within 5x a raw hop
               help="Copy followers of the benchmark master.")
 @click.option("--deals", type=click.IntRange(min=1, max=100_000), default=200, show_default=True,
               help="Master deals (alternating open and close).")
-@click.option("--platform", type=click.Choice(["sim", "ctrader", "mt5"]), default="sim", show_default=True,
+@click.option("--platform", type=click.Choice(["sim", "ctrader", "mt5", "mt4"]), default="sim", show_default=True,
               help="sim: the in-process simulated venue; ctrader: the local cTrader server in its own process, "
                    "timed on the wire (master ExecutionEvent -> last follower order request); mt5: simulated "
                    "MT5 terminals, one thread each (master deal in the terminal's history -> last follower "
-                   "order_send).")
+                   "order_send); mt4: simulated MT4 terminals running the EA's protocol (master trade -> last "
+                   "follower order command at its EA).")
 @click.option("--pool-size", type=click.IntRange(min=1, max=64),
               help="cTrader connections of the bridge (default: one per 20 accounts, at most 16).")
 @click.option("--poll-interval-ms", type=click.IntRange(min=1, max=10_000),
@@ -48,6 +49,7 @@ def bench(ctx, followers, deals, platform, pool_size, poll_interval_ms, as_json)
       bridge bench --followers 100 --deals 200 --json
       bridge bench --platform ctrader --followers 100 --deals 50
       bridge bench --platform mt5 --followers 100 --deals 100
+      bridge bench --platform mt4 --followers 100 --deals 100
       bridge bench allocation --accounts 10000
     """
     if ctx.invoked_subcommand is not None:
@@ -68,6 +70,10 @@ def bench(ctx, followers, deals, platform, pool_size, poll_interval_ms, as_json)
             poll_interval_ms = poll_interval_ms or mt5.DEFAULT_POLL_MS
             figures = mt5.run(followers, deals, progress=bar.update, poll_interval_ms=poll_interval_ms).as_dict()
             extra = {"poll_interval_ms": poll_interval_ms}
+        elif platform == "mt4":
+            from bridge.bench import mt4
+
+            figures = mt4.run(followers, deals, progress=bar.update).as_dict()
         else:
             figures = pipeline.run(followers, deals, progress=bar.update).as_dict()
     figures = {"platform": platform, **extra, **figures}
@@ -76,7 +82,8 @@ def bench(ctx, followers, deals, platform, pool_size, poll_interval_ms, as_json)
         return
     d, h, c = figures["deal_to_last_order_ms"], figures["raw_zmq_hop_ms"], figures["cpu_reference_ms"]
     what = {"ctrader": "master event -> last order on the wire",
-            "mt5": "deal in history -> last order_send"}.get(platform, "deal -> last order out")
+            "mt5": "deal in history -> last order_send",
+            "mt4": "master trade -> last order at its EA"}.get(platform, "deal -> last order out")
     rows = [[what, f"{d['p50']:.3f}", f"{d['p99']:.3f}", f"{d['max']:.3f}"],
             ["raw pyzmq hop (inproc)", f"{h['p50']:.3f}", f"{h['p99']:.3f}", ""],
             ["cpu reference (fixed loop)", f"{c['p50']:.3f}", f"{c['p99']:.3f}", ""]]
@@ -86,6 +93,8 @@ def bench(ctx, followers, deals, platform, pool_size, poll_interval_ms, as_json)
         click.echo(TARGETS)
     elif platform == "mt5":
         click.echo(f"master terminal polled every {poll_interval_ms} ms: the figure includes the wait for the next poll")
+    elif platform == "mt4":
+        click.echo("the EA scans every 1 ms: the figure includes the wait for its next scan")
     else:
         click.echo("timed by the server on the wire: its master ORDER_FILLED event out -> the last follower order in")
 

@@ -21,10 +21,11 @@ from bridge.cli.render import table
               help="The simulated venue's fill latency.")
 @click.option("--reject-rate", type=NON_NEGATIVE, default="0", show_default=True,
               help="Fraction of orders the simulated venue refuses (0 to 1).")
-@click.option("--platform", type=click.Choice(["sim", "ctrader", "mt5"]), default="sim", show_default=True,
+@click.option("--platform", type=click.Choice(["sim", "ctrader", "mt5", "mt4"]), default="sim", show_default=True,
               help="sim: the in-process simulated venue; ctrader: every account on the local cTrader server, "
-                   "reached over TLS by the production connector; mt5: every account on a simulated MT5 terminal, "
-                   "reached by the production MT5 connector (--fill-latency-us and --reject-rate are sim's).")
+                   "reached over TLS by the production connector; mt5: every account on a simulated MT5 terminal; "
+                   "mt4: every account on a simulated MT4 terminal running the EA's protocol over ZeroMQ "
+                   "(--fill-latency-us and --reject-rate are sim's).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
 def demo(followers, deals, seed, fill_latency_us, reject_rate, platform, as_json) -> None:
     """Run the bridge end to end on a simulated venue and print what happened.
@@ -39,6 +40,7 @@ def demo(followers, deals, seed, fill_latency_us, reject_rate, platform, as_json
       bridge demo --followers 20 --deals 100 --seed 3
       bridge demo --platform ctrader --followers 20
       bridge demo --platform mt5 --followers 20
+      bridge demo --platform mt4 --followers 20
       bridge demo --json
     """
     if reject_rate > 1:

@@ -31,16 +31,21 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
         from bridge.daemon import demo_mt5
 
         config = demo_mt5.on_mt5(config)
+    elif platform == "mt4":
+        from bridge.daemon import demo_mt4
+
+        config = demo_mt4.on_mt4(config)
     top = build(config, reactor)
     top.startService()
     worker = top.getServiceNamed("worker")
     if server is not None:
         venue = demo_ctrader.Desk(server)
         records = demo_ctrader.Records(server)
-    elif platform == "mt5":
-        (mt5_venue,) = top.venues.values()
-        venue = demo_mt5.Desk(mt5_venue)
-        records = demo_mt5.Records(mt5_venue)
+    elif platform in ("mt5", "mt4"):
+        demo_platform = demo_mt5 if platform == "mt5" else demo_mt4
+        (platform_venue,) = top.venues.values()
+        venue = demo_platform.Desk(platform_venue)
+        records = demo_platform.Records(platform_venue)
     else:
         venue = records = top.venues[SERVER]
     steps = list(Script(deals, seed).steps())
@@ -51,10 +56,11 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
         (venue_config,) = config.venues
         accounts = len(venue_config.ctrader.accounts)
         interval = max(STEP_INTERVAL_S, -(-accounts // venue_config.ctrader.pool_size) / 24 + 0.02)
-    elif platform == "mt5":
+    elif platform in ("mt5", "mt4"):
         # every follower order is a call on its terminal's thread (the simulated terminals share the GIL with
         # the bridge): the master trades no faster than one fan-out takes, so the latency is not queueing
-        interval = max(STEP_INTERVAL_S, len(config.copies) * 0.0005)
+        # (on MT4 a step of the netted session can be several trades: one per ticket the master holds)
+        interval = max(STEP_INTERVAL_S, len(config.copies) * (0.0005 if platform == "mt5" else 0.002))
     state: dict = {}
     done = defer.Deferred()
     started = time.monotonic()
@@ -79,6 +85,8 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
             journalled = _trading_deals(store) >= len(steps)
         elif platform == "mt5":  # every trade in the master terminal's history (SL/TP changes come before them)
             journalled = all(store.deal_seq(deal_id) is not None for deal_id in venue.master_trades(MASTER))
+        elif platform == "mt4":  # every trade in the master terminal's records (SL/TP changes are not trades)
+            journalled = _trading_deals(store, "sltp") >= venue.master_tickets(MASTER)
         else:
             journalled = all(store.deal_seq(d.deal_id) is not None for d in venue.deals_since(MASTER, None).result)
         unfinished = store.intents_in_state("planned", "sent", "unknown")
@@ -103,6 +111,8 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
     return done
 
 
-def _trading_deals(store) -> int:
-    """Master deals journalled, balance operations not counted."""
-    return next(iter(store.db.query("SELECT count(*) AS n FROM master_deals WHERE kind != 'balance'")))["n"]
+def _trading_deals(store, *also_not: str) -> int:
+    """Master deals journalled, balance operations (and deals of the kinds ``also_not``) not counted."""
+    kinds = ("balance", *also_not)
+    return next(iter(store.db.query(f"SELECT count(*) AS n FROM master_deals WHERE kind NOT IN "
+                                    f"({', '.join('?' * len(kinds))})", kinds)))["n"]

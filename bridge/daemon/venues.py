@@ -109,9 +109,39 @@ def _mt5_venue(cfg: VenueConfig, reactor):
 
 
 def _mt4_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
-    from bridge.errors import InputError
+    """An MT4 venue: the copybridge EA in each account's terminal, reached over ZeroMQ (connectors/mt4/PROTOCOL.md).
 
-    raise InputError(f"venue {cfg.name!r}: the MT4 connector is not wired into the daemon yet")
+    A ``provider = "simulator"`` account is a simulated terminal running the
+    EA's logic in this process (``connectors.mt4.simulator``), served on
+    ``inproc://`` endpoints of the daemon's own ZeroMQ context; they share one
+    market whose prices stay where they start (``bridge sim mt4`` has moving ones)."""
+    from decimal import Decimal
+
+    from connectors.mt4.simulator import EAServer, SimulatedEA, Terminal
+    from connectors.mt4.venue import MT4Venue
+    from connectors.sim.market import Market
+
+    m = cfg.mt4
+    market = None
+    terminals = {}
+    simulated = []
+    for a in m.accounts:
+        if a.provider == "ea":
+            terminals[a.login] = (a.endpoint, a.events_endpoint)
+            continue
+        market = market or Market()
+        terminal = Terminal(login=a.login, balance=str(a.balance), currency=a.currency, market=market,
+                            clock=lambda: Decimal(repr(reactor.seconds())), rng=random.Random(a.login),
+                            server_offset=m.server_offset_s)
+        server = EAServer(SimulatedEA(terminal), ctx, f"inproc://mt4-{cfg.name}-{a.login}-commands",
+                          f"inproc://mt4-{cfg.name}-{a.login}-events", reactor=reactor)
+        server.start()
+        simulated.append(server)
+        terminals[a.login] = (server.command_endpoint, server.event_endpoint)
+    venue = MT4Venue(cfg.name, terminals, ctx=ctx, reactor=reactor, clock=reactor,
+                     server_offset_s=m.server_offset_s, timeout_s=m.timeout_ms / 1000)
+    venue.simulated = simulated  # the in-process terminals, stopped with the venue (VenuesService)
+    return venue
 
 
 class VenuesService(service.Service):
@@ -152,4 +182,6 @@ class VenuesService(service.Service):
             stop = getattr(venue, "stop", None)
             if stop is not None:
                 stop()
+            for server in getattr(venue, "simulated", ()):
+                server.stop()
         return super().stopService()
