@@ -402,6 +402,26 @@ def test_the_server_runs_on_a_plain_clock_by_its_timer(ctx):
         server.stop()
 
 
+def test_reply_delay_holds_a_trading_reply_after_the_trade_while_the_rest_goes_on(rig):
+    """``reply_delay_ms`` (bridge sim mt4 --reply-delay-ms): the trade is done, journalled and its event
+    published at once; only its reply comes late, and queries meanwhile are answered at once."""
+    r = rig()
+    r.server.reply_delay_ms = 300
+    sent_at = r.reactor.seconds()
+    opening = r.send("OPEN", **open_cmd(r, "cb0000000000000020a"))
+    [trade] = r.ok("TRADES")["trades"]  # asked after the OPEN, answered before its reply
+    assert opening not in r.replies and trade["comment"] == "cb0000000000000020a"
+    assert r.wait_events(1)[0]["ticket"] == trade["ticket"] and opening not in r.replies
+    assert r.ok("LOOKUP", key="cb0000000000000020a")["found"] is True  # journalled before the reply
+    assert r.reactor.seconds() - sent_at < 0.3 and opening not in r.replies
+    r.pump(lambda: opening in r.replies)
+    assert r.reactor.seconds() - sent_at >= 0.3
+    reply = r.replies.pop(opening)
+    assert reply["ok"] and "repeat" not in reply and reply["result"]["ticket"] == trade["ticket"]
+    r.server.reply_delay_ms = 0
+    assert r.ok("CLOSE", key="cb0000000000000021a", ticket=trade["ticket"], lots=0)["closed_lots"] == D("0.1")
+
+
 # -- the terminal and the scan without sockets --------------------------------------------------------
 
 def test_an_order_opened_and_closed_between_two_scans_is_reported_both_ways():

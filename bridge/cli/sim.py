@@ -203,7 +203,10 @@ def mt5(port, host, login, password, trade_server, balance, hedging, leverage, s
               help="Step the prices (SL/TP, stop-out) this often; 0: never.")
 @click.option("--journal", "journal_path", type=click.Path(dir_okay=False, path_type=Path),
               help="The EA's result journal file (kept across restarts); default: memory only.")
-def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path) -> None:
+@click.option("--reply-delay-ms", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Fault: answer OPEN, CLOSE and MODIFY this long after the trade is done and journalled "
+                   "(a slow broker; other commands and events are not held).")
+def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_delay_ms) -> None:
     """Run one simulated MetaTrader 4 terminal with the copybridge EA, speaking connectors/mt4/PROTOCOL.md.
 
     Commands (JSON over ZeroMQ, DEALER to the ROUTER) on PORT, trade events and heartbeats
@@ -216,6 +219,7 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path) -> None:
     Example:
       bridge sim mt4 --endpoint tcp://127.0.0.1:32780 --login 4001 --balance 50000
       bridge sim mt4 --endpoint tcp://127.0.0.1:0 --login 4002 --journal /tmp/copybridge-4002.journal
+      bridge sim mt4 --endpoint tcp://127.0.0.1:32782 --login 4003 --reply-delay-ms 30
     """
     import sys
     import time
@@ -241,7 +245,7 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path) -> None:
     ea = SimulatedEA(terminal, journal_path=journal_path)
     ctx = zmq.Context()
     try:
-        server = bind_pair(ea, ctx, host, port, reactor=reactor)
+        server = bind_pair(ea, ctx, host, port, reactor=reactor, reply_delay_ms=reply_delay_ms)
     except zmq.ZMQError as exc:
         ctx.destroy(linger=0)
         raise click.ClickException(f"cannot bind {endpoint} and the port after it: {exc}") from None

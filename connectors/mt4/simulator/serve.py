@@ -13,6 +13,11 @@ on ``ctx``, a ROUTER on ``command_endpoint`` (commands in, one reply each out) a
   commands are read: ``clock.advance(scan_ms / 1000)`` serves them);
 - publishes a heartbeat every ``heartbeat_ms`` (another ``LoopingCall``).
 
+``reply_delay_ms`` (default 0; ``bridge sim mt4 --reply-delay-ms``): the reply to a trading command
+(``OPEN``, ``CLOSE``, ``MODIFY``) is sent that long after the command was executed and journalled, by a
+``callLater`` on the reactor (a slow broker confirmation: the trade is done, its events published, its
+answer late); other commands and events go on meanwhile. ``stop()`` drops replies still held.
+
 ``stop()`` undoes all that and closes both sockets. A frame that is not a JSON object is counted in
 ``bad_frames`` and dropped; a command without a valid ``id``/``cmd`` is answered ``bad-frame`` when it has an
 ``id``; an unexpected exception while answering is logged and answered with error 2 (common error): the
@@ -50,8 +55,11 @@ class EAServer:
     """One simulated EA's two sockets, driven by a Twisted reactor."""
 
     def __init__(self, ea: SimulatedEA, ctx: zmq.Context, command_endpoint: str, event_endpoint: str, *,
-                 reactor, scan_ms: float = P.TIMER_MS, heartbeat_ms: float = P.HEARTBEAT_MS) -> None:
+                 reactor, scan_ms: float = P.TIMER_MS, heartbeat_ms: float = P.HEARTBEAT_MS,
+                 reply_delay_ms: float = 0) -> None:
         self.ea = ea
+        self.reply_delay_ms = reply_delay_ms
+        self._held: set = set()  # the delayed calls of replies held (reply_delay_ms)
         self.reactor = reactor
         self.scan_ms = scan_ms
         self.heartbeat_ms = heartbeat_ms
@@ -94,6 +102,9 @@ class EAServer:
         for loop in (self._timer, self._heartbeat):
             if loop is not None and loop.running:
                 loop.stop()
+        for call in self._held:
+            call.cancel()
+        self._held.clear()
         if self._driver is not None:
             self._driver.stop()
             self._driver = None
@@ -152,9 +163,19 @@ class EAServer:
                 return False
             body = P.encode({"id": ident, "ok": False, "error": P.ERR_COMMON_ERROR,
                              "text": f"internal error: {type(exc).__name__}: {exc}"})
+        if self.reply_delay_ms and command.get("cmd") in P.TRADING:
+            call = self.reactor.callLater(self.reply_delay_ms / 1000, self._send_held, envelope, body)
+            self._held.add(call)
+            return False
         self.router.send_multipart([*envelope, body])
         self.answered += 1
         return True
+
+    def _send_held(self, envelope: list[bytes], body: bytes) -> None:
+        self._held = {c for c in self._held if c.active()}
+        self.router.send_multipart([*envelope, body])
+        self.answered += 1
+        self.wake()
 
     # ------------------------------------------------------------------ events
     def publish_events(self) -> None:
