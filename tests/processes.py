@@ -165,3 +165,17 @@ def start_mt5_sim(login: int, log: Path, request, *options: str, timeout_s: floa
     line = sim.stdout.readline() if ready else ""
     assert line.startswith("listening on rpyc://127.0.0.1:"), f"bridge sim mt5 did not start: {line!r}; see {log}"
     return int(line.split("rpyc://127.0.0.1:", 1)[1].split()[0])
+
+
+def start_mt4_sim(login: int, log: Path, request, *options: str, timeout_s: float = 30.0) -> int:
+    """``bridge sim mt4 --endpoint tcp://127.0.0.1:0 --login LOGIN OPTIONS`` (one simulated MT4 terminal and
+    its EA: commands on PORT, events on PORT + 1), stopped when ``request``'s fixture ends. Returns PORT
+    (named on its first line)."""
+    err = open(log, "w")
+    sim = subprocess.Popen([BRIDGE, "sim", "mt4", "--endpoint", "tcp://127.0.0.1:0", "--login", str(login),
+                            *options], stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+    request.addfinalizer(lambda: (terminate(sim), sim.stdout.close(), err.close()))
+    ready, _, _ = select.select([sim.stdout], [], [], timeout_s)
+    line = sim.stdout.readline() if ready else ""
+    assert line.startswith("listening on tcp://127.0.0.1:"), f"bridge sim mt4 did not start: {line!r}; see {log}"
+    return int(line.split("tcp://127.0.0.1:", 1)[1].split()[0])
