@@ -46,3 +46,31 @@ def test_bad_mt4_settings_name_the_key(accounts, venue, message):
     with pytest.raises(InputError) as caught:
         parse(config(accounts, **venue), "bridge.toml", Path("/tmp"))
     assert message in str(caught.value) and "bridge.toml" in str(caught.value)
+
+
+def test_the_mt4_staging_example_loads_and_its_header_starts_the_terminals_it_lists():
+    import ast
+    import re
+
+    from bridge.daemon.config import load
+
+    path = Path(__file__).resolve().parents[1] / "config" / "mt4-staging.toml"
+    config = load(path)  # what `bridge run --config` reads
+    [venue] = config.venues
+    m = venue.mt4
+    assert (str(venue.server), m.server_offset_s, m.timeout_ms) == ("mt4/mt4-sim", 7200, 10_000)
+    assert [(a.login, a.provider, a.endpoint, a.events_endpoint) for a in m.accounts] == [
+        (4001, "ea", "tcp://127.0.0.1:32780", "tcp://127.0.0.1:32781"),
+        (4002, "ea", "tcp://127.0.0.1:32782", "tcp://127.0.0.1:32783"),
+        (4003, "ea", "tcp://127.0.0.1:32784", "tcp://127.0.0.1:32785")]
+    assert [str(a) for a in config.masters] == ["mt4/mt4-sim/4001"]
+    assert [(str(c.follower), c.settings.mode.value, c.settings.multiplier) for c in config.copies] == [
+        ("mt4/mt4-sim/4002", "balance", Decimal(1)), ("mt4/mt4-sim/4003", "multiplier", Decimal("0.5"))]
+    # the header's commands start exactly these terminals, and its script (valid Python) trades the master
+    text = path.read_text()
+    started = re.findall(r"^#\s+bridge sim mt4 --endpoint (tcp://127\.0\.0\.1:\d+) --login (\d+)", text, re.M)
+    assert [(int(login), endpoint) for endpoint, login in started] == [(a.login, a.endpoint) for a in m.accounts]
+    assert "bridge run --config config/mt4-staging.toml" in text
+    script = [line[4:] for line in text.splitlines() if line.startswith("#   ") and "bridge " not in line]
+    ast.parse("\n".join(script))
+    assert 's.connect("tcp://127.0.0.1:32780")' in text and '"MANUAL_OPEN"' in text
