@@ -65,7 +65,8 @@ def rebuild(settings: PoolSettings, opened_at: datetime, entries) -> Pool:
             peak = nav if peak is None else max(peak, nav)
         if e.hwm is not None and e.holder is not None:
             holder(e.holder)["hwm"] = e.hwm
-    holder(settings.manager)
+    if rollovers:
+        holder(settings.manager)
     frozen = [Holder(**d) for _, d in sorted(h.items())]
     split = split_equity(booked, frozen) if rollovers else {d.id: d.equity for d in frozen}
     frozen = tuple(replace(d, equity=split[d.id]) for d in frozen)

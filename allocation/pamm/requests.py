@@ -33,7 +33,8 @@ def request_deposit(pool: Pool, holder: str, amount, at: datetime, auto_close_be
     manager = pool.settings.manager
     current = pool.holder(holder)
     if holder != manager and (current is None or current.units == 0):
-        stake = _equity_now(pool).get(manager, 0)
+        stake = _equity_now(pool).get(manager, 0) + sum(
+            (r.amount for r in pool.pending if r.kind == "deposit" and r.holder == manager), 0)
         if stake < pool.settings.manager_minimum:
             raise PammError(f"manager stake {stake:.2f} is below the minimum "
                             f"{pool.settings.manager_minimum}: the pool takes no new investors")

@@ -216,7 +216,7 @@ def _deposit(work: Work, nav: Decimal, r: Request) -> Decimal:
         h = work.holders[r.holder] = {name: getattr(Holder(r.holder), name) for name in Holder.__slots__}
         work.money[r.holder] = Decimal("0.00")
     if new:
-        h["joined_at"], h["hwm"], h["covered"] = r.at, Decimal("0.00"), Decimal("0.00")
+        h["joined_at"], h["hwm"], h["covered"] = work.at, Decimal("0.00"), Decimal("0.00")
     if r.auto_close_below is not None:
         h["auto_close_below"] = r.auto_close_below
     fee = Decimal("0.00") if r.holder == work.manager else cents_down(r.amount * s.entry_fee / 100)

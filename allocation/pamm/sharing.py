@@ -22,8 +22,10 @@ the last rollover) is crystallised. With ``pro-rata`` nothing more happens.
    minus equity at the last rollover) first repays what the manager covered for
    that investor: units worth ``min(gain, covered)`` go back to the manager
    (entry ``recovery``) and ``covered`` goes down by as much. Only gain above that
-   is the investor's (and can earn a performance fee). So a loss followed by an
-   equal gain puts everyone back where they started.
+   is the investor's (and can earn a performance fee). Investors are whole again
+   once their gains have repaid the cover; the manager's own share of a loss is
+   won back only by his own (now fewer) units, like anyone's, so a loss followed
+   by an equal gain leaves the manager slightly below where he started.
 4. ``covered`` is per investor; a full withdrawal forgets it (the manager's loss
    is final), a partial one scales it by the share kept; deposits leave it alone.
 """
