@@ -14,6 +14,7 @@ from bridge import __version__
 from bridge.cli.allocate import allocate
 from bridge.cli.bench import bench
 from bridge.cli.demo import demo
+from bridge.cli.pamm import pamm_group
 from bridge.cli.run import run
 from bridge.cli.sim import sim
 from bridge.cli.status import status
@@ -42,6 +43,7 @@ cli.add_command(bench)
 cli.add_command(run)
 cli.add_command(status)
 cli.add_command(sim)
+cli.add_command(pamm_group)
 
 
 def main(argv: list[str] | None = None) -> None:
