@@ -31,6 +31,7 @@ from twisted.internet import reactor as default_reactor
 from allocation.copy import CopySettings, resolve
 from allocation.copy.settings import SizingMode
 from bridge.bench.pipeline import WARMUP, PipelineFigures, cpu_reference, raw_hop
+from bridge.bench.pipeline import _settle as settle
 from bridge.daemon.config import BridgeConfig, CopyConfig, MT4Account, MT4Settings, VenueConfig
 from bridge.daemon.services import build
 from bridge.domain.ids import Login, Platform, ServerId
@@ -117,11 +118,4 @@ def _copied(worker, before: int) -> bool:
 
 
 def _settle(reactor, condition, timeout_s: float = 30.0):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise RuntimeError("the MT4 bench did not settle")
-        reactor.iterate(0.0002)
+    return settle(reactor, condition, timeout_s, wait_s=0.0002, what="the MT4 bench")

@@ -155,15 +155,16 @@ def _deal_done(worker, journalled: int) -> int | None:
     return seq
 
 
-def _settle(reactor, condition, timeout_s: float = 30.0):
+def _settle(reactor, condition, timeout_s: float = 30.0, *, wait_s: float = 0, what: str = "the pipeline"):
+    """Turn the reactor (each turn waiting up to ``wait_s`` for events) until ``condition()`` is true."""
     deadline = time.monotonic() + timeout_s
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise RuntimeError("the pipeline did not settle")
-        reactor.iterate(0)
+            raise RuntimeError(f"{what} did not settle")
+        reactor.iterate(wait_s)
 
 
 def raw_hop(count: int) -> list[int]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import random
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -188,3 +188,19 @@ def _ms(ns: int | None) -> str | None:
 
 def _mean(values: list[int]) -> Decimal:
     return (Decimal(sum(values)) / len(values)).quantize(Decimal("0.01")) if values else Decimal(0)
+
+
+def moved_to(sim_config: BridgeConfig, server: ServerId, venue: VenueConfig) -> BridgeConfig:
+    """The sim demo's configuration with every account moved to ``venue`` (on ``server``), routes and all."""
+
+    def moved(login: Login) -> Login:
+        return Login(server, login.number)
+
+    return replace(
+        sim_config,
+        venues=(venue,),
+        masters=tuple(moved(m) for m in sim_config.masters),
+        copies=tuple(replace(c, master=moved(c.master), follower=moved(c.follower)) for c in sim_config.copies),
+        mams=tuple(replace(g, master=moved(g.master), members=tuple((moved(m), s) for m, s in g.members))
+                   for g in sim_config.mams),
+    )

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import random
 from decimal import Decimal
-from dataclasses import replace
 
 from twisted.internet import defer
 
 from bridge.config.secrets import Secret
+from bridge.daemon.demo import moved_to
 from bridge.daemon.config import BridgeConfig, CTraderAccount, CTraderSettings, VenueConfig
 from bridge.domain.deal import DealKind
 from bridge.domain.ids import Login, Platform, PositionId, ServerId
@@ -46,21 +46,11 @@ def on_ctrader(sim_config: BridgeConfig, port: int, ca_pem: bytes) -> BridgeConf
     """The sim demo's configuration, every account moved to the local cTrader server."""
     (venue,) = sim_config.venues
 
-    def moved(login: Login) -> Login:
-        return Login(CT_SERVER, login.number)
-
     settings = CTraderSettings("127.0.0.1", port, APP[0], Secret.literal(APP[1]),
                                tuple(CTraderAccount(a.login, Secret.literal(TOKEN[0]), Secret.literal(TOKEN[1]))
                                      for a in venue.accounts), ca_pem,
                                pool_size=min(16, -(-len(venue.accounts) // 10)))
-    return replace(
-        sim_config,
-        venues=(VenueConfig(CT_SERVER.name, Platform.CTRADER, 0, 0, (), ctrader=settings),),
-        masters=tuple(moved(m) for m in sim_config.masters),
-        copies=tuple(replace(c, master=moved(c.master), follower=moved(c.follower)) for c in sim_config.copies),
-        mams=tuple(replace(g, master=moved(g.master), members=tuple((moved(m), s) for m, s in g.members))
-                   for g in sim_config.mams),
-    )
+    return moved_to(sim_config, CT_SERVER, VenueConfig(CT_SERVER.name, Platform.CTRADER, 0, 0, (), ctrader=settings))
 
 
 class Desk:

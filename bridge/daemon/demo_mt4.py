@@ -19,11 +19,11 @@ ticket and opens the rest on the other side.
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from decimal import Decimal
 
 from twisted.internet import defer
 
+from bridge.daemon.demo import moved_to
 from bridge.daemon.config import BridgeConfig, MT4Account, MT4Settings, VenueConfig
 from bridge.domain.deal import DealKind, Side
 from bridge.domain.ids import Login, Platform, PositionId, ServerId
@@ -36,19 +36,9 @@ def on_mt4(sim_config: BridgeConfig) -> BridgeConfig:
     """The sim demo's configuration, every account moved to a simulated MT4 terminal."""
     (venue,) = sim_config.venues
 
-    def moved(login: Login) -> Login:
-        return Login(MT4_SERVER, login.number)
-
     settings = MT4Settings(tuple(MT4Account(a.login, "simulator", balance=a.balance, currency=a.currency)
                                  for a in venue.accounts), server_offset_s=7200)
-    return replace(
-        sim_config,
-        venues=(VenueConfig(MT4_SERVER.name, Platform.MT4, 0, 0, (), mt4=settings),),
-        masters=tuple(moved(m) for m in sim_config.masters),
-        copies=tuple(replace(c, master=moved(c.master), follower=moved(c.follower)) for c in sim_config.copies),
-        mams=tuple(replace(g, master=moved(g.master), members=tuple((moved(m), s) for m, s in g.members))
-                   for g in sim_config.mams),
-    )
+    return moved_to(sim_config, MT4_SERVER, VenueConfig(MT4_SERVER.name, Platform.MT4, 0, 0, (), mt4=settings))
 
 
 def terminals(venue) -> dict[int, object]:

@@ -13,11 +13,11 @@ followers' terminals' own deal histories and positions.
 from __future__ import annotations
 
 import random
-from dataclasses import replace
 from decimal import Decimal
 
 from twisted.internet import defer
 
+from bridge.daemon.demo import moved_to
 from bridge.daemon.config import BridgeConfig, MT5Account, MT5Settings, VenueConfig
 from bridge.domain.deal import DealKind, Side
 from bridge.domain.ids import DealId, Login, Platform, PositionId, ServerId
@@ -31,20 +31,10 @@ def on_mt5(sim_config: BridgeConfig, *, poll_interval_ms: int = 5) -> BridgeConf
     """The sim demo's configuration, every account moved to a simulated MT5 terminal."""
     (venue,) = sim_config.venues
 
-    def moved(login: Login) -> Login:
-        return Login(MT5_SERVER, login.number)
-
     settings = MT5Settings(tuple(MT5Account(a.login, "simulator", balance=a.balance, currency=a.currency,
                                             hedging=a.hedging) for a in venue.accounts),
                            poll_interval_ms=poll_interval_ms, server_offset_s=7200)
-    return replace(
-        sim_config,
-        venues=(VenueConfig(MT5_SERVER.name, Platform.MT5, 0, 0, (), mt5=settings),),
-        masters=tuple(moved(m) for m in sim_config.masters),
-        copies=tuple(replace(c, master=moved(c.master), follower=moved(c.follower)) for c in sim_config.copies),
-        mams=tuple(replace(g, master=moved(g.master), members=tuple((moved(m), s) for m, s in g.members))
-                   for g in sim_config.mams),
-    )
+    return moved_to(sim_config, MT5_SERVER, VenueConfig(MT5_SERVER.name, Platform.MT5, 0, 0, (), mt5=settings))
 
 
 def terminals(venue) -> dict[int, object]:
