@@ -1,4 +1,4 @@
-"""The bridge's state store: one SQLite file (WAL, ``synchronous=NORMAL: a commit survives a killed process; see base.py``) via sqlite-utils.
+"""The bridge's state store: one SQLite file (WAL, ``synchronous=NORMAL``, see base.py) via sqlite-utils.
 
 >>> store = Store.open(path)          # doctest: +SKIP
 >>> seq = store.journal_deal(deal, detected_ns)
