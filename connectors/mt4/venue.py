@@ -43,6 +43,7 @@ from twisted.internet import defer
 
 from allocation.leg import Action
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId, ServerId
+from connectors.once import OrdersOnce
 from connectors.interface import (
     AmbiguousOutcome,
     OrderRequest,
@@ -96,8 +97,8 @@ class MT4Venue:
         self.accounts: dict[int, dict] = {}
         self.keys: dict[tuple[int, int], str] = {}  # (login, root) -> the key that opened it
         self.watches: dict[int, AccountWatch] = {}
-        self.filled: dict[tuple[int, str], OrderResult] = {}
-        self.inflight: dict[tuple[int, str], list[defer.Deferred]] = {}
+        self.orders = OrdersOnce()
+        self.filled = self.orders.filled  # (login, key) -> the fill, known here
 
     def login(self, number: int) -> Login:
         return Login(self.server, number)
@@ -272,31 +273,7 @@ class MT4Venue:
 
     # -- the Venue interface: orders --------------------------------------------------------
     def execute(self, order: OrderRequest) -> defer.Deferred:
-        ident = (order.account.number, order.key)
-        if ident in self.filled:
-            return defer.succeed(self.filled[ident])
-        if ident in self.inflight:
-            return self._wait(ident)
-        self.inflight[ident] = []
-        d = self._execute(order)
-        d.addBoth(self._finish, ident)
-        return d
-
-    def _wait(self, ident) -> defer.Deferred:
-        d = defer.Deferred()
-        self.inflight[ident].append(d)
-        return d
-
-    def _finish(self, outcome, ident):
-        waiters = self.inflight.pop(ident, [])
-        if isinstance(outcome, OrderResult) and outcome.status is OrderStatus.FILLED:
-            self.filled[ident] = outcome
-        for d in waiters:
-            if isinstance(outcome, OrderResult):
-                d.callback(outcome)
-            else:
-                d.errback(outcome)
-        return outcome
+        return self.orders.execute((order.account.number, order.key), lambda: self._execute(order))
 
     @defer.inlineCallbacks
     def _execute(self, order: OrderRequest):
@@ -386,13 +363,9 @@ class MT4Venue:
 
     def lookup(self, account: Login, key: str) -> defer.Deferred:
         ident = (account.number, key)
-        if ident in self.filled:
-            return defer.succeed(self.filled[ident])
-        if ident in self.inflight:
-            d = self._wait(ident)
-            d.addCallbacks(lambda r: r if r.status is OrderStatus.FILLED else None,
-                           lambda f: self._lookup(account, key) if f.check(AmbiguousOutcome, VenueUnavailable) else f)
-            return d
+        known = self.orders.known(ident, lambda: self._lookup(account, key))
+        if known is not None:
+            return known
         return self._lookup(account, key)
 
     @defer.inlineCallbacks

@@ -46,6 +46,7 @@ from twisted.internet import defer
 
 from allocation.leg import Action
 from bridge.domain.ids import DealId, Login, Platform, ServerId
+from connectors.once import OrdersOnce
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable
 from connectors.mt5 import codes as c
 from connectors.mt5 import convert, requests, retcodes
@@ -132,9 +133,9 @@ class MT5Venue:
         self.specs: dict[int, dict[str, object]] = {login: {} for login in terminals}  # SymbolSpec
         self.hedging: dict[int, bool] = {}
         self.pollers: dict[int, Poller] = {}
-        self.filled: dict[tuple[int, str], OrderResult] = {}
+        self.orders = OrdersOnce()
+        self.filled = self.orders.filled  # (login, key) -> the fill, known here
         self.sent_at: dict[tuple[int, str], float] = {}  # clock seconds of the last send of a key
-        self.inflight: dict[tuple[int, str], list[defer.Deferred]] = {}
 
     def login(self, number: int) -> Login:
         return Login(self.server, number)
@@ -241,31 +242,7 @@ class MT5Venue:
 
     # -- the Venue interface: orders ----------------------------------------
     def execute(self, order: OrderRequest) -> defer.Deferred:
-        ident = (order.account.number, order.key)
-        if ident in self.filled:
-            return defer.succeed(self.filled[ident])
-        if ident in self.inflight:
-            return self._wait(ident)
-        self.inflight[ident] = []
-        d = defer.maybeDeferred(self._execute, order)
-        d.addBoth(self._finish, ident)
-        return d
-
-    def _wait(self, ident) -> defer.Deferred:
-        d = defer.Deferred()
-        self.inflight[ident].append(d)
-        return d
-
-    def _finish(self, outcome, ident):
-        waiters = self.inflight.pop(ident, [])
-        if isinstance(outcome, OrderResult) and outcome.status is OrderStatus.FILLED:
-            self.filled[ident] = outcome
-        for d in waiters:
-            if isinstance(outcome, OrderResult):
-                d.callback(outcome)
-            else:
-                d.errback(outcome)
-        return outcome
+        return self.orders.execute((order.account.number, order.key), lambda: self._execute(order))
 
     def _execute(self, order: OrderRequest) -> defer.Deferred:
         login = order.account.number
@@ -312,13 +289,9 @@ class MT5Venue:
 
     def lookup(self, account: Login, key: str) -> defer.Deferred:
         ident = (account.number, key)
-        if ident in self.filled:
-            return defer.succeed(self.filled[ident])
-        if ident in self.inflight:
-            d = self._wait(ident)
-            d.addCallbacks(lambda r: r if r.status is OrderStatus.FILLED else None,
-                           lambda f: self.lookup(account, key) if f.check(AmbiguousOutcome, VenueUnavailable) else f)
-            return d
+        known = self.orders.known(ident, lambda: self.lookup(account, key))
+        if known is not None:
+            return known
         sent = self.sent_at.get(ident)
         now = self.clock.seconds()
         start = now - LOOKUP_WINDOW_S if sent is None else sent - LOOKUP_MARGIN_S
