@@ -348,9 +348,7 @@ def _venue(t: Table, base: Path) -> VenueConfig:
         raise InputError(f"{t.where}: deals_endpoint and replay_endpoint belong to a remote venue (set endpoint)")
     accounts = []
     for a in t.tables("account"):
-        login = a.raw("login")
-        if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
-            raise InputError(f"{a.where}: login must be a positive integer")
+        login = _login(a)
         accounts.append(SimAccount(login, a.decimal("balance"), a.str("currency", "USD"), a.bool("hedging", True)))
         a.finish()
     t.finish()
@@ -380,9 +378,7 @@ def _ctrader(t: Table, base: Path) -> CTraderSettings:
     timeout = _positive_int(t, "timeout_ms", 5000)
     accounts = []
     for a in t.tables("account"):
-        login = a.raw("login")
-        if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
-            raise InputError(f"{a.where}: login must be a positive integer (the ctidTraderAccountId)")
+        login = _login(a, " (the ctidTraderAccountId)")
         accounts.append(CTraderAccount(login, read_secret(a, "access_token", base),
                                        read_secret(a, "refresh_token", base)))
         a.finish()
@@ -399,20 +395,41 @@ def _ctrader(t: Table, base: Path) -> CTraderSettings:
     return CTraderSettings(host, port, client_id, secret, tuple(accounts), ca_pem, pool, timeout)
 
 
+def _login(a: Table, hint: str = "") -> int:
+    """An account table's ``login``: a positive integer (``hint`` says which number it is)."""
+    login = a.raw("login")
+    if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
+        raise InputError(f"{a.where}: login must be a positive integer{hint}")
+    return login
+
+
+def _terminal_venue(t: Table, platform: str, also_not: tuple[str, ...] = ()) -> None:
+    """A MetaTrader venue's table holds no other platform's settings (a terminal's go in its account)."""
+    for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
+                "replay_endpoint", "host", "port", "client_id", *also_not):
+        if key in t:
+            raise InputError(f"{t.where}: {key} is not a setting of platform '{platform}' (a terminal's settings go "
+                             "in its [[venue.account]])")
+
+
+def _terminal_accounts(t: Table, accounts: list, platform: str) -> tuple:
+    """The venue's accounts: at least one, each login once."""
+    if not accounts:
+        raise InputError(f"{t.where}: an {platform} venue needs at least one [[venue.account]] (one per terminal)")
+    logins = [a.login for a in accounts]
+    if len(set(logins)) != len(logins):
+        raise InputError(f"{t.where}: account {sorted(n for n in logins if logins.count(n) > 1)[0]} is listed twice")
+    return tuple(accounts)
+
+
 def _mt5(t: Table, base: Path) -> MT5Settings:
     poll = _positive_int(t, "poll_interval_ms", 5)
     offset = _server_offset(t)
     timeout = _positive_int(t, "timeout_ms", 10_000)
-    for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
-                "replay_endpoint", "host", "port", "client_id"):
-        if key in t:
-            raise InputError(f"{t.where}: {key} is not a setting of platform 'mt5' (a terminal's settings go in "
-                             "its [[venue.account]])")
+    _terminal_venue(t, "mt5")
     accounts = []
     for a in t.tables("account"):
-        login = a.raw("login")
-        if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
-            raise InputError(f"{a.where}: login must be a positive integer")
+        login = _login(a)
         provider = a.str("provider")
         if provider not in MT5_PROVIDERS:
             raise InputError(f"{a.where}: provider {provider!r} must be one of {', '.join(MT5_PROVIDERS)}")
@@ -430,12 +447,7 @@ def _mt5(t: Table, base: Path) -> MT5Settings:
         a.finish()
         accounts.append(account)
     t.finish()
-    if not accounts:
-        raise InputError(f"{t.where}: an MT5 venue needs at least one [[venue.account]] (one per terminal)")
-    logins = [a.login for a in accounts]
-    if len(set(logins)) != len(logins):
-        raise InputError(f"{t.where}: account {sorted(n for n in logins if logins.count(n) > 1)[0]} is listed twice")
-    return MT5Settings(tuple(accounts), poll, offset, timeout)
+    return MT5Settings(_terminal_accounts(t, accounts, "MT5"), poll, offset, timeout)
 
 
 def _server_offset(t: Table) -> int:
@@ -448,16 +460,10 @@ def _server_offset(t: Table) -> int:
 def _mt4(t: Table) -> MT4Settings:
     offset = _server_offset(t)
     timeout = _positive_int(t, "timeout_ms", 10_000)
-    for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
-                "replay_endpoint", "host", "port", "client_id", "poll_interval_ms"):
-        if key in t:
-            raise InputError(f"{t.where}: {key} is not a setting of platform 'mt4' (a terminal's settings go in "
-                             "its [[venue.account]])")
+    _terminal_venue(t, "mt4", ("poll_interval_ms",))
     accounts = []
     for a in t.tables("account"):
-        login = a.raw("login")
-        if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
-            raise InputError(f"{a.where}: login must be a positive integer")
+        login = _login(a)
         provider = a.str("provider", "ea")
         if provider not in MT4_PROVIDERS:
             raise InputError(f"{a.where}: provider {provider!r} must be one of {', '.join(MT4_PROVIDERS)}")
@@ -476,12 +482,7 @@ def _mt4(t: Table) -> MT4Settings:
         a.finish()
         accounts.append(account)
     t.finish()
-    if not accounts:
-        raise InputError(f"{t.where}: an MT4 venue needs at least one [[venue.account]] (one per terminal)")
-    logins = [a.login for a in accounts]
-    if len(set(logins)) != len(logins):
-        raise InputError(f"{t.where}: account {sorted(n for n in logins if logins.count(n) > 1)[0]} is listed twice")
-    return MT4Settings(tuple(accounts), offset, timeout)
+    return MT4Settings(_terminal_accounts(t, accounts, "MT4"), offset, timeout)
 
 
 def _tcp_endpoint(t: Table, key: str, value: str) -> str:
