@@ -179,3 +179,45 @@ def start_mt4_sim(login: int, log: Path, request, *options: str, timeout_s: floa
     line = sim.stdout.readline() if ready else ""
     assert line.startswith("listening on tcp://127.0.0.1:"), f"bridge sim mt4 did not start: {line!r}; see {log}"
     return int(line.split("tcp://127.0.0.1:", 1)[1].split()[0])
+
+
+# -- a master's trader by hand, for the process tests of each platform -----------------------------------
+UNFINISHED = ("planned", "sent", "unknown")  # intent states a settled bridge has none of
+
+
+def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
+    """Poll ``condition`` (another process's state) until it holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.005)
+
+
+def settled(expected_fills: int):
+    """A status condition: venues ready, the worker idle, ``expected_fills`` intents filled, none unfinished."""
+    return lambda s: (s and s.get("venues_ready") and s["worker"]["idle"]
+                      and s["worker"]["intents"].get("filled", 0) == expected_fills
+                      and not any(s["worker"]["intents"].get(k) for k in UNFINISHED))
+
+
+def master_script(rng, actions: int):
+    """A master's actions on one EURUSD position at a time, in hundredths of a lot (even, so a 0.5 copy is
+    exact): ("open", side, lots) with side 0 buy or 1 sell (MT4's OP_* and MT5's ORDER_TYPE_* alike),
+    ("partial", lots), ("close",); it ends flat. (No adds: on a hedging follower an add is a position of its
+    own, and the master's close then closes two, two trades for one deal.)"""
+    open_lots = 0
+    for i in range(actions):
+        if open_lots == 0:
+            open_lots = rng.randrange(10, 40) * 2
+            yield ("open", rng.choice((0, 1)), open_lots)
+        elif i == actions - 1:
+            break
+        elif rng.random() < 0.6 and open_lots >= 8:
+            lots = rng.randrange(1, open_lots // 2 - 1) * 2
+            open_lots -= lots
+            yield ("partial", lots)
+        else:
+            open_lots = 0
+            yield ("close",)
+    if open_lots:
+        yield ("close",)

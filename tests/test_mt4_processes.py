@@ -27,14 +27,13 @@ from pathlib import Path
 
 import zmq
 
-from tests.processes import Daemon, read_only_store, start_mt4_sim
+from tests.processes import Daemon, UNFINISHED, master_script, read_only_store, settled, start_mt4_sim, wait_for
 
 MASTER, FOLLOWER, HALF = 4001, 4002, 4003
 FOLLOWERS = ((FOLLOWER, "1"), (HALF, "0.5"))  # (login, multiplier)
 OFFSET_S = 7200  # bridge sim mt4's trade server keeps UTC+2
 BUY, SELL = 0, 1  # OP_BUY, OP_SELL
 SOAK = bool(os.environ.get("COPYBRIDGE_SOAK"))
-UNFINISHED = ("planned", "sent", "unknown")
 
 
 def start_sims(tmp_path: Path, request, *follower_options: str) -> dict[int, int]:
@@ -168,19 +167,6 @@ def journal_keys(tmp_path: Path, login: int) -> list[tuple[str, str]]:
     return [(e["key"], e["cmd"]) for e in map(json.loads, lines)]
 
 
-def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
-def settled(expected_fills: int):
-    return lambda s: (s and s.get("venues_ready") and s["worker"]["idle"]
-                      and s["worker"]["intents"].get("filled", 0) == expected_fills
-                      and not any(s["worker"]["intents"].get(k) for k in UNFINISHED))
-
-
 def test_bridge_run_copies_trades_made_by_hand_on_a_bridge_sim_mt4_master(tmp_path, request):
     ports = start_sims(tmp_path, request)
     config, control = bridge_config(tmp_path, ports)
@@ -234,27 +220,6 @@ def test_bridge_run_copies_trades_made_by_hand_on_a_bridge_sim_mt4_master(tmp_pa
     assert "Traceback" not in log
 
 
-def script(rng: random.Random, trades: int):
-    """The master's actions on one EURUSD position at a time, in hundredths of a lot (even, so the 0.5 copy
-    is exact): ("open", type, lots), ("partial", lots), ("close",); it ends flat."""
-    open_lots = 0
-    for i in range(trades):
-        if open_lots == 0:
-            open_lots = rng.randrange(10, 40) * 2
-            yield ("open", rng.choice((BUY, SELL)), open_lots)
-        elif i == trades - 1:
-            break
-        elif rng.random() < 0.6 and open_lots >= 8:
-            lots = rng.randrange(1, open_lots // 2 - 1) * 2
-            open_lots -= lots
-            yield ("partial", lots)
-        else:
-            open_lots = 0
-            yield ("close",)
-    if open_lots:
-        yield ("close",)
-
-
 def lots(hundredths: int) -> float:
     return float(Decimal(hundredths) / 100)
 
@@ -278,7 +243,7 @@ def test_sigkill_around_the_master_trades_loses_nothing_and_doubles_nothing(tmp_
     daemon.wait(settled(0), "the three terminals to be linked")
     store_path = tmp_path / "bridge.sqlite"
     ticket, done, in_flight, done_there, unplanned = None, 0, 0, 0, 0
-    for action in script(rng, 60 if SOAK else 16):
+    for action in master_script(rng, 60 if SOAK else 16):
         moment = rng.choice(("before", "after", "after", "after", "none"))  # kill before the trade, after it, or not
         if moment == "before":  # the master trades while the bridge is down: found again on restart
             daemon.kill()

@@ -27,7 +27,7 @@ import rpyc
 import zmq
 
 from connectors.mt5.rpyc_provider import RpycTerminal
-from tests.processes import Daemon, read_only_store, start_mt5_sim
+from tests.processes import Daemon, UNFINISHED, master_script, read_only_store, settled, start_mt5_sim, wait_for
 
 MASTER, HEDGED, NETTED = 8001, 8002, 8003
 FOLLOWERS = ((HEDGED, "1"), (NETTED, "0.5"))  # (login, multiplier)
@@ -35,7 +35,6 @@ OFFSET_S = 7200  # bridge sim mt5's trade server keeps UTC+2, as many brokers' d
 BUY, SELL = 0, 1  # ORDER_TYPE_* and DEAL_TYPE_* of a trade
 DEAL_ENTRY_IN, DEAL_ENTRY_OUT = 0, 1
 SOAK = bool(os.environ.get("COPYBRIDGE_SOAK"))
-UNFINISHED = ("planned", "sent", "unknown")
 
 
 def start_sims(tmp_path: Path, request, master_mode: str) -> dict[int, int]:
@@ -159,19 +158,6 @@ def trades(terminal: RpycTerminal) -> list:
     return [d for d in terminal.history_deals_get(0, 2**31 - 1) if d.type in (BUY, SELL)]
 
 
-def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.005)
-
-
-def settled(expected_fills: int):
-    return lambda s: (s and s.get("venues_ready") and s["worker"]["idle"]
-                      and s["worker"]["intents"].get("filled", 0) == expected_fills
-                      and not any(s["worker"]["intents"].get(k) for k in UNFINISHED))
-
-
 @pytest.mark.parametrize("master_mode", ["--hedging", "--netting"])
 def test_bridge_run_copies_a_trade_placed_by_hand_on_a_bridge_sim_mt5_master(tmp_path, request, master_mode):
     ports = start_sims(tmp_path, request, master_mode)
@@ -216,28 +202,6 @@ def test_bridge_run_copies_a_trade_placed_by_hand_on_a_bridge_sim_mt5_master(tmp
     assert "Traceback" not in log
 
 
-def script(rng: random.Random, deals: int):
-    """The master's actions on one netting EURUSD position, in hundredths of a lot (even, so the 0.5 copy is
-    exact): ("open", side, lots), ("partial", lots), ("close",); it ends flat. (No adds: on a hedging follower
-    an add is a position of its own, and the master's close then closes two, two trades for one deal.)"""
-    open_lots = 0
-    for i in range(deals):
-        if open_lots == 0:
-            open_lots = rng.randrange(10, 40) * 2
-            yield ("open", rng.choice((BUY, SELL)), open_lots)
-        elif i == deals - 1:
-            break
-        elif rng.random() < 0.6 and open_lots >= 8:
-            lots = rng.randrange(1, open_lots // 2 - 1) * 2
-            open_lots -= lots
-            yield ("partial", lots)
-        else:
-            open_lots = 0
-            yield ("close",)
-    if open_lots:
-        yield ("close",)
-
-
 def lots(hundredths: int) -> str:
     return str(Decimal(hundredths) / 100)
 
@@ -265,7 +229,7 @@ def test_sigkill_around_the_master_deals_loses_nothing_and_doubles_nothing(tmp_p
     request.addfinalizer(lambda: [t.close() for t in followers.values()])
     store_path = tmp_path / "bridge.sqlite"
     side, position, done, in_flight, done_there, unplanned = BUY, None, 0, 0, 0, 0
-    for action in script(rng, 60 if SOAK else 16):
+    for action in master_script(rng, 60 if SOAK else 16):
         moment = rng.choice(("before", "after", "after", "after", "none"))  # kill before the deal, after it, or not
         if moment == "before":  # the master trades while the bridge is down: found again on restart
             daemon.kill()
