@@ -106,12 +106,17 @@ class ControlService(service.Service):
 
 def ask_status(endpoint: str, timeout_ms: int) -> dict | None:
     """The daemon's status, or None if nobody answered in time."""
+    return ask(endpoint, b"status", timeout_ms)
+
+
+def ask(endpoint: str, request: bytes, timeout_ms: int) -> dict | None:
+    """Send one request frame to the control socket; its JSON answer, or None if nobody answered in time."""
     ctx = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
     dealer.setsockopt(zmq.LINGER, 0)
     try:
         dealer.connect(endpoint)
-        dealer.send(b"status")
+        dealer.send(request)
         if not dealer.poll(timeout_ms):
             return None
         return json.loads(dealer.recv())
