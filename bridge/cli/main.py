@@ -15,6 +15,7 @@ from bridge.cli.allocate import allocate
 from bridge.cli.bench import bench
 from bridge.cli.demo import demo
 from bridge.cli.pamm import pamm_group
+from bridge.cli.report import report
 from bridge.cli.run import run
 from bridge.cli.sim import sim
 from bridge.cli.status import status
@@ -33,6 +34,7 @@ def cli() -> None:
       bridge demo                                  # the whole bridge on a simulated venue
       bridge run --config /etc/copybridge/bridge.toml
       bridge status --config /etc/copybridge/bridge.toml
+      bridge report --config /etc/copybridge/bridge.toml --from 2026-12-01 --to 2026-12-02
       bridge allocate mam --method equity --volume 0.10 --account A=4500 --account B=3500
     """
 
@@ -44,6 +46,7 @@ cli.add_command(run)
 cli.add_command(status)
 cli.add_command(sim)
 cli.add_command(pamm_group)
+cli.add_command(report)
 
 
 def main(argv: list[str] | None = None) -> None:
