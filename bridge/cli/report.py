@@ -64,7 +64,7 @@ def report(config_path, store_path, start, end, fmt, as_json, output) -> None:
       bridge report --store copybridge.sqlite --from 2026-12-01T08:00 --to 2026-12-01T12:00 --format csv
       bridge report --store copybridge.sqlite --from 2026-12-01 --to 2026-12-08 --format html --output week.html
     """
-    from bridge.report.query import read_window
+    from bridge.report.query import count_orders, nav_points, orders, store_db
     from bridge.report.summary import summarise
     from bridge.report.window import window as make_window
 
@@ -79,9 +79,11 @@ def report(config_path, store_path, start, end, fmt, as_json, output) -> None:
         from bridge.daemon import config as bridge_config
 
         store_path = bridge_config.load(config_path).store_path
-    with _progress("reading orders") as (on_length, update):
-        data = read_window(store_path, span, progress=update, on_length=on_length)
-    result = summarise(span, data.orders, data.nav, data.pamm)
+    with store_db(store_path) as db, _progress("reading orders") as (on_length, update):
+        if on_length is not None:
+            on_length(count_orders(db, span))
+        nav = nav_points(db, span)
+        result = summarise(span, orders(db, span, update), nav, nav is not None)
     text = _render(fmt, result)
     if output is None:
         click.echo(text, nl=False)

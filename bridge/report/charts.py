@@ -57,7 +57,8 @@ def _empty(lines: list[str], message: str) -> str:
 
 
 def _time(ns: int) -> str:
-    return from_ns(ns).strftime("%Y-%m-%d %H:%M:%S")
+    """UTC to the millisecond (a burst of deals can span less than a second)."""
+    return from_ns(ns).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 def latency_histogram(samples: list[Sample]) -> str:

@@ -10,6 +10,7 @@ batches, and ``progress(n)`` (if given) is called after each batch with its size
 from __future__ import annotations
 
 import sqlite3
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -88,6 +89,16 @@ def open_db(path: Path) -> Database:
     return db
 
 
+@contextmanager
+def store_db(path: Path) -> Iterator[Database]:
+    """:func:`open_db`, closed on leaving the block."""
+    db = open_db(path)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
 _ORDERS = """
 SELECT i.key, d.account_id AS master, i.follower_id AS follower, e.venue, i.state, i.reason AS plan_reason,
        i.reject_reason, COALESCE(e.detect_ns, d.detected_ns) AS detect_ns, {currency} AS currency,
@@ -152,17 +163,10 @@ def nav_points(db: Database, window: Window) -> list[NavPoint] | None:
     return points
 
 
-def read_window(path: Path, window: Window, progress: Callable[[int], None] | None = None,
-                on_length: Callable[[int], None] | None = None) -> WindowData:
-    """Everything a report of ``window`` needs from the store at ``path``.
-
-    ``on_length(n)`` is told the number of orders first (to size a progress bar)."""
-    db = open_db(path)
-    try:
-        if on_length is not None:
-            on_length(count_orders(db, window))
+def read_window(path: Path, window: Window, progress: Callable[[int], None] | None = None) -> WindowData:
+    """Everything a report of ``window`` needs from the store at ``path``, in memory (the CLI streams
+    :func:`orders` into the summary instead)."""
+    with store_db(path) as db:
         read = list(orders(db, window, progress))
         nav = nav_points(db, window)
-    finally:
-        db.close()
     return WindowData(window, read, nav or [], nav is not None)
