@@ -245,11 +245,83 @@ def m0004_intents_state_check(db: Database) -> None:
     """)
 
 
+def m0005_pamm(db: Database) -> None:
+    """PAMM pools (bridge.pools.book): the pool with a JSON snapshot of its ledger state, the input
+    journal of its steps (replaying it from the opening gives the snapshot), the ledger's entries,
+    the cash the back office owes the master account per rollover, and the orders a rollover makes
+    on the master account (pool stop, autocorrect)."""
+    _run(db, """
+    CREATE TABLE pamm_pools (
+        id TEXT PRIMARY KEY,
+        master TEXT NOT NULL,                -- str(Login)
+        handling TEXT NOT NULL CHECK (handling IN ('reallocate', 'autocorrect')),
+        schedule TEXT NOT NULL,              -- allocation.pamm.schedule text, e.g. 'daily 21:00'
+        settings TEXT NOT NULL,              -- JSON: PoolSettings, Decimals as strings
+        opened_at TEXT NOT NULL,             -- ISO-8601 with offset
+        state TEXT NOT NULL,                 -- JSON snapshot of the Pool after the last step
+        steps INTEGER NOT NULL,              -- how many rows pamm_steps holds for this pool
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE pamm_steps (
+        pool TEXT NOT NULL REFERENCES pamm_pools(id),
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        action TEXT NOT NULL CHECK (action IN ('deposit', 'withdraw', 'equity', 'rollover')),
+        args TEXT NOT NULL,                  -- JSON, Decimals as strings
+        source TEXT NOT NULL,                -- cli, schedule, operator...
+        PRIMARY KEY (pool, seq)
+    );
+    CREATE TABLE pamm_entries (
+        pool TEXT NOT NULL REFERENCES pamm_pools(id),
+        seq INTEGER NOT NULL,
+        at TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        holder TEXT,
+        amount TEXT NOT NULL,                -- Decimal
+        units TEXT NOT NULL,                 -- Decimal
+        counterparty TEXT,
+        hwm TEXT,                            -- Decimal or NULL
+        detail TEXT NOT NULL,
+        covered TEXT,                        -- Decimal or NULL
+        nav TEXT,                            -- Decimal or NULL
+        PRIMARY KEY (pool, seq)
+    );
+    CREATE TABLE pamm_settlements (
+        pool TEXT NOT NULL REFERENCES pamm_pools(id),
+        rollover INTEGER NOT NULL,
+        amount TEXT NOT NULL,                -- Decimal: deposits applied - payouts; negative = paid out of the master
+        state TEXT NOT NULL CHECK (state IN ('due', 'settled')),
+        created_at TEXT NOT NULL,
+        settled_at TEXT,
+        PRIMARY KEY (pool, rollover)
+    );
+    CREATE TABLE pamm_orders (
+        key TEXT PRIMARY KEY,
+        pool TEXT NOT NULL REFERENCES pamm_pools(id),
+        rollover INTEGER NOT NULL,
+        reason TEXT NOT NULL,                -- 'pool-stop' | 'autocorrect'
+        account TEXT NOT NULL,               -- str(Login)
+        position_id TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        volume INTEGER NOT NULL,             -- canonical units
+        action TEXT NOT NULL CHECK (action IN ('close', 'partial-close')),
+        state TEXT NOT NULL CHECK (state IN ('planned', 'sent', 'filled', 'rejected', 'unknown')),
+        detail TEXT NOT NULL DEFAULT '',
+        result TEXT,                         -- JSON: the venue's answer
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE INDEX pamm_orders_by_state ON pamm_orders (state)
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core", m0001_core),
     ("0002_executions", m0002_executions),
     ("0003_links_per_position", m0003_links_per_position),
     ("0004_intents_state_check", m0004_intents_state_check),
+    ("0005_pamm", m0005_pamm),
 ]
 
 _MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
