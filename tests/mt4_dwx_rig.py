@@ -66,6 +66,14 @@ class DwxRig(Rig):
 class DwxHarness(DwxRig):
     """The venue contract's harness (tests/venue_contract.py). MT4 accounts always hedge: no netter."""
 
+    skips = {
+        "account_info": "the DWX EA has no account command: balance, equity and currency are unknown",
+        "manual_trades_reach_watchers_in_order_and_the_history":
+            "DWX is polled: an open, partial close and close made between two polls are never seen, and "
+            "deals_since has no history, only what this process polled (tests/test_mt4_dwx.py follows "
+            "the same trades one poll apart)",
+    }
+
     def __init__(self) -> None:
         super().__init__((MASTER, HEDGER))
         self.master, self.hedger = self.login(MASTER), self.login(HEDGER)
