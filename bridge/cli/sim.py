@@ -206,7 +206,15 @@ def mt5(port, host, login, password, trade_server, balance, hedging, leverage, s
 @click.option("--reply-delay-ms", type=click.IntRange(min=0), default=0, show_default=True,
               help="Fault: answer OPEN, CLOSE and MODIFY this long after the trade is done and journalled "
                    "(a slow broker; other commands and events are not held).")
-def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_delay_ms) -> None:
+@click.option("--dwx", is_flag=True,
+              help="Speak Darwinex's DWX ZeroMQ Server protocol instead (connectors/mt4/DWX.md): commands "
+                   "(PULL) on PORT, replies (PUSH) on PORT + 1, prices (PUB, silent) on PORT + 2.")
+@click.option("--dwx-max-orders", type=click.IntRange(min=0), default=1, show_default=True,
+              help="With --dwx: the EA's MaximumOrders input.")
+@click.option("--dwx-max-lot-size", default="0.01", show_default=True,
+              help="With --dwx: the EA's MaximumLotSize input.")
+def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_delay_ms, dwx, dwx_max_orders,
+        dwx_max_lot_size) -> None:
     """Run one simulated MetaTrader 4 terminal with the copybridge EA, speaking connectors/mt4/PROTOCOL.md.
 
     Commands (JSON over ZeroMQ, DEALER to the ROUTER) on PORT, trade events and heartbeats
@@ -242,8 +250,11 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_de
     except InvalidOperation:
         raise click.BadParameter(f"{balance!r} is not a non-negative amount", param_hint="--balance") from None
     terminal = Terminal(login=login, balance=balance, clock=time.time, rng=random.Random(seed))
-    ea = SimulatedEA(terminal, journal_path=journal_path)
     ctx = zmq.Context()
+    if dwx:
+        _serve_dwx(terminal, ctx, host, port, dwx_max_orders, dwx_max_lot_size, tick_interval_ms, login)
+        return
+    ea = SimulatedEA(terminal, journal_path=journal_path)
     try:
         server = bind_pair(ea, ctx, host, port, reactor=reactor, reply_delay_ms=reply_delay_ms)
     except zmq.ZMQError as exc:
@@ -255,6 +266,46 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_de
         ticker.start(tick_interval_ms / 1000, now=False)
     click.echo(f"listening on {server.command_endpoint} (events {server.event_endpoint}; MT4 simulator, "
                f"login {login})")
+    sys.stdout.flush()
+    try:
+        reactor.run()
+    finally:
+        server.stop()
+        ctx.destroy(linger=0)
+
+
+def _serve_dwx(terminal, ctx, host, port, max_orders, max_lot_size, tick_interval_ms, login) -> None:
+    """``bridge sim mt4 --dwx``: the terminal behind a simulated DWX ZeroMQ Server until interrupted."""
+    import sys
+    from decimal import InvalidOperation
+
+    import zmq
+    from twisted.internet import reactor
+    from twisted.internet.task import LoopingCall
+
+    from connectors.mt4.dwx.simulator import bind_triple
+
+    try:
+        if not Decimal(max_lot_size).is_finite() or Decimal(max_lot_size) <= 0:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise click.BadParameter(f"{max_lot_size!r} is not a positive lot size", param_hint="--dwx-max-lot-size") \
+            from None
+    if port > 65533:
+        raise click.BadParameter("with --dwx the replies and prices go on PORT + 1 and + 2: at most 65533",
+                                 param_hint="--endpoint")
+    try:
+        server = bind_triple(terminal, ctx, host, port, reactor=reactor, max_orders=max_orders,
+                             max_lot_size=max_lot_size)
+    except zmq.ZMQError as exc:
+        ctx.destroy(linger=0)
+        raise click.ClickException(f"cannot bind port {port} and the two after it: {exc}") from None
+    server.start()
+    ticker = LoopingCall(terminal.step) if tick_interval_ms else None
+    if ticker is not None:
+        ticker.start(tick_interval_ms / 1000, now=False)
+    click.echo(f"listening on {server.command_endpoint} (DWX: replies {server.reply_endpoint}, prices "
+               f"{server.price_endpoint}; MT4 simulator, login {login})")
     sys.stdout.flush()
     try:
         reactor.run()
