@@ -165,14 +165,17 @@ MT5_PROVIDERS = ("native", "mt5linux", "simulator")
 
 @dataclass(frozen=True)
 class MT4Account:
-    """One MetaTrader 4 terminal running the copybridge EA (connectors/mt4/PROTOCOL.md), or a simulated one."""
+    """One MetaTrader 4 terminal running the copybridge EA (connectors/mt4/PROTOCOL.md), Darwinex's DWX EA
+    (connectors/mt4/DWX.md), or a simulated one."""
 
     login: int
-    provider: str  # "ea" | "simulator"
-    endpoint: str | None = None  # ea: the EA's command socket (ROUTER), e.g. tcp://10.0.0.5:32780
-    events_endpoint: str | None = None  # ea: the EA's event socket (PUB); default: the command port + 1
+    provider: str  # "ea" | "dwx" | "simulator"
+    endpoint: str | None = None  # ea: the EA's command socket (ROUTER), e.g. tcp://10.0.0.5:32780; dwx: its PULL
+    # ea: the EA's event socket (PUB); dwx: its reply socket (PUSH, key replies_endpoint); default: port + 1
+    events_endpoint: str | None = None
     balance: Decimal = Decimal(10_000)  # simulator
     currency: str = "USD"  # simulator
+    poll_ms: int = 100  # dwx: GET_OPEN_TRADES this often (a master's deals are found by polling)
 
 
 @dataclass(frozen=True)
@@ -182,7 +185,7 @@ class MT4Settings:
     timeout_ms: int = 10_000  # a command unanswered this long is ambiguous (looked up by key)
 
 
-MT4_PROVIDERS = ("ea", "simulator")
+MT4_PROVIDERS = ("ea", "dwx", "simulator")
 
 
 @dataclass(frozen=True)
@@ -467,21 +470,25 @@ def _mt4(t: Table) -> MT4Settings:
         provider = a.str("provider", "ea")
         if provider not in MT4_PROVIDERS:
             raise InputError(f"{a.where}: provider {provider!r} must be one of {', '.join(MT4_PROVIDERS)}")
-        if provider == "ea":
+        if provider in ("ea", "dwx"):
+            second = "events_endpoint" if provider == "ea" else "replies_endpoint"
             endpoint = _tcp_endpoint(a, "endpoint", a.str("endpoint"))
-            events = a.str("events_endpoint", None)
+            events = a.str(second, None)
             if events is None:
                 host, _, port = endpoint.rpartition(":")
                 if int(port) >= 65535:
-                    raise InputError(f"{a.where}: endpoint's port + 1 is no port: set events_endpoint")
+                    raise InputError(f"{a.where}: endpoint's port + 1 is no port: set {second}")
                 events = f"{host}:{int(port) + 1}"
-            account = MT4Account(login, provider, endpoint, _tcp_endpoint(a, "events_endpoint", events))
+            poll = _positive_int(a, "poll_ms", 100) if provider == "dwx" else 100
+            account = MT4Account(login, provider, endpoint, _tcp_endpoint(a, second, events), poll_ms=poll)
         else:
             account = MT4Account(login, provider, balance=a.decimal("balance", Decimal(10_000)),
                                  currency=a.str("currency", "USD"))
         a.finish()
         accounts.append(account)
     t.finish()
+    if len({a.provider == "dwx" for a in accounts}) > 1:
+        raise InputError(f"{t.where}: DWX terminals (provider \"dwx\") go in a [[venue]] of their own")
     return MT4Settings(_terminal_accounts(t, accounts, "MT4"), offset, timeout)
 
 
