@@ -122,6 +122,12 @@ def _mt4_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
     from connectors.sim.market import Market
 
     m = cfg.mt4
+    if any(a.provider == "dwx" for a in m.accounts):  # Darwinex's DWX EA (connectors/mt4/DWX.md); config: all or none
+        from connectors.mt4.dwx.venue import DwxVenue
+
+        return DwxVenue(cfg.name, {a.login: (a.endpoint, a.events_endpoint) for a in m.accounts}, ctx=ctx,
+                        reactor=reactor, clock=reactor, server_offset_s=m.server_offset_s,
+                        timeout_s=m.timeout_ms / 1000, poll_ms={a.login: a.poll_ms for a in m.accounts})
     market = None
     terminals = {}
     simulated = []
