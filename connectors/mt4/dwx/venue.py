@@ -2,6 +2,7 @@
 
 ``DwxVenue(name, terminals, *, ctx, reactor, clock, server_offset_s=0, timeout_s=10.0, poll_ms=100,
 specs=None)``: ``terminals`` maps each login to its DWX EA's ``(command_endpoint, reply_endpoint)``
+and ``poll_ms`` is one period for all, or one per login
 (the EA's PULL, default port 32768, and PUSH, 32769). ``start()`` fires once every EA answered a
 ``HEARTBEAT`` and its open trades were read.
 
@@ -81,17 +82,18 @@ class DwxVenue:
     platform = Platform.MT4
 
     def __init__(self, name: str, terminals: dict[int, tuple[str, str]], *, ctx: zmq.Context, reactor, clock,
-                 server_offset_s: int = 0, timeout_s: float = 10.0, poll_ms: int = 100,
+                 server_offset_s: int = 0, timeout_s: float = 10.0, poll_ms: int | dict[int, int] = 100,
                  specs: dict[str, SymbolSpec] | None = None, heartbeat_s: float = 1.0) -> None:
         if not terminals:
             raise ValueError("a DWX venue needs at least one terminal")
-        if poll_ms <= 0:
-            raise ValueError("poll_ms must be positive")
+        polls = poll_ms if isinstance(poll_ms, dict) else {login: poll_ms for login in terminals}
+        if any(not isinstance(ms, int) or ms <= 0 for ms in polls.values()) or set(polls) != set(terminals):
+            raise ValueError("poll_ms must be a positive number of ms (per terminal, if a dict)")
         self.name = name
         self.server = ServerId(Platform.MT4, name)
         self.reactor = reactor
         self.clock = clock
-        self.poll_s = poll_ms / 1000
+        self.poll_s = {login: ms / 1000 for login, ms in polls.items()}
         self.server_clock = convert.ServerClock(timedelta(seconds=server_offset_s))
         self.links = {login: DwxLink(login, command, replies, ctx=ctx, reactor=reactor, timeout_s=timeout_s,
                                      heartbeat_s=heartbeat_s)
@@ -429,7 +431,7 @@ class _Watch:
         self._waiting.append(d)
         if self._ready is None:
             self._ready = defer.Deferred()
-            self.loop.start(self.venue.poll_s, now=True)
+            self.loop.start(self.venue.poll_s[self.account.number], now=True)
         return d
 
     def stop(self) -> None:
