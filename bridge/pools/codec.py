@@ -4,7 +4,8 @@ Rules (the store keeps these in ``pamm_pools.state``/``settings`` and ``pamm_ent
 
 * a ``Decimal`` is its ``str()``: every digit and the exponent kept
   (``1.10`` stays ``1.10``, ``0E-8`` stays ``0E-8``), so a value read back is
-  the identical Decimal, not only an equal one;
+  the identical Decimal, not only an equal one (an int in a Decimal field, the
+  ledger's ``0`` for "no amount", reads back as the equal ``Decimal('0')``);
 * a ``datetime`` is ISO-8601 with its UTC offset (the ledger refuses naive times);
 * the loss-sharing mode is its text (``pro-rata``); ``None`` stays ``null``;
 * ints and strings as they are. Floats never appear: a float where a Decimal
@@ -44,9 +45,9 @@ def _out(value: Any, kind: type | None, name: str) -> Any:
     if value is None:
         return None
     if kind is Decimal:
-        if not isinstance(value, Decimal) or not value.is_finite():
+        if isinstance(value, bool) or not isinstance(value, (Decimal, int)) or not Decimal(value).is_finite():
             raise StoreError(f"{name} must be a finite Decimal, got {value!r}")
-        return str(value)
+        return str(value)  # an int the ledger used for a zero (``amount or 0``) reads back as Decimal('0')
     if kind is datetime:
         if not isinstance(value, datetime) or value.tzinfo is None:
             raise StoreError(f"{name} must be a timezone-aware datetime, got {value!r}")
