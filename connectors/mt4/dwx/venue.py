@@ -302,6 +302,9 @@ class DwxVenue:
     @defer.inlineCallbacks
     def _open(self, order: OrderRequest, spec: SymbolSpec):
         lots = self._lots(order, spec)
+        found = self._found(order.account, order.key, (yield self.snapshot(order.account)))
+        if found is not None:  # sent before (a lost reply, another process): the EA has no journal to ask
+            return found
         text = D.trade(D.OPEN, type=convert.order_type(order.side), symbol=order.symbol, comment=order.key,
                        lots=lots, magic=magic_number(order.key))
         reply = yield self._trade(order, text)
@@ -386,16 +389,10 @@ class DwxVenue:
 
     @defer.inlineCallbacks
     def _lookup(self, account: Login, key: str):
-        trades = self.known((yield self.snapshot(account)))
-        for t in trades:
-            if deals.key_of(t) == key:
-                spec = self.specs[t["symbol"]]
-                result = OrderResult(key, OrderStatus.FILLED, self.server_clock.utc_ms(t["open_time_msc"]),
-                                     OrderId(M4, t["ticket"]), PositionId(M4, t["ticket"]),
-                                     deals.open_id(t["ticket"]), convert.volume_of(t["lots"], spec),
-                                     convert.price(t["open_price"], spec.digits), message="opened (found by key)")
-                self.filled[(account.number, key)] = result
-                return result
+        trades = yield self.snapshot(account)
+        found = self._found(account, key, trades)
+        if found is not None:
+            return found
         earlier = self.unresolved.get((account.number, key))
         if earlier is None or earlier[0].action is Action.OPEN:
             return None
@@ -404,6 +401,19 @@ class DwxVenue:
         if result is not None:
             self.filled[(account.number, key)] = result
         return result
+
+    def _found(self, account: Login, key: str, trades: list[dict]) -> OrderResult | None:
+        """The open trade whose comment and magic carry ``key``, as the fill of that key (remembered)."""
+        for t in self.known(trades):
+            if deals.key_of(t) == key:
+                spec = self.specs[t["symbol"]]
+                result = OrderResult(key, OrderStatus.FILLED, self.server_clock.utc_ms(t["open_time_msc"]),
+                                     OrderId(M4, t["ticket"]), PositionId(M4, t["ticket"]),
+                                     deals.open_id(t["ticket"]), convert.volume_of(t["lots"], spec),
+                                     convert.price(t["open_price"], spec.digits), message="opened (found by key)")
+                self.filled[(account.number, key)] = result
+                return result
+        return None
 
 
 class _Watch:
