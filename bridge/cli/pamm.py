@@ -42,10 +42,14 @@ from pathlib import Path
 import click
 
 import allocation.pamm as pamm
-from allocation.pamm import LossSharing, PammError, PoolSettings, RolloverReport, show_nav
-from bridge.cli.render import table
+from allocation.pamm import RolloverReport
+from bridge.cli.pamm_input import ledger_call as _call
+from bridge.cli.pamm_input import pool_settings
+from bridge.cli.pamm_input import toml_time as _time
+from bridge.cli.pamm_pools import POOL_COMMANDS
 from bridge.config.strict import Table, load_toml
 from bridge.errors import InputError
+from bridge.pools.render import report_dict, report_text
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 ACTIONS = ("deposit", "withdraw", "equity", "pnl", "rollover")
@@ -55,12 +59,17 @@ _STEP_KEYS = {"deposit": {"holder", "amount", "auto_close_below"}, "withdraw": {
 
 @click.group(name="pamm")
 def pamm_group() -> None:
-    """PAMM pools: simulate a scripted scenario on the unit ledger.
+    """PAMM pools: run pools kept in the store, or simulate a scripted scenario on the unit ledger.
+
+    Pool commands take --config bridge.toml (the store is its [store] path); the
+    daemon's worker runs scheduled rollovers and the pool's orders.
 
     \b
     Example:
-      bridge pamm simulate config/pamm-scenario.toml
-      bridge pamm simulate config/pamm-first-loss.toml --json
+      bridge pamm create alpha --config bridge.toml --master sim-demo/1000 --settings config/pamm-pool.toml
+      bridge pamm deposit alpha A 10000 --config bridge.toml
+      bridge pamm status --config bridge.toml
+      bridge pamm simulate config/pamm-scenario.toml --json
     """
 
 
@@ -80,15 +89,14 @@ def simulate(scenario: Path, as_json: bool) -> None:
     """
     reports = run_scenario(scenario)
     if as_json:
-        click.echo(json.dumps({"rollovers": [_as_dict(r) for r in reports]}))
+        click.echo(json.dumps({"rollovers": [report_dict(r) for r in reports]}))
     else:
-        click.echo("\n\n".join(_as_text(r) for r in reports) if reports else "no rollover in the scenario")
-
+        click.echo("\n\n".join(report_text(r) for r in reports) if reports else "no rollover in the scenario")
 
 
 def run_scenario(path: Path) -> list[RolloverReport]:
     root = Table(load_toml(path), str(path))
-    settings, start = _settings(root.table("pool") or _missing(path, "pool"))
+    settings, start = pool_settings(root.table("pool") or _missing(path, "pool"))
     steps = root.tables("step")
     root.finish()
     pool = _call(lambda: pamm.open_pool(settings, start), f"{path} [pool]")
@@ -127,63 +135,9 @@ def _apply(pool, action: str, step: Table, now: datetime):
     return pamm.rollover(pool, now)
 
 
-def _settings(t: Table) -> tuple[PoolSettings, datetime]:
-    start = _time(t, "start", None)
-    kwargs = {"manager": t.str("manager"), "loss_sharing": t.enum("loss_sharing", LossSharing, LossSharing.PRO_RATA)}
-    for key in ("initial_nav", "performance_fee", "management_fee", "entry_fee", "exit_fee", "manager_minimum",
-                "minimum_remaining"):
-        if key in t:
-            kwargs[key] = t.decimal(key)
-    for key in ("performance_every", "freeze_seconds", "lockup_seconds"):
-        if key in t:
-            value = t.raw(key)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise InputError(f"{t.where}: {key} must be a whole number")
-            kwargs[key] = value
-    if "stop_drawdown" in t:
-        kwargs["stop_drawdown"] = t.decimal("stop_drawdown")
-    t.finish()
-    return _call(lambda: PoolSettings(**kwargs), t.where), start
-
-
-def _time(t: Table, key: str, default):
-    value = t.raw(key, default)
-    if value is None:
-        raise InputError(f"{t.where}: missing key {key!r}")
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InputError(f"{t.where}: {key} must be a TOML date-time with a UTC offset, "
-                         f"e.g. 2024-01-01T00:00:00Z")
-    return value
-
-
-def _call(fn, where: str):
-    try:
-        return fn()
-    except PammError as exc:
-        raise InputError(f"{where}: {exc}") from None
-
-
 def _missing(path: Path, key: str):
     raise InputError(f"{path}: missing table [{key}]")
 
 
-def _as_dict(r: RolloverReport) -> dict:
-    return {"nav": show_nav(r.nav), "units": _d(r.units), "equity": _d(r.equity),
-            "holders": [{"id": h.id, "units": _d(h.units), "equity": _d(h.equity),
-                         "fees_paid": _d(h.fees_paid), "hwm": _d(h.hwm)} for h in r.holders]}
-
-
-def _d(value) -> str:
-    return format(value, "f")
-
-
-def _as_text(r: RolloverReport) -> str:
-    head = (f"rollover #{r.number} at {r.at.isoformat()}: NAV {show_nav(r.nav)}, "
-            f"units {_d(r.units)}, equity {_d(r.equity)}")
-    if r.halted:
-        head += f"\nHALTED: {r.halted}" + (" -- close all master positions" if r.close_all_positions else "")
-    lines = [head]
-    lines.extend(f"rejected: {why}" for why in r.rejected)
-    rows = [[h.id, _d(h.units), _d(h.equity), _d(h.fees_paid), _d(h.hwm)] for h in r.holders]
-    lines.append(table(["holder", "units", "equity", "fees paid", "hwm"], rows))
-    return "\n".join(lines)
+for _command in POOL_COMMANDS:
+    pamm_group.add_command(_command)
