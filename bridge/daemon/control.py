@@ -38,6 +38,9 @@ def status_of(top: service.MultiService) -> dict:
             "intents": store.intent_counts(),
             "idle": worker.worker.idle,
         }
+    pools = _named(top, "pools")
+    if pools is not None and pools.running:
+        out["pools"] = pools.status()
     out["venues"] = sorted(str(server) for server in getattr(top, "venues", {}))
     venues = _named(top, "venues")
     if venues is not None:
@@ -87,11 +90,30 @@ class ControlService(service.Service):
                 return
             if len(parts) == 2 and parts[1] == b"status":
                 reply = status_of(self.top)
+            elif len(parts) == 2 and parts[1].startswith(b"pamm-rollover "):
+                self._pamm_rollover(parts[0], parts[1][len(b"pamm-rollover "):].decode("utf-8", "replace"))
+                continue
             else:
                 self.bad_requests += 1
-                reply = {"error": "unknown request (send: status)"}
-            self.router.send_multipart([parts[0], json.dumps(reply).encode()])
+                reply = {"error": "unknown request (send: status, or pamm-rollover POOL)"}
+            self._reply(parts[0], reply)
+
+    def _reply(self, identity: bytes, reply: dict) -> None:
+        if self.running:
+            self.router.send_multipart([identity, json.dumps(reply).encode()])
             self.wake()
+
+    def _pamm_rollover(self, identity: bytes, pool_id: str) -> None:
+        """Run a pool's rollover now; the answer goes back when it is done (or failed)."""
+        pools = _named(self.top, "pools")
+        if pools is None or not pools.running:
+            self._reply(identity, {"error": "this process runs no PAMM pools (the worker role does)"})
+            return
+        from bridge.pools.render import rollover_dict
+
+        d = pools.rollover_now(pool_id.strip(), "operator")
+        d.addCallback(lambda done: self._reply(identity, {"rollover": rollover_dict(*done)}))
+        d.addErrback(lambda f: self._reply(identity, {"error": f.getErrorMessage()}))
 
     def wake(self) -> None:  # replaced by the driver
         return None

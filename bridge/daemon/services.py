@@ -259,7 +259,10 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
     connecting.setServiceParent(top)  # before the roles; stopped after them
     # the worker starts first: its subscriber is connected before the connector's first publish
     if role in ("all", "worker"):
+        from bridge.daemon.pools import PoolService
+
         WorkerService(ctx, reactor, venues, config, connecting.when_ready).setServiceParent(top)
+        PoolService(reactor, venues, config.store_path, connecting.when_ready).setServiceParent(top)
     if role in ("all", "connector"):
         ConnectorService(ctx, reactor, venues, config, connecting.when_ready).setServiceParent(top)
     return top
