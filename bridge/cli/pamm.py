@@ -47,6 +47,7 @@ from bridge.cli.pamm_input import ledger_call as _call
 from bridge.cli.pamm_input import pool_settings
 from bridge.cli.pamm_input import toml_time as _time
 from bridge.cli.pamm_pools import POOL_COMMANDS
+from bridge.cli.pamm_views import VIEW_COMMANDS
 from bridge.config.strict import Table, load_toml
 from bridge.errors import InputError
 from bridge.pools.render import report_dict, report_text
@@ -139,5 +140,5 @@ def _missing(path: Path, key: str):
     raise InputError(f"{path}: missing table [{key}]")
 
 
-for _command in POOL_COMMANDS:
+for _command in (*POOL_COMMANDS, *VIEW_COMMANDS):
     pamm_group.add_command(_command)

@@ -1,4 +1,4 @@
-"""``bridge pamm create|deposit|withdraw|rollover|status|statement|settle|verify``: PAMM pools in the store.
+"""``bridge pamm create|deposit|withdraw|rollover|settle``: PAMM pools in the store (the read commands: pamm_views).
 
 Every command takes ``--config bridge.toml``; the pools live in its store
 (``[store] path``), written through :class:`bridge.pools.book.PoolBook`, so the
@@ -16,21 +16,18 @@ from __future__ import annotations
 import json
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Iterator
 
 import click
 
-from allocation.pamm import PoolSettings, show_nav
 from allocation.pamm.schedule import parse_schedule
 from bridge.cli.pamm_input import ledger_call, parse_amount, parse_time, pool_settings
-from bridge.cli.render import table
 from bridge.config.strict import Table, load_toml
 from bridge.domain.ids import Login
 from bridge.errors import InputError
 from bridge.pools.book import HANDLINGS, PoolBook, PoolRow
-from bridge.pools.render import d, order_dict, rollover_dict, rollover_text
+from bridge.pools.render import d, rollover_dict, rollover_text
 
 CONFIG = click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                       required=True, help="The bridge configuration (bridge.toml); the pools are in its store.")
@@ -39,21 +36,21 @@ AT = click.option("--at", "at_text", metavar="ISO",
 JSON = click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 
 
-def _config(path: Path):
+def load_config(path: Path):
     from bridge.daemon import config as bridge_config
 
     return bridge_config.load(path)
 
 
 @contextmanager
-def _book(config) -> Iterator[PoolBook]:
+def open_book(config) -> Iterator[PoolBook]:
     from bridge.store import Store
 
     with Store.open(config.store_path) as store:
         yield PoolBook(store)
 
 
-def _existing(book: PoolBook, pool_id: str) -> PoolRow:
+def existing_pool(book: PoolBook, pool_id: str) -> PoolRow:
     return ledger_call(lambda: book.pool(pool_id))
 
 
@@ -109,7 +106,7 @@ def create(pool_id, config_path, master, settings_path, handling, schedule, open
       bridge pamm create alpha --config bridge.toml --master sim-demo/1000 \\
           --settings config/pamm-pool.toml --handling autocorrect --schedule "daily 21:00"
     """
-    config = _config(config_path)
+    config = load_config(config_path)
     login = _master(config, master)
     schedule_text = ledger_call(lambda: parse_schedule(schedule).text, "--schedule")
     root = Table(load_toml(settings_path), str(settings_path))
@@ -119,7 +116,7 @@ def create(pool_id, config_path, master, settings_path, handling, schedule, open
     root.finish()
     settings, start = pool_settings(pool_table, None)
     opened_at = parse_time(opened_text, "--opened-at") if opened_text or start is None else start
-    with _book(config) as book:
+    with open_book(config) as book:
         row = ledger_call(lambda: book.create(pool_id, str(login), settings, handling=handling,
                                               schedule=schedule_text, opened_at=opened_at))
     click.echo(f"pool {row.id} opened at {row.opened_at.isoformat()} on {row.master} "
@@ -145,11 +142,11 @@ def deposit(pool_id, holder, amount, config_path, auto_close_below, at_text) -> 
     value = parse_amount(amount, "amount")
     level = None if auto_close_below is None else parse_amount(auto_close_below, "--auto-close-below")
     at = parse_time(at_text)
-    config = _config(config_path)
-    with _book(config) as book:
+    config = load_config(config_path)
+    with open_book(config) as book:
         step = ledger_call(lambda: book.deposit(pool_id, holder, value, at, level, source="cli"))
         request = step.pool.pending[-1]
-        applies = _applies(book, _existing(book, pool_id), request.at)
+        applies = _applies(book, existing_pool(book, pool_id), request.at)
     click.echo(f"queued deposit #{request.id}: {holder} {d(request.amount)} into {pool_id} at {request.at.isoformat()}"
                + ("" if level is None else f", auto-close below {d(request.auto_close_below)}") + f"; {applies}")
 
@@ -173,11 +170,11 @@ def withdraw(pool_id, holder, amount, config_path, everything, at_text) -> None:
         raise InputError("give either AMOUNT or --all")
     value = None if everything else parse_amount(amount, "amount")
     at = parse_time(at_text)
-    config = _config(config_path)
-    with _book(config) as book:
+    config = load_config(config_path)
+    with open_book(config) as book:
         step = ledger_call(lambda: book.withdraw(pool_id, holder, value, at, source="cli"))
         request = step.pool.pending[-1]
-        applies = _applies(book, _existing(book, pool_id), request.at)
+        applies = _applies(book, existing_pool(book, pool_id), request.at)
     what = "everything" if request.amount is None else d(request.amount)
     click.echo(f"queued withdrawal #{request.id}: {holder} {what} from {pool_id} at {request.at.isoformat()}; "
                f"{applies}")
@@ -207,11 +204,11 @@ def rollover(pool_id, config_path, equity, timeout, at_text, as_json) -> None:
       bridge pamm rollover alpha --config bridge.toml
       bridge pamm rollover alpha --config bridge.toml --equity 10512.30 --json
     """
-    config = _config(config_path)
+    config = load_config(config_path)
     value = None if equity is None else parse_amount(equity, "--equity")
     at = parse_time(at_text)
-    with _book(config) as book:
-        _existing(book, pool_id)
+    with open_book(config) as book:
+        existing_pool(book, pool_id)
         if value is not None:
             result = ledger_call(lambda: book.rollover(pool_id, at, value, source="cli"))
             data = rollover_dict(result, [])
@@ -238,126 +235,7 @@ def _ask_daemon(config, pool_id: str, timeout: int) -> dict:
     return answer["rollover"]
 
 
-# -- status / statement / settle / verify ----------------------------------------------
-
-def _next_rollover(row: PoolRow) -> str | None:
-    due = parse_schedule(row.schedule).next_after(row.last_rollover_at or row.opened_at)
-    return None if due is None else due.isoformat()
-
-
-def _row_dict(row: PoolRow) -> dict:
-    return {"id": row.id, "master": row.master, "handling": row.handling, "schedule": row.schedule,
-            "opened_at": row.opened_at.isoformat(), "halted": row.halted, "rollovers": row.rollovers,
-            "last_rollover_at": None if row.last_rollover_at is None else row.last_rollover_at.isoformat(),
-            "next_rollover": _next_rollover(row), "nav": None if row.nav is None else show_nav(row.nav),
-            "units": d(row.units), "equity": d(row.equity), "pending": row.pending, "due": d(row.due)}
-
-
-def _settings_dict(s: PoolSettings) -> dict:
-    from bridge.pools.codec import settings_to_dict
-
-    return {k: (d(Decimal(v)) if isinstance(v, str) and k not in ("manager", "loss_sharing") else v)
-            for k, v in settings_to_dict(s).items()}
-
-
-def _pool_dict(book: PoolBook, row: PoolRow) -> dict:
-    pool = book.load(row.id)
-    return {**_row_dict(row), "settings": _settings_dict(pool.settings),
-            "holders": [{"id": h.id, "units": d(h.units), "equity": d(h.equity), "fees_paid": d(h.fees_paid),
-                         "hwm": d(h.hwm), "auto_close_below": d(h.auto_close_below)} for h in pool.holders],
-            "pending_requests": [{"id": r.id, "kind": r.kind, "holder": r.holder,
-                                  "amount": "everything" if r.amount is None else d(r.amount), "at": r.at.isoformat()}
-                                 for r in pool.pending],
-            "settlements_due": [{"rollover": s.rollover, "amount": d(s.amount), "created_at": s.created_at.isoformat()}
-                                for s in book.settlements(row.id) if s.state == "due"],
-            "orders": [order_dict(o) for o in book.orders(row.id) if o.state != "filled"]}
-
-
-@click.command()
-@click.argument("pool_id", metavar="POOL", required=False)
-@CONFIG
-@JSON
-def status(pool_id, config_path, as_json) -> None:
-    """Show every pool (a table), or one POOL: settings, NAV, holders, requests, settlements, orders.
-
-    \b
-    Example:
-      bridge pamm status --config bridge.toml
-      bridge pamm status alpha --config bridge.toml --json
-    """
-    config = _config(config_path)
-    with _book(config) as book:
-        if pool_id is None:
-            rows = [_row_dict(r) for r in book.pools()]
-            data = None
-        else:
-            data = _pool_dict(book, _existing(book, pool_id))
-    if pool_id is None:
-        if as_json:
-            click.echo(json.dumps({"pools": rows}))
-        elif not rows:
-            click.echo("no PAMM pools (create one with bridge pamm create)")
-        else:
-            click.echo(table(["pool", "master", "handling", "schedule", "rollovers", "NAV", "units", "equity",
-                              "pending", "due", "next rollover", "halted"],
-                             [[r["id"], r["master"], r["handling"], r["schedule"], str(r["rollovers"]),
-                               r["nav"] or "-", r["units"], r["equity"], str(r["pending"]), r["due"],
-                               r["next_rollover"] or "manual", r["halted"] or ""] for r in rows]))
-        return
-    if as_json:
-        click.echo(json.dumps(data))
-        return
-    click.echo(_pool_text(data))
-
-
-def _pool_text(p: dict) -> str:
-    lines = [f"pool {p['id']} on {p['master']} ({p['handling']}, schedule {p['schedule']}, opened {p['opened_at']})",
-             f"NAV {p['nav'] or '-'}, units {p['units']}, equity {p['equity']}, rollovers {p['rollovers']}"
-             + (f", last {p['last_rollover_at']}" if p["last_rollover_at"] else ""),
-             f"next rollover: {p['next_rollover'] or 'manual (bridge pamm rollover)'}"]
-    if p["halted"]:
-        lines.append(f"HALTED: {p['halted']}")
-    lines.append("settings: " + ", ".join(f"{k} {v}" for k, v in p["settings"].items() if v is not None))
-    if p["holders"]:
-        lines.append(table(["holder", "units", "equity", "fees paid", "hwm", "auto-close below"],
-                           [[h["id"], h["units"], h["equity"], h["fees_paid"], h["hwm"], h["auto_close_below"] or ""]
-                            for h in p["holders"]]))
-    for r in p["pending_requests"]:
-        lines.append(f"pending {r['kind']} #{r['id']}: {r['holder']} {r['amount']} (at {r['at']})")
-    for s in p["settlements_due"]:
-        lines.append(f"settlement due for rollover #{s['rollover']}: {s['amount']} "
-                     f"(confirm with: bridge pamm settle {p['id']} {s['rollover']})")
-    for o in p["orders"]:
-        lines.append(f"order {o['key']}: {o['reason']} {o['action']} {o['volume']} of position {o['position_id']} "
-                     f"({o['symbol']}): {o['state']}" + (f" ({o['detail']})" if o["detail"] else ""))
-    return "\n".join(lines)
-
-
-@click.command()
-@click.argument("pool_id", metavar="POOL")
-@click.argument("investor")
-@CONFIG
-@JSON
-def statement(pool_id, investor, config_path, as_json) -> None:
-    """Show INVESTOR's statement in POOL: units, NAV, deposits, withdrawals, fees, return. Nothing else.
-
-    \b
-    Example:
-      bridge pamm statement alpha A --config bridge.toml --json
-    """
-    config = _config(config_path)
-    with _book(config) as book:
-        data = ledger_call(lambda: book.statement(pool_id, investor))
-    if as_json:
-        click.echo(json.dumps(data))
-        return
-    click.echo(f"{investor} in {pool_id}: units {data['units']}, NAV {data['nav'] or '-'}, equity {data['equity']}, "
-               f"deposited {data['deposited']}, withdrawn {data['withdrawn']}, fees {data['fees_paid']}, "
-               f"high-water mark {data['high_water_mark']}, return {data['return']}")
-    if data["lines"]:
-        click.echo(table(["at", "type", "amount", "units", "detail"],
-                         [[x["at"], x["type"], x["amount"], x["units"], x["detail"]] for x in data["lines"]]))
-
+# -- settle ------------------------------------------------------------------------------
 
 @click.command()
 @click.argument("pool_id", metavar="POOL")
@@ -374,39 +252,12 @@ def settle(pool_id, number, config_path, at_text) -> None:
       bridge pamm settle alpha 3 --config bridge.toml
     """
     at = parse_time(at_text)
-    config = _config(config_path)
-    with _book(config) as book:
+    config = load_config(config_path)
+    with open_book(config) as book:
         row = ledger_call(lambda: book.settle(pool_id, number, at))
     direction = "paid into" if row.amount >= 0 else "paid out of"
     click.echo(f"{pool_id} rollover #{row.rollover} settled at {at.isoformat()}: {d(abs(row.amount))} "
                f"{direction} the master account")
 
 
-@click.command()
-@click.argument("pool_id", metavar="POOL")
-@CONFIG
-@JSON
-def verify(pool_id, config_path, as_json) -> None:
-    """Check POOL's books: replay its steps, compare with the snapshot and the entries; exit 1 on a difference.
-
-    \b
-    Example:
-      bridge pamm verify alpha --config bridge.toml --json
-    """
-    from allocation.pamm import PammError
-
-    config = _config(config_path)
-    with _book(config) as book:
-        _existing(book, pool_id)
-        try:
-            summary = book.verify(pool_id)
-        except PammError as exc:
-            raise click.ClickException(f"verify failed: {exc}") from None
-    if as_json:
-        click.echo(json.dumps(summary))
-        return
-    click.echo(f"pool {pool_id}: OK: {summary['steps']} steps replay to the snapshot and its {summary['entries']} "
-               f"entries; {summary['rollovers']} rollovers, {summary['holders']} holders, equity {summary['equity']}")
-
-
-POOL_COMMANDS = [create, deposit, withdraw, rollover, status, statement, settle, verify]
+POOL_COMMANDS = [create, deposit, withdraw, rollover, settle]
