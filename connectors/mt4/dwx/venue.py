@@ -43,20 +43,14 @@ from allocation.leg import Action
 from bridge.domain.deal import Side
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId, ServerId
 from bridge.domain.volume import SymbolSpec
-from connectors.interface import (
-    AmbiguousOutcome,
-    OrderRequest,
-    OrderResult,
-    OrderStatus,
-    VenueUnavailable,
-    magic_number,
-)
+from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable, magic_number
 from connectors.mt4 import convert, deals
 from connectors.mt4.deals import Chains
 from connectors.mt4.dwx import protocol as D
 from connectors.mt4.dwx.feed import SnapshotDiff
 from connectors.mt4.dwx.link import DwxClosed, DwxLink, DwxTimeout
 from connectors.mt4.dwx.reply import ReplyError
+from connectors.mt4.venue import MT4Venue, _Refused
 from connectors.once import OrdersOnce
 
 log = logging.getLogger(__name__)
@@ -72,14 +66,9 @@ def default_specs() -> dict[str, SymbolSpec]:
     return {d.symbol: d.spec() for d in DEFAULT_SYMBOLS}
 
 
-class _Refused(Exception):
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-
-class DwxVenue:
-    platform = Platform.MT4
+class DwxVenue(MT4Venue):
+    """Shares :class:`MT4Venue`'s lifecycle, ``execute`` (each key once), ``lookup`` (what this process knows
+    first), volume checks and watcher bookkeeping; the reads, the order path and the deal feed are DWX's."""
 
     def __init__(self, name: str, terminals: dict[int, tuple[str, str]], *, ctx: zmq.Context, reactor, clock,
                  server_offset_s: int = 0, timeout_s: float = 10.0, poll_ms: int | dict[int, int] = 100,
@@ -99,7 +88,8 @@ class DwxVenue:
                                      heartbeat_s=heartbeat_s)
                       for login, (command, replies) in terminals.items()}
         self.chains = {login: Chains() for login in terminals}
-        self.specs = dict(specs) if specs is not None else default_specs()
+        # symbol -> spec, one table for every terminal (MT4Venue.specs is per login, from the EA)
+        self.symbol_specs = dict(specs) if specs is not None else default_specs()
         self.seen: dict[int, deque] = {login: deque(maxlen=REMEMBER) for login in terminals}
         self.watches: dict[int, _Watch] = {}
         self.unresolved: dict[tuple[int, str], tuple[OrderRequest, dict | None]] = {}
@@ -107,19 +97,7 @@ class DwxVenue:
         self.filled = self.orders.filled
         self._warned: set[str] = set()
 
-    def login(self, number: int) -> Login:
-        return Login(self.server, number)
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock.seconds(), timezone.utc)
-
     # -- lifecycle ----------------------------------------------------------------------
-    def start(self) -> defer.Deferred:
-        d = defer.gatherResults([self._start(login, link) for login, link in self.links.items()],
-                                consumeErrors=True)
-        d.addErrback(lambda f: f.value.subFailure if f.check(defer.FirstError) else f)
-        return d.addCallback(lambda _: self)
-
     @defer.inlineCallbacks
     def _start(self, login: int, link: DwxLink):
         try:
@@ -127,25 +105,6 @@ class DwxVenue:
         except (DwxTimeout, DwxClosed, ReplyError) as exc:
             raise VenueUnavailable(f"dwx {self.name}: the EA at {link.command_endpoint} does not answer: {exc}")
         yield self.snapshot(self.login(login))
-
-    def stop(self) -> None:
-        for watch in self.watches.values():
-            watch.stop()
-        self.watches.clear()
-        for link in self.links.values():
-            link.stop()
-
-    def connection_status(self) -> list[dict]:
-        return self.terminal_status()
-
-    def terminal_status(self) -> list[dict]:
-        return [link.status() for link in self.links.values()]
-
-    def _link(self, account: Login) -> DwxLink:
-        link = self.links.get(account.number)
-        if link is None:
-            raise KeyError(f"dwx {self.name}: account {account.number} has no terminal on this venue")
-        return link
 
     # -- reads ----------------------------------------------------------------------------
     def snapshot(self, account: Login) -> defer.Deferred:
@@ -171,7 +130,7 @@ class DwxVenue:
         """The trades in symbols with a spec; each other symbol is logged once."""
         out = []
         for t in trades:
-            if t["symbol"] in self.specs:
+            if t["symbol"] in self.symbol_specs:
                 out.append(t)
             elif t["symbol"] not in self._warned:
                 self._warned.add(t["symbol"])
@@ -181,7 +140,7 @@ class DwxVenue:
 
     def symbol_spec(self, account: Login, symbol: str) -> defer.Deferred:
         self._link(account)
-        spec = self.specs.get(symbol)
+        spec = self.symbol_specs.get(symbol)
         return defer.succeed(spec) if spec is not None else defer.fail(KeyError(symbol))
 
     def account_info(self, account: Login) -> defer.Deferred:
@@ -193,7 +152,7 @@ class DwxVenue:
     def positions(self, account: Login):
         trades = self.known((yield self.snapshot(account)))
         chains = self.chains[account.number]
-        return [convert.venue_position(t, chains.root(t["ticket"]), deals.key_of(t), account, self.specs[t["symbol"]])
+        return [convert.venue_position(t, chains.root(t["ticket"]), deals.key_of(t), account, self.symbol_specs[t["symbol"]])
                 for t in trades]
 
     def deals_since(self, account: Login, after: DealId | None) -> defer.Deferred:
@@ -208,42 +167,15 @@ class DwxVenue:
         watch.watchers.append(callback)
         return watch.start()
 
-    def unwatch_deals(self, account: Login, callback) -> None:
-        watch = self.watches.get(account.number)
-        if watch is None:
-            return
-        if callback in watch.watchers:
-            watch.watchers.remove(callback)
-        if not watch.watchers:
-            watch.stop()
-            del self.watches[account.number]
-
     # -- orders -----------------------------------------------------------------------------
-    def execute(self, order: OrderRequest) -> defer.Deferred:
-        return self.orders.execute((order.account.number, order.key), lambda: self._execute(order))
-
-    @defer.inlineCallbacks
-    def _execute(self, order: OrderRequest):
-        try:
-            result = yield self._send(order)
-        except _Refused as exc:
-            return self._rejected(order.key, exc.reason, str(exc))
-        return result
-
     def _rejected(self, key: str, reason: str, message: str) -> OrderResult:
         return OrderResult(key, OrderStatus.REJECTED, self.now(), reason=reason, message=message)
 
-    def _spec(self, order: OrderRequest) -> SymbolSpec:
-        spec = self.specs.get(order.symbol)
+    def _spec_of(self, order: OrderRequest) -> SymbolSpec:
+        spec = self.symbol_specs.get(order.symbol)
         if spec is None:
             raise _Refused("unknown-symbol", f"no spec for {order.symbol} (DWX has no symbol command)")
         return spec
-
-    def _lots(self, order: OrderRequest, spec: SymbolSpec) -> Decimal:
-        if not spec.tradable(order.volume):
-            raise _Refused("invalid-volume", f"{order.volume} is {spec.to_lots(order.volume)} lots of "
-                                             f"{order.symbol}: off the step or outside min..max")
-        return convert.lots_of(order.volume, spec)
 
     @defer.inlineCallbacks
     def _trade(self, order: OrderRequest, text: str, state: dict | None = None):
@@ -264,7 +196,7 @@ class DwxVenue:
 
     @defer.inlineCallbacks
     def _send(self, order: OrderRequest):
-        spec = self._spec(order)
+        spec = self._spec_of(order)
         if order.action is Action.OPEN:
             return (yield self._open(order, spec))
         root = order.position_id.value
@@ -358,7 +290,7 @@ class DwxVenue:
         """What the account's state says of an order already sent once from here with no answer; for a MODIFY,
         levels already in place. None: it must (still) be sent."""
         login = order.account.number
-        spec = self.specs[order.symbol]
+        spec = self.symbol_specs[order.symbol]
         root = order.position_id.value
         if order.action is Action.MODIFY:
             if trade is not None and (convert.stop(trade["sl"], spec.digits), convert.stop(trade["tp"], spec.digits)) \
@@ -383,10 +315,6 @@ class DwxVenue:
         return None
 
     # -- lookup ---------------------------------------------------------------------------------
-    def lookup(self, account: Login, key: str) -> defer.Deferred:
-        known = self.orders.known((account.number, key), lambda: self._lookup(account, key))
-        return known if known is not None else self._lookup(account, key)
-
     @defer.inlineCallbacks
     def _lookup(self, account: Login, key: str):
         trades = yield self.snapshot(account)
@@ -406,7 +334,7 @@ class DwxVenue:
         """The open trade whose comment and magic carry ``key``, as the fill of that key (remembered)."""
         for t in self.known(trades):
             if deals.key_of(t) == key:
-                spec = self.specs[t["symbol"]]
+                spec = self.symbol_specs[t["symbol"]]
                 result = OrderResult(key, OrderStatus.FILLED, self.server_clock.utc_ms(t["open_time_msc"]),
                                      OrderId(M4, t["ticket"]), PositionId(M4, t["ticket"]),
                                      deals.open_id(t["ticket"]), convert.volume_of(t["lots"], spec),
@@ -423,7 +351,7 @@ class _Watch:
         self.venue = venue
         self.account = account
         self.watchers: list = []
-        self.diff = SnapshotDiff(account, venue.chains[account.number], venue.specs.__getitem__,
+        self.diff = SnapshotDiff(account, venue.chains[account.number], venue.symbol_specs.__getitem__,
                                  venue.server_clock)
         self.loop = LoopingCall(self.poll)
         self.loop.clock = venue.reactor
