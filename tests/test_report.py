@@ -116,11 +116,15 @@ def store_path(tmp_path) -> Path:
 
 
 def add_pamm(path: Path, rows: list[tuple]) -> None:
-    """The PAMM table as the pools service writes it (only the columns the report reads, and kind)."""
+    """Pools and their rollover entries in the store's PAMM tables (only what the report reads is meaningful)."""
     with Store.open(path) as store:
-        store.db.execute("CREATE TABLE pamm_entries (pool TEXT NOT NULL, seq INTEGER NOT NULL, at TEXT NOT NULL, "
-                         "kind TEXT NOT NULL, amount TEXT, nav TEXT, PRIMARY KEY (pool, seq))")
-        store.db.conn.executemany("INSERT INTO pamm_entries (pool, seq, at, kind, nav) VALUES (?, ?, ?, ?, ?)", rows)
+        now = "2024-03-01T00:00:00+00:00"
+        for pool in sorted({r[0] for r in rows}):
+            store.db.execute("INSERT INTO pamm_pools (id, master, handling, schedule, settings, opened_at, state, "
+                             "steps, updated_at) VALUES (?, 'sim/sim/1', 'reallocate', 'manual', '{}', ?, '{}', 0, ?)",
+                             (pool, now, now))
+        store.db.conn.executemany("INSERT INTO pamm_entries (pool, seq, at, kind, amount, units, detail, nav) "
+                                  "VALUES (?, ?, ?, ?, '0.00', '0', '', ?)", rows)
         store.db.conn.commit()
 
 

@@ -70,7 +70,7 @@ class WindowData:
     window: Window
     orders: list[Order]
     nav: list[NavPoint]
-    pamm: bool  # False: the store has no PAMM table (an older store)
+    pamm: bool  # False: the store has no PAMM pool (or no PAMM tables: an older store)
 
 
 def open_db(path: Path) -> Database:
@@ -142,8 +142,9 @@ def orders(db: Database, window: Window, progress: Callable[[int], None] | None 
 
 def nav_points(db: Database, window: Window) -> list[NavPoint] | None:
     """Each pool's NAV after every rollover in ``window``, by pool then time; None if the store has no
-    ``pamm_entries`` table. A row whose time or NAV cannot be read is an InputError naming it."""
-    if "pamm_entries" not in db.table_names():
+    PAMM pool (or an older store without the PAMM tables). A row whose time or NAV cannot be read is an
+    InputError naming it."""
+    if "pamm_pools" not in db.table_names() or not db["pamm_pools"].count:
         return None
     points = []
     for row in db.query("SELECT pool, seq, at, nav FROM pamm_entries WHERE kind = 'rollover' AND nav IS NOT NULL "

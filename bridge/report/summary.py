@@ -91,7 +91,7 @@ class Report:
     groups: dict[str, list[GroupSummary]]  # scope (SCOPES) -> a summary per group, by group name
     samples: list[Sample]
     nav: list[NavPoint]
-    pamm: bool  # False: the store has no PAMM table
+    pamm: bool  # False: the store has no PAMM pool
 
     @property
     def empty(self) -> bool:
