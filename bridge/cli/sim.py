@@ -249,23 +249,30 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_de
             raise InvalidOperation
     except InvalidOperation:
         raise click.BadParameter(f"{balance!r} is not a non-negative amount", param_hint="--balance") from None
+    if dwx:
+        _check_dwx(port, dwx_max_lot_size)
     terminal = Terminal(login=login, balance=balance, clock=time.time, rng=random.Random(seed))
     ctx = zmq.Context()
-    if dwx:
-        _serve_dwx(terminal, ctx, host, port, dwx_max_orders, dwx_max_lot_size, tick_interval_ms, login)
-        return
-    ea = SimulatedEA(terminal, journal_path=journal_path)
     try:
-        server = bind_pair(ea, ctx, host, port, reactor=reactor, reply_delay_ms=reply_delay_ms)
+        if dwx:
+            from connectors.mt4.dwx.simulator import bind_triple
+
+            server = bind_triple(terminal, ctx, host, port, reactor=reactor, max_orders=dwx_max_orders,
+                                 max_lot_size=dwx_max_lot_size)
+            where = f"DWX: replies {server.reply_endpoint}, prices {server.price_endpoint}"
+        else:
+            ea = SimulatedEA(terminal, journal_path=journal_path)
+            server = bind_pair(ea, ctx, host, port, reactor=reactor, reply_delay_ms=reply_delay_ms)
+            where = f"events {server.event_endpoint}"
     except zmq.ZMQError as exc:
         ctx.destroy(linger=0)
-        raise click.ClickException(f"cannot bind {endpoint} and the port after it: {exc}") from None
+        raise click.ClickException(f"cannot bind {endpoint} and the port{'s' if dwx else ''} after it: {exc}") \
+            from None
     server.start()
     ticker = LoopingCall(terminal.step) if tick_interval_ms else None
     if ticker is not None:
         ticker.start(tick_interval_ms / 1000, now=False)
-    click.echo(f"listening on {server.command_endpoint} (events {server.event_endpoint}; MT4 simulator, "
-               f"login {login})")
+    click.echo(f"listening on {server.command_endpoint} ({where}; MT4 simulator, login {login})")
     sys.stdout.flush()
     try:
         reactor.run()
@@ -274,16 +281,9 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_de
         ctx.destroy(linger=0)
 
 
-def _serve_dwx(terminal, ctx, host, port, max_orders, max_lot_size, tick_interval_ms, login) -> None:
-    """``bridge sim mt4 --dwx``: the terminal behind a simulated DWX ZeroMQ Server until interrupted."""
-    import sys
+def _check_dwx(port: int, max_lot_size: str) -> None:
+    """``--dwx``'s own inputs: a positive lot size, and room for PORT + 2."""
     from decimal import InvalidOperation
-
-    import zmq
-    from twisted.internet import reactor
-    from twisted.internet.task import LoopingCall
-
-    from connectors.mt4.dwx.simulator import bind_triple
 
     try:
         if not Decimal(max_lot_size).is_finite() or Decimal(max_lot_size) <= 0:
@@ -294,21 +294,3 @@ def _serve_dwx(terminal, ctx, host, port, max_orders, max_lot_size, tick_interva
     if port > 65533:
         raise click.BadParameter("with --dwx the replies and prices go on PORT + 1 and + 2: at most 65533",
                                  param_hint="--endpoint")
-    try:
-        server = bind_triple(terminal, ctx, host, port, reactor=reactor, max_orders=max_orders,
-                             max_lot_size=max_lot_size)
-    except zmq.ZMQError as exc:
-        ctx.destroy(linger=0)
-        raise click.ClickException(f"cannot bind port {port} and the two after it: {exc}") from None
-    server.start()
-    ticker = LoopingCall(terminal.step) if tick_interval_ms else None
-    if ticker is not None:
-        ticker.start(tick_interval_ms / 1000, now=False)
-    click.echo(f"listening on {server.command_endpoint} (DWX: replies {server.reply_endpoint}, prices "
-               f"{server.price_endpoint}; MT4 simulator, login {login})")
-    sys.stdout.flush()
-    try:
-        reactor.run()
-    finally:
-        server.stop()
-        ctx.destroy(linger=0)
