@@ -313,3 +313,56 @@ def test_account_info_is_refused_in_one_line_and_specs_come_from_the_table(rig):
     assert (spec.digits, spec.to_volume("1.00")) == (3, LOT)
     with pytest.raises(KeyError):
         rig.result(rig.venue.symbol_spec(rig.login(HEDGER), "NOSUCH"))
+
+
+def test_bridge_sim_mt4_dwx_speaks_the_dwx_text_protocol_and_stops_on_sigterm():
+    import select
+    import signal
+    import subprocess
+
+    import zmq
+
+    from tests.processes import BRIDGE, ROOT, terminate
+
+    sim = subprocess.Popen([BRIDGE, "sim", "mt4", "--dwx", "--endpoint", "tcp://127.0.0.1:0", "--login", "4009",
+                            "--dwx-max-orders", "5", "--dwx-max-lot-size", "1"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    ctx = zmq.Context()
+    try:
+        ready, _, _ = select.select([sim.stdout], [], [], 30)
+        line = sim.stdout.readline() if ready else ""
+        assert line.startswith("listening on tcp://127.0.0.1:"), (line, sim.poll())
+        port = int(line.split("tcp://127.0.0.1:", 1)[1].split()[0])
+        assert f"DWX: replies tcp://127.0.0.1:{port + 1}, prices tcp://127.0.0.1:{port + 2}" in line
+        push, pull = ctx.socket(zmq.PUSH), ctx.socket(zmq.PULL)
+        for s in (push, pull):
+            s.setsockopt(zmq.LINGER, 0)
+        push.connect(f"tcp://127.0.0.1:{port}")
+        pull.connect(f"tcp://127.0.0.1:{port + 1}")
+
+        def ask(text: str):
+            push.send_string(text)
+            while True:
+                assert pull.poll(10_000), text
+                frame = pull.recv()
+                if frame:  # the EA sends an empty frame after each reply
+                    return parse(frame)
+
+        assert ask("HEARTBEAT")["_response"] == "loud and clear!"
+        opened = ask("TRADE;OPEN;1;EURUSD;0;300;600;by-hand;0.5;42;0")
+        assert opened["_action"] == "EXECUTION" and opened["_magic"] == 42
+        point = Decimal("0.00001")
+        assert opened["_sl"] == opened["_open_price"] + 300 * point  # a sell's SL: points above the open
+        assert opened["_tp"] == opened["_open_price"] - 600 * point
+        [entry] = ask(D.trade(D.GET_OPEN_TRADES))["_trades"].values()
+        assert (entry["_lots"], entry["_type"], entry["_comment"]) == (Decimal("0.5"), 1, "by-hand")
+        assert ask("TRADE;OPEN;0;EURUSD;0;0;0;x;2;0;0")["_response"] == "LOT_SIZE_ERROR"
+        push.close()
+        pull.close()
+        sim.send_signal(signal.SIGTERM)
+        assert sim.wait(timeout=10) == 0
+    finally:
+        terminate(sim)
+        sim.stdout.close()
+        sim.stderr.close()
+        ctx.destroy(linger=0)
