@@ -61,6 +61,7 @@ class ConnectorService(service.Service):
         self.ctx, self.reactor, self.venues, self.config = ctx, reactor, venues, config
         self.when_ready = when_ready or (lambda: defer.succeed(None))
         self.published = 0
+        self.ready: defer.Deferred = defer.Deferred()  # every master's watch is live (or has failed, logged)
 
     def startService(self) -> None:
         super().startService()
@@ -77,6 +78,7 @@ class ConnectorService(service.Service):
                  len(c.masters), c.deals_endpoint, self.publisher.epoch)
 
     def _watch(self) -> None:
+        watches = []
         for master in self.config.masters:
             watching = defer.maybeDeferred(self.venues[master.server].watch_deals, master, self._publish)
             # once the watch is live, say so on the stream: the worker backfills from then, leaving no gap
@@ -84,6 +86,8 @@ class ConnectorService(service.Service):
             watching.addCallback(lambda _, m=master: self.publisher.publish(f"watching.{m}", {"account": str(m)}))
             watching.addErrback(lambda f, m=master: log.error("connector: cannot watch %s: %s", m,
                                                                f.getErrorMessage()))
+            watches.append(watching)
+        defer.gatherResults(watches).addBoth(lambda _: self.ready.callback(None) if not self.ready.called else None)
 
     def _publish(self, deal) -> None:
         self.publisher.publish(deal_topic(deal), deal_body(deal), origin_ns=time.time_ns())
