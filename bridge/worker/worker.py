@@ -76,6 +76,8 @@ class Worker:
         self._inbox_ids: set = set()
         self._newest: dict[Login, int] = {}  # the highest venue deal id taken, per master
         self._recovering = False
+        #: shutdown (bridge.daemon.drain): no new deal is taken or started; the one being worked on finishes
+        self.stopping = False
         self._blocked = False  # the oldest deal could not be planned: nothing moves until a retry
         self._clean = False  # True once the store is known to hold no work (see _next)
         # (master, symbol) -> (routes version, [master, *followers], each one's specs, the same logins by
@@ -98,6 +100,11 @@ class Worker:
     def idle(self) -> bool:
         return self._running is None and not self._inbox
 
+    @property
+    def working(self) -> bool:
+        """A deal is being planned or has orders in flight, or recovery is resolving orders: a stop waits."""
+        return self._running is not None or self._recovering
+
     @defer.inlineCallbacks
     def recover(self):
         """Startup and reconnect: resolve what was in flight, reconcile every follower, then work on.
@@ -116,6 +123,8 @@ class Worker:
                          "venue before anything is sent again", len(unfinished), len(seqs),
                          ", ".join(f"{n} {state}" for state, n in sorted(Counter(r.state for r in unfinished).items())))
             for seq in seqs:
+                if self.stopping:
+                    break  # the rest stay unfinished: the next start resolves them
                 yield self.executor.execute_deal(seq)
             if unfinished:
                 after = Counter(row.state for seq in seqs for row in self.store.intents_of_deal(seq))
@@ -134,7 +143,9 @@ class Worker:
 
     def accept(self, deal: MasterDeal, detected_ns: int | None = None) -> bool:
         """Take a master deal into the inbox and work; False for a second delivery of one already
-        taken (counted and ignored)."""
+        taken (counted and ignored) or one that arrives while stopping (the next start backfills it)."""
+        if self.stopping:
+            return False
         if deal.deal_id in self._inbox_ids or (not self._newer(deal) and self.store.deal_seq(deal.deal_id)):
             self.duplicates += 1
             return False
@@ -177,6 +188,8 @@ class Worker:
     @defer.inlineCallbacks
     def _drain(self):
         while True:
+            if self.stopping:
+                return  # whatever is left is in the journal or the venues' history: the next start goes on
             self._again = False
             seq = self._next()
             try:
