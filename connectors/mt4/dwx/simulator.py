@@ -34,6 +34,7 @@ from twisted.internet.task import LoopingCall
 from connectors.mt4 import protocol as P
 from connectors.mt4.dwx import protocol as D
 from connectors.mt4.simulator.orders import Order, TradeError, time_string
+from connectors.mt4.simulator.serve import bind_ports
 from connectors.mt4.simulator.terminal import Terminal
 
 log = logging.getLogger(__name__)
@@ -267,22 +268,6 @@ def bind_triple(terminal: Terminal, ctx: zmq.Context, host: str, port: int, *, r
                 **options) -> DwxServer:
     """A :class:`DwxServer` on ``port`` (commands), ``port + 1`` (replies), ``port + 2`` (prices); port 0:
     three free ports in a row."""
-    if port:
-        return DwxServer(terminal, ctx, f"tcp://{host}:{port}", f"tcp://{host}:{port + 1}",
-                         f"tcp://{host}:{port + 2}", reactor=reactor, **options)
-    for attempt in range(attempts):
-        probe = ctx.socket(zmq.PULL)
-        probe.setsockopt(zmq.LINGER, 0)
-        try:
-            probe.bind(f"tcp://{host}:*")
-            free = int(probe.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
-        finally:
-            probe.close()
-        if free > 65533:
-            continue
-        try:
-            return bind_triple(terminal, ctx, host, free, reactor=reactor, **options)
-        except zmq.ZMQError:
-            if attempt == attempts - 1:
-                raise
-    raise zmq.ZMQError(zmq.EADDRINUSE, "no three free ports in a row")
+    return bind_ports(ctx, host, port, 3, lambda p: DwxServer(
+        terminal, ctx, f"tcp://{host}:{p}", f"tcp://{host}:{p + 1}", f"tcp://{host}:{p + 2}", reactor=reactor,
+        **options), attempts=attempts)

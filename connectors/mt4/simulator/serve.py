@@ -201,8 +201,15 @@ def parse_endpoint(endpoint: str) -> tuple[str, int]:
 def bind_pair(ea: SimulatedEA, ctx: zmq.Context, host: str, port: int, *, reactor, attempts: int = 50,
               **options) -> EAServer:
     """An :class:`EAServer` with commands on ``port`` and events on ``port + 1`` (port 0: a free pair)."""
+    return bind_ports(ctx, host, port, 2, lambda p: EAServer(ea, ctx, f"tcp://{host}:{p}", f"tcp://{host}:{p + 1}",
+                                                             reactor=reactor, **options), attempts=attempts)
+
+
+def bind_ports(ctx: zmq.Context, host: str, port: int, count: int, bind, *, attempts: int = 50):
+    """``bind(p)`` for sockets on ``p`` .. ``p + count - 1``: ``port`` itself, or (port 0) a free one whose
+    followers are tried too, ``attempts`` times (``bind`` raises ZMQError when one of them is taken)."""
     if port:
-        return EAServer(ea, ctx, f"tcp://{host}:{port}", f"tcp://{host}:{port + 1}", reactor=reactor, **options)
+        return bind(port)
     for attempt in range(attempts):
         probe = ctx.socket(zmq.ROUTER)
         probe.setsockopt(zmq.LINGER, 0)
@@ -211,14 +218,14 @@ def bind_pair(ea: SimulatedEA, ctx: zmq.Context, host: str, port: int, *, reacto
             free = int(probe.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
         finally:
             probe.close()
-        if free > 65534:
+        if free > 65536 - count:
             continue
         try:
-            return EAServer(ea, ctx, f"tcp://{host}:{free}", f"tcp://{host}:{free + 1}", reactor=reactor, **options)
+            return bind(free)
         except zmq.ZMQError:
             if attempt == attempts - 1:
                 raise
-    raise zmq.ZMQError(zmq.EADDRINUSE, "no free pair of ports")
+    raise zmq.ZMQError(zmq.EADDRINUSE, f"no {count} free ports in a row")
 
 
 def main(argv: list[str] | None = None) -> None:  # pragma: no cover - the same command as ``bridge sim mt4``
