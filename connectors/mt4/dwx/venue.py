@@ -16,7 +16,9 @@ and ``poll_ms`` is one period for all, or one per login
   when it would close it all: the EA closes everything for a size above the order's). The EA's price and
   slippage are its own (``MaximumSlippage``): ``reference_price``/``max_slippage_points`` are not sent.
 - Idempotency: a key FILLED here returns that result; a key in flight shares its outcome. The EA keeps no
-  journal: after an ambiguous outcome (no reply within ``timeout_s``, an unreadable reply) ``lookup`` finds an
+  journal, so an OPEN first reads the open trades and answers from the one carrying its key, if any (a
+  resend while the position is open never trades twice; once it is closed, it would). After an ambiguous
+  outcome (no reply within ``timeout_s``, an unreadable reply) ``lookup`` finds an
   OPEN by its key in the open trades' comments, and a CLOSE, PARTIAL_CLOSE or MODIFY sent from this process by
   the state it left (the position gone; its lots down by the order's; the stops at the order's levels). A
   closed or never-opened OPEN cannot be told apart (both: not found). A CLOSE sent again after a lost reply
