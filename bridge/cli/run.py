@@ -17,8 +17,15 @@ from bridge.daemon.services import ROLES
 @click.option("--role", type=click.Choice(ROLES), default="all", show_default=True,
               help="Which roles this process runs.")
 @click.option("--check", is_flag=True, help="Load and check the configuration, then exit.")
-def run(config_path, role, check) -> None:
+@click.option("--drain-timeout", type=click.FloatRange(min=0), default=20.0, show_default=True, metavar="SECONDS",
+              help="On SIGTERM, wait at most this long for the orders in flight (keep it below the unit's "
+                   "TimeoutStopSec).")
+def run(config_path, role, check, drain_timeout) -> None:
     """Run the bridge daemon in the foreground until SIGTERM or SIGINT.
+
+    Under systemd (Type=notify) it sends READY=1 once every role is up and
+    recovered, WATCHDOG=1 pings, and STOPPING=1 when a stop begins; a stop lets
+    the orders in flight finish first (see systemd/README.md).
 
     \b
     Example:
@@ -38,9 +45,12 @@ def run(config_path, role, check) -> None:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from twisted.internet import reactor
 
+    from bridge.daemon.drain import drain
+    from bridge.daemon.notify import Notifier, notify_when_ready
     from bridge.daemon.services import build
 
     top = build(config, reactor, role, with_control=True)
+    notifier = Notifier()
     failed: list[str] = []
 
     def start() -> None:
@@ -50,7 +60,22 @@ def run(config_path, role, check) -> None:
             failed.append(str(exc))
             reactor.stop()
             return
-        reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+        notifier.status(f"starting: role {role}, {len(config.venues)} venue(s) to connect, then recovery")
+        waiting = notify_when_ready(notifier, top, reactor)
+        notifier.start_watchdog(reactor)  # pings through recovery and the drain too: they run on the reactor
+
+        def stop():
+            if waiting.running:
+                waiting.stop()
+            notifier.stopping("stopping: finishing the orders in flight")
+            d = drain(top, reactor, drain_timeout)
+            d.addErrback(lambda f: logging.getLogger("bridge.drain").error("drain: %s", f.getErrorMessage()))
+            d.addCallback(lambda left: notifier.status(f"stopping: {len(left)} order(s) left for recovery"
+                                                       if left else "stopping: no order in flight"))
+            d.addBoth(lambda _: top.stopService())
+            return d
+
+        reactor.addSystemEventTrigger("before", "shutdown", stop)
 
     reactor.callWhenRunning(start)
     reactor.run()
