@@ -121,7 +121,7 @@ def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path)
         old.mark_filled(intents[0].key, filled(intents[0].key), 30)
         before = old.intents_of_deal(seq)
     with Store.open(path) as store:
-        assert store.migrated == ["0002_executions", "0003_links_per_position", "0004_intents_state_check"]
+        assert store.migrated == ["0002_executions", "0003_links_per_position", "0004_intents_state_check", "0005_pamm"]
         assert store.migrations() == [name for name, _ in MIGRATIONS]
         assert "executions" in store.db.table_names()
         assert store.deal_at(seq) == make_deal(1)
