@@ -58,6 +58,7 @@ def run(config_path, role, check, drain_timeout) -> None:
             top.startService()
         except Exception as exc:  # e.g. an endpoint in use: exit, rather than run with part of the roles
             failed.append(str(exc))
+            notifier.status(f"cannot start role {role}: {exc}")
             reactor.stop()
             return
         notifier.status(f"starting: role {role}, {len(config.venues)} venue(s) to connect, then recovery")

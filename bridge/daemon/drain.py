@@ -6,7 +6,9 @@ from ``systemctl stop``, or SIGINT), before the service tree stops:
 1. the worker takes no new master deal and starts no new one
    (:attr:`bridge.worker.worker.Worker.stopping`). A deal it does not take is
    newer than the journal's last, so the next start backfills it from the
-   venue; a deal journalled but not yet planned stays ``new`` in the journal;
+   venue; a deal journalled but not yet planned stays ``new`` in the journal.
+   No new scheduled PAMM rollover starts either (a daemon that was down over
+   a scheduled time runs it when it comes back);
 2. the deal being worked on finishes: its orders reach the venues and their
    results are written (and so do the orders of a PAMM rollover under way);
 3. at most ``timeout_s`` is spent waiting (``bridge run --drain-timeout``,
@@ -56,6 +58,10 @@ def drain(top, clock, timeout_s: float = DRAIN_TIMEOUT_S):
     if worker is None or not worker.running or not hasattr(worker, "worker"):
         return []  # a connector alone has no orders to wait for: it just stops publishing
     worker.worker.stopping = True
+    pools = _named(top, "pools")
+    ticker = getattr(pools, "ticker", None)
+    if ticker is not None and ticker.running:
+        ticker.stop()  # no new scheduled rollover; one under way finishes (see busy); a missed one runs at next start
     started = time.monotonic()
     waited = busy(top)
     if waited:
