@@ -381,6 +381,57 @@ def test_a_drain_timeout_shorter_than_a_fill_exits_0_and_the_next_start_finishes
     assert "Traceback" not in log.read_text()
 
 
+def test_drain_in_process_waits_for_the_fills_stops_the_pool_ticker_and_takes_no_new_deal(tmp_path):
+    """drain() on the service tree itself (the sim venue in process, fills 300 ms late, the test's reactor)."""
+    from dataclasses import replace
+
+    from twisted.internet.selectreactor import SelectReactor
+
+    from bridge.daemon import config as bridge_config
+    from bridge.daemon.drain import drain
+    from bridge.daemon.services import build
+    from bridge.domain.deal import Side
+
+    reactor = SelectReactor()
+    ctx = zmq.Context()
+    config = bridge_config.load(ROOT / "config" / "demo.toml")
+    config = replace(config, store_path=tmp_path / "bridge.sqlite", control_endpoint=free_port_endpoint(),
+                     venues=tuple(replace(v, fill_latency_us=300_000) for v in config.venues))
+    top = build(config, reactor, "all", ctx)
+    top.startService()
+    try:
+        worker, pools = top.getServiceNamed("worker"), top.getServiceNamed("pools")
+        venue = next(iter(top.venues.values()))
+        master = venue.login(1000)
+
+        def until(condition, timeout_s: float = 10.0) -> None:
+            deadline = time.monotonic() + timeout_s
+            while not condition():
+                assert time.monotonic() < deadline, "condition not reached in time"
+                reactor.iterate(0.005)
+
+        until(lambda: worker.ready.called and pools.ticker.running)
+        venue.trade(master, "EURUSD", Side.BUY, "1.00")
+        until(lambda: worker.store.intents_in_state("sent"))
+        started = time.monotonic()
+        drained = drain(top, reactor, timeout_s=5.0)
+        assert not pools.ticker.running and worker.worker.stopping
+        left: list = []
+        drained.addCallback(left.append)
+        until(lambda: left)
+        assert left == [[]] and time.monotonic() - started >= 0.2  # it waited for the fills
+        assert worker.store.intents_in_state(*UNFINISHED) == [] and worker.store.intents_in_state("filled")
+        deals = worker.store.db["master_deals"].count
+        [position] = venue.positions(master).result
+        venue.close(master, position.position_id)  # after the drain: not taken (the next start backfills it)
+        for _ in range(40):
+            reactor.iterate(0.005)
+        assert worker.store.db["master_deals"].count == deals and worker.worker.idle
+    finally:
+        top.stopService()
+        ctx.destroy(0)
+
+
 def test_bad_drain_timeout_is_one_line():
     result = subprocess.run([BRIDGE, "run", "--config", "config/demo.toml", "--drain-timeout", "-1"],
                             capture_output=True, text=True, timeout=30, cwd=ROOT)
