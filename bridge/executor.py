@@ -72,6 +72,8 @@ class Executor:
         self.verify_planned = False
         self._digit_cache: dict[tuple[Login, str], int | None] = {}
         self._logins: dict[str, Login] = {}
+        #: called with (entry, items) once per batch of results written (metrics: bridge.daemon.copy_metrics)
+        self.on_applied: Callable[[object, list], None] | None = None
 
     def execute_deal(self, seq: int, entry=None, rows: list[IntentRow] | None = None, *,
                      fresh: bool = False) -> defer.Deferred:
@@ -212,6 +214,12 @@ class Executor:
                         self._write(entry, [item])
                 except Exception:
                     log.exception("executor: the result of %s could not be recorded", item[0].key)
+                else:
+                    if self.on_applied is not None:
+                        self.on_applied(entry, [item])
+            return
+        if self.on_applied is not None:
+            self.on_applied(entry, items)
 
     def _write(self, entry, items) -> None:
         store, deal = self.store, entry.deal
