@@ -19,6 +19,13 @@ An unknown key anywhere is an error naming the file, table and key. Example:
     [reconcile]
     drift = "report"                        # or "adopt": a link takes the volume the follower holds
 
+    [metrics]
+    listen = "127.0.0.1:9464"               # Prometheus /metrics (HOST:PORT); "" turns it off
+
+    [log]
+    format = "text"                         # or "json": one JSON object a line (journald, a file)
+    file = ""                               # "" is stderr (journald under systemd)
+
     [[venue]]                               # a cTrader server, through the Open API
     name = "ctrader-live"
     platform = "ctrader"
@@ -249,6 +256,9 @@ class BridgeConfig:
     control_endpoint: str = "tcp://127.0.0.1:5609"
     control_connector: str | None = None  # a connector-only process binds this instead, when set
     drift: DriftPolicy = DriftPolicy.REPORT  # what a reconcile may heal ([reconcile] drift)
+    metrics_listen: str = "127.0.0.1:9464"  # [metrics] listen: HOST:PORT, "" for none
+    log_format: str = "text"  # [log] format: "text" | "json"
+    log_file: Path | None = None  # [log] file; None: stderr
 
     def control_for(self, role: str) -> str:
         """The control endpoint a process running ``role`` binds (``bridge status --role`` asks it)."""
@@ -279,6 +289,18 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     reconcile = doc.table("reconcile") or Table({}, f"{where} [reconcile]")
     drift = reconcile.enum("drift", DriftPolicy, DriftPolicy.REPORT)
     reconcile.finish()
+
+    metrics = doc.table("metrics") or Table({}, f"{where} [metrics]")
+    metrics_listen = _listen(metrics, "listen", "127.0.0.1:9464")
+    metrics.finish()
+    log_table = doc.table("log") or Table({}, f"{where} [log]")
+    log_format = log_table.raw("format", "text")
+    if log_format not in LOG_FORMATS:
+        raise InputError(f"{log_table.where}: format {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+    log_file = log_table.raw("file", "")
+    if not isinstance(log_file, str):
+        raise InputError(f"{log_table.where}: file must be a path (a string; \"\" for stderr)")
+    log_table.finish()
 
     venues = tuple(_venue(t, base) for t in doc.tables("venue"))
     if not venues:
@@ -323,8 +345,28 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     doc.finish()
     if not store_path.is_absolute():
         store_path = base / store_path
+    log_path = None
+    if log_file:
+        log_path = Path(log_file) if Path(log_file).is_absolute() else base / log_file
     return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams),
-                        control, control_connector, drift)
+                        control, control_connector, drift, metrics_listen, log_format, log_path)
+
+
+LOG_FORMATS = ("text", "json")
+
+
+def _listen(t: Table, key: str, default: str) -> str:
+    """``HOST:PORT`` (``[::1]:PORT`` for IPv6) with a port in 1..65535, or "" (nothing listens)."""
+    value = t.raw(key, default)
+    if not isinstance(value, str):
+        raise InputError(f"{t.where}: {key} must be a string, HOST:PORT or \"\"")
+    if value == "":
+        return value
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InputError(f"{t.where}: {key} must be HOST:PORT with a port in 1..65535 (or \"\" for none), "
+                         f"got {value!r}")
+    return value
 
 
 def _venue(t: Table, base: Path) -> VenueConfig:
