@@ -215,3 +215,28 @@ def test_a_manual_rollover_runs_now_and_a_second_one_at_once_is_refused(rig):
     failure = []
     unknown.addErrback(failure.append)
     assert "unknown pool" in failure[0].getErrorMessage()
+
+
+def test_a_venue_down_at_startup_holds_no_schedule_and_its_orders_go_out_when_it_is_back(rig):
+    rig.book.deposit("alpha", "M", Decimal("5000.00"), at(1))
+    rig.book.deposit("alpha", "A", Decimal("5000.00"), at(2))
+    rig.start()
+    rig.advance_to(3600)
+    rig.fund(1)
+    rig.venue.trade(MASTER, "EURUSD", Side.BUY, "1.00")
+    rig.book.withdraw("alpha", "A", Decimal("2500.00"), at(3700))
+    rig.service.stopService()
+    rig.book.rollover("alpha", at(7200), rig.venue.account(MASTER).equity().quantize(Decimal("0.01")),
+                      source="test", orders_for=lambda r: rig.service._orders_for(
+                          rig.book.pool("alpha"), MASTER, r, rig.venue.positions(MASTER).result,
+                          {"EURUSD": rig.venue.market.spec("EURUSD")}))
+    rig.venue.disconnected = True
+    service = rig.start()
+    rig.advance_to(7230)
+    assert service.ticker.running  # the schedule runs while the order waits for its venue
+    # refused at once (never reached the venue), then only looked up until the venue answers: never sent blind
+    assert [o.state for o in rig.book.orders("alpha")] == ["unknown"] and service.orders.sent == 1
+    rig.venue.disconnected = False
+    rig.advance_to(7260)
+    (order,) = rig.book.orders("alpha")
+    assert order.state == "filled" and rig.open_volumes() == [LOT - order.volume]

@@ -45,6 +45,7 @@ class PoolOrders:
     def __init__(self, book, venues: dict, reactor, *, retry_delay_s: float = RETRY_DELAY_S) -> None:
         self.book, self.venues, self.reactor, self.retry_delay_s = book, venues, reactor, retry_delay_s
         self.busy: set[str] = set()  # keys being worked on in this process
+        self.stopped = False  # set when the service stops: nothing more is asked of a venue
         self.sent = self.filled = self.rejected = self.resolved_by_lookup = 0
 
     def resume(self, pool_id: str | None = None) -> defer.Deferred:
@@ -78,7 +79,7 @@ class PoolOrders:
             return
         venue = self.venues[login.server]
         state, attempts = row.state, 0
-        while attempts < MAX_ATTEMPTS:
+        while attempts < MAX_ATTEMPTS and not self.stopped:
             if state in ("sent", "unknown"):
                 try:
                     found = yield defer.maybeDeferred(venue.lookup, login, row.key)

@@ -74,7 +74,8 @@ class PoolService(service.Service):
         self.ticker = LoopingCall(self._tick)
         self.ticker.clock = self.reactor
         d = self.when_ready()
-        d.addCallback(lambda _: self.orders.resume() if self.running else None)  # startup is recovery
+        # startup is recovery: the first tick resumes every unfinished pool order (in the background: a
+        # venue that is down must not hold the other pools' schedules) and runs the rollovers due
         d.addCallback(lambda _: self.ticker.start(self.tick_s, now=True) if self.running else None)
         d.addErrback(lambda f: log.error("pools: start failed: %s", f.getTraceback()))
 
@@ -190,6 +191,8 @@ class PoolService(service.Service):
     def stopService(self):
         if getattr(self, "ticker", None) is not None and self.ticker.running:
             self.ticker.stop()
+        if getattr(self, "orders", None) is not None:
+            self.orders.stopped = True  # orders waiting for a venue stop asking; the next start resumes them
         if getattr(self, "store", None) is not None:
             self.store.close()
         return super().stopService()
