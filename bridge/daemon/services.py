@@ -133,15 +133,21 @@ class WorkerService(service.Service):
         self.ctx, self.reactor, self.venues, self.config = ctx, reactor, venues, config
         self.when_ready = when_ready or (lambda: defer.succeed(None))
         self.bad_frames = 0
+        self.drifts = 0  # followers a reconcile found drifted
         self.ready: defer.Deferred = defer.Deferred()
 
     def startService(self) -> None:
+        from bridge.daemon.copy_metrics import CopyMetrics
+        from bridge.daemon.metrics import Registry
+
         super().startService()
         c = self.config
         self.store = Store.open(c.store_path)
         routes = routes_of(c)
         self.executor = Executor(self.store, self.venues, reactor=self.reactor,
                                  slippage_limit=routes.max_slippage_points)
+        self.copy_metrics = CopyMetrics(Registry(), self.executor)  # folded at scrape time (metrics_service)
+        self.executor.on_applied = self.copy_metrics.applied
         self.worker = Worker(self.store, self.executor, routes, self.venues)
         self.worker.drift_policy = c.drift
         self.housekeeping = Housekeeping(self.reactor, self.store)
@@ -159,11 +165,15 @@ class WorkerService(service.Service):
         self.subscriber.start()
         d = self.when_ready()  # a venue that connects somewhere is connected and reconciled first
         d.addCallback(lambda _: self.worker.recover())
-        d.addCallback(lambda drifts: self._backfill())
+        d.addCallback(self._recovered)
         d.addErrback(lambda f: log.error("worker: recovery failed: %s", f.getTraceback()))
         d.addBoth(lambda _: self.ready.callback(None) if not self.ready.called else None)
         d.addBoth(lambda _: self.housekeeping.start() if self.running else None)
         log.info("worker: journal %s, %d copy route(s), %d MAM group(s)", c.store_path, len(c.copies), len(c.mams))
+
+    def _recovered(self, drifts) -> None:
+        self.drifts += sum(1 for drift in drifts or () if not drift.clean)
+        self._backfill()
 
     def _on_frame(self, frame) -> None:
         if frame.topic.startswith("backfill."):
@@ -261,6 +271,10 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
         # first: an endpoint already bound (another daemon on this config) stops startup before any role runs
         ControlService(ctx, reactor, config.control_for(role), top).setServiceParent(top)
     connecting.setServiceParent(top)  # before the roles; stopped after them
+    if with_control and config.metrics_listen:
+        from bridge.daemon.metrics_service import MetricsService
+
+        MetricsService(reactor, config.metrics_listen, top, config).setServiceParent(top)
     # the worker starts first: its subscriber is connected before the connector's first publish
     if role in ("all", "worker"):
         from bridge.daemon.pools import PoolService
