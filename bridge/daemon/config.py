@@ -103,6 +103,16 @@ An unknown key anywhere is an error naming the file, table and key. Example:
     method = "equity"
     leftover = "largest-remainder"
     members = [{ account = "sim-demo/3001" }, { account = "sim-demo/3002", setting = 40 }]
+
+    [notify]                                # optional: operator notifications (bridge.notify.config)
+    outage_after_s = 30
+    [notify.email]
+    host = "smtp.example.com"
+    starttls = true
+    username = "copybridge@example.com"
+    password_file = "/etc/copybridge/smtp-password"   # or password_env
+    from = "copybridge@example.com"
+    to = ["ops@example.com"]
 """
 
 from __future__ import annotations
@@ -118,6 +128,7 @@ from bridge.config.secrets import Secret, read_secret
 from bridge.config.strict import Table, load_toml
 from bridge.domain.ids import Login, Platform, ServerId
 from bridge.errors import InputError
+from bridge.notify.config import NotifySettings, parse_notify
 from bridge.worker.reconcile import DriftPolicy
 from connectors.sim.config import SimAccount
 
@@ -259,6 +270,7 @@ class BridgeConfig:
     metrics_listen: str = "127.0.0.1:9464"  # [metrics] listen: HOST:PORT, "" for none
     log_format: str = "text"  # [log] format: "text" | "json"
     log_file: Path | None = None  # [log] file; None: stderr
+    notify: NotifySettings | None = None  # [notify], [notify.email] (bridge.notify.config); None: no notifications
 
     def control_for(self, role: str) -> str:
         """The control endpoint a process running ``role`` binds (``bridge status --role`` asks it)."""
@@ -342,6 +354,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     for routed in [*(c.master for c in copies), *(g.master for g in mams)]:
         if routed not in masters:
             raise InputError(f"{where}: {routed.server.name}/{routed.number} has followers but no [[master]] entry")
+    notify = parse_notify(doc.table("notify"), base)
     doc.finish()
     if not store_path.is_absolute():
         store_path = base / store_path
@@ -349,7 +362,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     if log_file:
         log_path = Path(log_file) if Path(log_file).is_absolute() else base / log_file
     return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams),
-                        control, control_connector, drift, metrics_listen, log_format, log_path)
+                        control, control_connector, drift, metrics_listen, log_format, log_path, notify=notify)
 
 
 LOG_FORMATS = ("text", "json")
