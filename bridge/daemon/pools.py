@@ -56,8 +56,12 @@ TICK_S = 1.0
 class PoolService(service.Service):
     name = "pools"
 
-    def __init__(self, reactor, venues: dict, store_path, when_ready=None, *, tick_s: float = TICK_S) -> None:
+    def __init__(self, reactor, venues: dict, store_path, when_ready=None, *, tick_s: float = TICK_S,
+                 events=None) -> None:
+        from bridge.notify.events import OperatorEvents
+
         self.reactor, self.venues, self.store_path, self.tick_s = reactor, venues, store_path, tick_s
+        self.events = events or OperatorEvents()  # RolloverDone, PoolStopped (bridge.notify)
         self.when_ready = when_ready or (lambda: defer.succeed(None))
         self.running_rollovers: dict[str, defer.Deferred] = {}
         self.rollovers = self.failures = 0
@@ -148,6 +152,7 @@ class PoolService(service.Service):
                  report.nav, report.equity, f"; HALTED: {report.halted}" if report.close_all_positions else "")
         for why in report.rejected:
             log.warning("pools: %s: rejected %s", pool_id, why)
+        self._emit(row, report, source)
         yield self.orders.resume(pool_id)
         return result, self.book.orders(pool_id)
 
@@ -176,6 +181,16 @@ class PoolService(service.Service):
                              action=str(action), state="planned", detail=detail, result=None,
                              created_at=now, updated_at=now)
                 for pid, symbol, side, volume, action, reason, detail in legs]
+
+    def _emit(self, row, report, source: str) -> None:
+        from bridge.notify.events import PoolStopped, RolloverDone
+
+        orders = [o for o in self.book.orders(row.id) if o.rollover == report.number]
+        self.events.emit(RolloverDone(row.id, report.number, source, report.at, report.nav, report.equity,
+                                      report.halted, len(orders)))
+        if report.close_all_positions:  # halted at this rollover (not a later one of a halted pool)
+            self.events.emit(PoolStopped(row.id, row.master, report.number, report.at, report.halted or "halted",
+                                         report.nav, sum(o.reason == "pool-stop" for o in orders)))
 
     def _failed(self, pool_id: str, why: str) -> None:
         self.failures += 1
