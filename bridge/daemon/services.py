@@ -35,6 +35,7 @@ from bridge.daemon.housekeeping import Housekeeping
 from bridge.daemon.venues import VenuesService, build_venue
 from bridge.domain.ids import DealId, Login, Platform
 from bridge.executor import Executor
+from bridge.notify.events import OperatorEvents, reconcile_events
 from bridge.store import Store
 from bridge.worker.planning import CopyRoute, MamRoute
 from bridge.worker.routes import Routes
@@ -129,8 +130,10 @@ class ConnectorService(service.Service):
 class WorkerService(service.Service):
     name = "worker"
 
-    def __init__(self, ctx: zmq.Context, reactor, venues: dict, config: BridgeConfig, when_ready=None) -> None:
+    def __init__(self, ctx: zmq.Context, reactor, venues: dict, config: BridgeConfig, when_ready=None, *,
+                 events: OperatorEvents | None = None) -> None:
         self.ctx, self.reactor, self.venues, self.config = ctx, reactor, venues, config
+        self.events = events or OperatorEvents()  # DriftFound, StopOut at reconcile (bridge.notify)
         self.when_ready = when_ready or (lambda: defer.succeed(None))
         self.bad_frames = 0
         self.drifts = 0  # followers a reconcile found drifted
@@ -173,6 +176,9 @@ class WorkerService(service.Service):
 
     def _recovered(self, drifts) -> None:
         self.drifts += sum(1 for drift in drifts or () if not drift.clean)
+        for drift in drifts or ():
+            for event in reconcile_events(drift, self.worker.drift_policy):
+                self.events.emit(event)
         self._backfill()
 
     def _on_frame(self, frame) -> None:
@@ -264,6 +270,7 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
               for v in config.venues}
     top = service.MultiService()
     top.venues = venues
+    top.events = events = OperatorEvents()  # operator events (bridge.notify): mail and other channels subscribe
     connecting = VenuesService(venues)
     if with_control:
         from bridge.daemon.control import ControlService
@@ -279,8 +286,16 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
     if role in ("all", "worker"):
         from bridge.daemon.pools import PoolService
 
-        WorkerService(ctx, reactor, venues, config, connecting.when_ready).setServiceParent(top)
-        PoolService(reactor, venues, config.store_path, connecting.when_ready).setServiceParent(top)
+        WorkerService(ctx, reactor, venues, config, connecting.when_ready, events=events).setServiceParent(top)
+        PoolService(reactor, venues, config.store_path, connecting.when_ready, events=events).setServiceParent(top)
     if role in ("all", "connector"):
         ConnectorService(ctx, reactor, venues, config, connecting.when_ready).setServiceParent(top)
+    if config.notify is not None:
+        from bridge.notify.outage import VenueWatch
+
+        VenueWatch(venues, events, reactor, outage_after_s=config.notify.outage_after_s).setServiceParent(top)
+        if config.notify.email is not None:
+            from bridge.notify.mail import MailNotifier
+
+            MailNotifier(config.notify.email, events, reactor).setServiceParent(top)
     return top
