@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import sys
 from pathlib import Path
 
 import click
@@ -41,8 +40,10 @@ def run(config_path, role, check, drain_timeout) -> None:
         click.echo(f"{config_path}: ok ({len(config.venues)} venue(s), {len(config.masters)} master(s), "
                    f"{len(config.copies)} copy route(s), {len(config.mams)} MAM group(s))")
         return
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bridge.daemon.logs import log_config, setup
+
+    setup(config.log_format, config.log_file)  # [log]: text or JSON lines, stderr or a file
+    log_config(config, config_path, config.log_format)
     from twisted.internet import reactor
 
     from bridge.daemon.drain import drain
