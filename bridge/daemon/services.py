@@ -155,6 +155,7 @@ class WorkerService(service.Service):
         self.worker.drift_policy = c.drift
         self.housekeeping = Housekeeping(self.reactor, self.store)
         self.worker.on_idle.append(self.housekeeping.idle)
+        self.worker.on_idle.append(self.copy_metrics.fold)  # between deals, never amid a fan-out
         self.subscriber = Subscriber(self.ctx, c.deals_endpoint, c.deals_replay_endpoint,
                                      ["deal.", "backfill.", "watching."], self._on_frame, on_lost=self._on_lost)
         # master -> (backfill request id, deals held until that backfill's marker arrives, when asked)
