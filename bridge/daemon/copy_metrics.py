@@ -3,8 +3,9 @@
 The executor calls :meth:`CopyMetrics.applied` once per batch of results it
 has written (:meth:`bridge.executor.Executor.apply`): one list append, nothing
 per order on the order path. The batches are folded into the histograms and
-counters at scrape time (or once :data:`FOLD_AFTER` batches wait, so memory
-stays bounded when nobody scrapes). The figures are the execution records'
+counters when the worker goes idle (between deals, not amid a fan-out) and at
+scrape time; a worker that is never idle folds once :data:`FOLD_AFTER` batches
+wait, so memory stays bounded. The figures are the execution records'
 own: latency is detect -> fill (``fill_ns - detect_ns``), slippage the signed
 points the record holds (positive is worse for the follower).
 """
@@ -47,6 +48,8 @@ class CopyMetrics:
             self.fold()
 
     def fold(self) -> None:
+        if not self._pending:
+            return
         pending, self._pending = self._pending, []
         platforms = self._platforms
         for entry, items in pending:
