@@ -53,7 +53,8 @@ class DaemonMetrics:
         r = self.registry = Registry()
         self.deals = r.counter("copybridge_master_deals_total", "Master deals journalled by this worker process.")
         self.published = r.counter("copybridge_deals_published_total",
-                                   "Master deals published on the bus by this connector process.")
+                                   "Master deals published on the bus by this connector process (live and "
+                                   "backfilled: a deal a backfill sends again counts again).")
         self.bad_frames = r.counter("copybridge_bad_frames_total",
                                     "Bus frames the worker dropped as malformed.")
         self.drift = r.counter("copybridge_drift_total",
