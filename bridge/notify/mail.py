@@ -23,6 +23,7 @@ holds the AUTH exchange); the password is never logged.
 
 from __future__ import annotations
 
+import email.policy
 import logging
 import socket
 from email.message import EmailMessage
@@ -38,6 +39,9 @@ from bridge.notify.events import OperatorEvent, OperatorEvents, when
 
 log = logging.getLogger("bridge.notify")
 RETRY_S = 5.0
+# header lines up to RFC 5322's 998 characters: a long subject stays one line (no folding right after the colon);
+# "\n" line ends: twisted.mail.smtp turns them into CRLF on the wire
+POLICY = email.policy.default.clone(max_line_length=998)
 
 
 def reason(failure) -> str:
@@ -122,7 +126,7 @@ class MailNotifier(service.Service):
 
     def compose(self, subject: str, kind: str, body: str) -> EmailMessage:
         s = self.settings
-        msg = EmailMessage()
+        msg = EmailMessage(policy=POLICY)
         msg["From"] = s.sender
         msg["To"] = ", ".join(s.to)
         msg["Subject"] = subject
