@@ -363,6 +363,27 @@ def test_an_smtp_server_that_is_down_costs_the_order_path_nothing_and_is_logged_
         rig.store.close()
 
 
+def test_an_smtp_server_that_accepts_and_never_answers_times_out_and_is_logged_once(caplog):
+    caplog.set_level(logging.INFO, logger="bridge")
+    with socket.socket() as mute:  # the kernel completes the connection; nobody ever says 220
+        mute.bind(("127.0.0.1", 0))
+        mute.listen(8)
+        events = OperatorEvents()
+        notifier = MailNotifier(mail_settings(mute.getsockname()[1], retries=0, timeout_s=0.3), events, reactor,
+                                Clock())
+        notifier.startService()
+        try:
+            started = time.monotonic()
+            events.emit(StopOut("sim/sim-demo/2001", ("#1",)))
+            events.emit(replace_kind_drift())
+            assert time.monotonic() - started < 0.1  # emitting does not wait on the server
+            pump(reactor, lambda: notifier.dropped == 2)
+        finally:
+            notifier.stopService()
+    warnings = [r.getMessage() for r in caplog.records if r.name == "bridge.notify" and r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "Timeout" in warnings[0], warnings
+
+
 def test_the_rate_limit_holds_events_of_a_kind_and_sends_them_in_one_digest(smtp):
     clock = Clock()
     clock.advance(T0)
