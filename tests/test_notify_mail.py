@@ -556,3 +556,23 @@ to = ["{TO[0]}", "{TO[1]}"]
     assert config.notify.outage_after_s == 30.0 and email_settings.min_interval_s == 60.0
     assert bridge_config.parse(tomllib.loads((ROOT / "config" / "demo.toml").read_text(), parse_float=Decimal),
                                "bridge.toml", tmp_path).notify is None
+
+
+def test_the_resolved_configuration_line_shows_where_the_password_comes_from_not_the_password(tmp_path,
+                                                                                              monkeypatch):
+    from bridge.daemon.logs import masked
+
+    monkeypatch.setenv("COPYBRIDGE_TEST_SMTP", PASSWORD)
+    text = (ROOT / "config" / "demo.toml").read_text() + f"""
+[notify.email]
+host = "smtp.example.com"
+starttls = true
+username = "bridge"
+password_env = "COPYBRIDGE_TEST_SMTP"
+from = "{SENDER}"
+to = ["{TO[0]}"]
+"""
+    config = bridge_config.parse(tomllib.loads(text, parse_float=Decimal), "bridge.toml", tmp_path)
+    assert config.notify.email.password.reveal() == PASSWORD and config.notify.email.port == 587
+    shown = str(masked(config))
+    assert "env:COPYBRIDGE_TEST_SMTP" in shown and PASSWORD not in shown and PASSWORD not in repr(config)
