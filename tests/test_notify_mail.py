@@ -576,3 +576,35 @@ to = ["{TO[0]}"]
     assert config.notify.email.password.reveal() == PASSWORD and config.notify.email.port == 587
     shown = str(masked(config))
     assert "env:COPYBRIDGE_TEST_SMTP" in shown and PASSWORD not in shown and PASSWORD not in repr(config)
+
+
+def test_an_mt4_terminal_whose_ea_stops_answering_is_an_outage_by_the_venues_connection_status(smtp):
+    """The real MT4 connector over ZeroMQ on 127.0.0.1: a link is down after three unanswered PINGs."""
+    from tests.mt4_rig import MASTER as MT4_MASTER
+    from tests.mt4_rig import Rig as MT4Rig
+
+    rig = MT4Rig()
+    events = OperatorEvents()
+    watch = VenueWatch({rig.venue.server: rig.venue}, events, rig.clock, outage_after_s=1)
+    notifier = MailNotifier(mail_settings(smtp.port), events, reactor, rig.clock)
+    notifier.startService()
+    watch.startService()
+    try:
+        rig.servers[MT4_MASTER].stop()
+        rig.pump(lambda: not rig.venue.links[MT4_MASTER].up, seconds=10)
+        assert events.emitted == 0  # down, not yet for outage_after_s
+        rig.pump(lambda: events.emitted == 1, seconds=5)
+        pump(reactor, lambda: len(smtp.inbox.messages) == 1)
+        down = smtp.inbox.messages[0]
+        assert down.subject.startswith(f"[copybridge] venue mt4 down: account {MT4_MASTER} for ")
+        assert fields(down.body)["Last error"] != "-"
+        rig.restart_ea(MT4_MASTER, epoch="restarted")
+        rig.pump(lambda: events.emitted == 2, seconds=10)
+        pump(reactor, lambda: len(smtp.inbox.messages) == 2)
+        up = smtp.inbox.messages[1]
+        assert up.subject.startswith(f"[copybridge] venue mt4 up again: account {MT4_MASTER} was down ")
+        assert up.msg["X-Copybridge-Event"] == "venue-up"
+    finally:
+        watch.stopService()
+        notifier.stopService()
+        rig.close()
