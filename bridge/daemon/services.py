@@ -283,6 +283,14 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
         from bridge.daemon.metrics_service import MetricsService
 
         MetricsService(reactor, config.metrics_listen, top, config).setServiceParent(top)
+    if config.notify is not None:  # before the roles: an event at recovery (a sim venue: at once) is heard
+        from bridge.notify.outage import VenueWatch
+
+        VenueWatch(venues, events, reactor, outage_after_s=config.notify.outage_after_s).setServiceParent(top)
+        if config.notify.email is not None:
+            from bridge.notify.mail import MailNotifier
+
+            MailNotifier(config.notify.email, events, reactor).setServiceParent(top)
     # the worker starts first: its subscriber is connected before the connector's first publish
     if role in ("all", "worker"):
         from bridge.daemon.pools import PoolService
@@ -291,12 +299,4 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
         PoolService(reactor, venues, config.store_path, connecting.when_ready, events=events).setServiceParent(top)
     if role in ("all", "connector"):
         ConnectorService(ctx, reactor, venues, config, connecting.when_ready).setServiceParent(top)
-    if config.notify is not None:
-        from bridge.notify.outage import VenueWatch
-
-        VenueWatch(venues, events, reactor, outage_after_s=config.notify.outage_after_s).setServiceParent(top)
-        if config.notify.email is not None:
-            from bridge.notify.mail import MailNotifier
-
-            MailNotifier(config.notify.email, events, reactor).setServiceParent(top)
     return top
