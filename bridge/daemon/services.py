@@ -286,7 +286,8 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
     if config.notify is not None:  # before the roles: an event at recovery (a sim venue: at once) is heard
         from bridge.notify.outage import VenueWatch
 
-        VenueWatch(venues, events, reactor, outage_after_s=config.notify.outage_after_s).setServiceParent(top)
+        if role in ("all", "worker"):  # one process per deployment watches: an outage is mailed once
+            VenueWatch(venues, events, reactor, outage_after_s=config.notify.outage_after_s).setServiceParent(top)
         if config.notify.email is not None:
             from bridge.notify.mail import MailNotifier
 
