@@ -11,8 +11,11 @@ unreadable answer: one line, logged).
   (``protocol.REPLY_ACTION``) or it has none (the EA's ``..._ABORTED_COMMAND`` words). Anything else is
   dropped and counted (``stale``). Empty frames (the EA sends one after every reply) are skipped.
 - After a timeout the late answer may still come, and an answer with no ``_action`` cannot be told from the
-  next command's. So the link first sends ``HEARTBEAT`` and drops every frame until the heartbeat's answer
-  (``resyncs``): the EA answers in order, so what follows is fresh. Queued commands wait for it.
+  next command's. So the link first sends ``HEARTBEAT`` and drops every frame until a heartbeat's answer
+  (``resyncs``): the EA answers in order, so what follows is fresh. Queued commands wait for it. Such a
+  barrier heartbeat is sent again every :data:`BARRIER_S` until answered; ``start()`` begins with one (and
+  fails with :class:`DwxTimeout` if none is answered within ``timeout_s``), because the EA drops a reply
+  its peer cannot take yet (a PULL still connecting).
 - Liveness: a ``HEARTBEAT`` every ``heartbeat_s`` when nothing else was answered meanwhile; ``up`` is whether
   the last command (of any kind) was answered.
 - Driving: the PULL socket is registered with the reactor through :class:`bridge.bus.reactor.ReactorDriver`
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 
 #: how often a bare clock's link reads its socket (seconds of that clock)
 READ_EVERY_S = 0.001
+#: a barrier HEARTBEAT unanswered this long is sent again (the EA drops a reply its peer cannot take yet)
+BARRIER_S = 0.25
 
 
 class DwxTimeout(Exception):
@@ -74,6 +79,8 @@ class DwxLink:
         self._reader: LoopingCall | None = None
         self._beat: LoopingCall | None = None
         self._closed = False
+        self._started: defer.Deferred | None = None
+        self._start_timer = None
         self._answered_since_beat = False
         self.up = False
         self.timeouts = 0
@@ -95,7 +102,17 @@ class DwxLink:
         self._beat = LoopingCall(self._heartbeat)
         self._beat.clock = self.reactor
         self._beat.start(self.heartbeat_s, now=False)
-        return self.request(D.HEARTBEAT)
+        # the first command is a barrier HEARTBEAT, sent again until answered: a reply the EA sends before
+        # our PULL is connected is dropped (its PUSH sends without blocking)
+        self._started = defer.Deferred()
+        self._start_timer = self.reactor.callLater(self.timeout_s, self._start_failed)
+        self._resync = True
+        self._next()
+        return self._started
+
+    def _start_failed(self) -> None:
+        if not self._started.called:
+            self._started.errback(DwxTimeout(f"dwx {self.login}: no answer to HEARTBEAT within {self.timeout_s} s"))
 
     def stop(self) -> None:
         if self._closed:
@@ -104,6 +121,10 @@ class DwxLink:
         for loop in (self._reader, self._beat):
             if loop is not None and loop.running:
                 loop.stop()
+        if self._start_timer is not None and self._start_timer.active():
+            self._start_timer.cancel()
+        if self._started is not None and not self._started.called:
+            self._started.errback(DwxClosed(f"dwx {self.login}: link closed before the EA answered"))
         if self._driver is not None:
             self._driver.stop()
         waiting = list(self._queue)
@@ -137,9 +158,11 @@ class DwxLink:
     def _next(self) -> None:
         if self._current is not None or self._closed:
             return
+        timeout = self.timeout_s
         if self._resync:
             text, action, d = D.HEARTBEAT, "heartbeat", defer.Deferred()
             d.addCallbacks(self._resynced, lambda f: None)
+            timeout = min(timeout, BARRIER_S)
         elif self._queue:
             text, action, d = self._queue.popleft()
         else:
@@ -152,24 +175,28 @@ class DwxLink:
                 d.errback(DwxClosed(f"dwx {self.login}: {self.last_error}"))
             self.reactor.callLater(self.timeout_s, self._next) if self._resync else self._next()
             return
-        self._current = (text, action, d, self.reactor.callLater(self.timeout_s, self._expire))
+        self._current = (text, action, d, self.reactor.callLater(timeout, self._expire, timeout))
         self.wake()
 
-    def _expire(self) -> None:
+    def _expire(self, timeout: float) -> None:
         if self._current is None:
             return
         text, _, d, _ = self._current
         self._current = None
         self.timeouts += 1
         self.up = False
-        self.last_error = f"no answer to {_verb(text)} within {self.timeout_s} s"
+        self.last_error = f"no answer to {_verb(text)} within {timeout} s"
         self._resync = True
         d.errback(DwxTimeout(f"dwx {self.login}: {self.last_error}"))
         self._next()
 
     def _resynced(self, _reply) -> None:
         self._resync = False
-        self.resyncs += 1
+        if self._started is not None and not self._started.called:
+            self._start_timer.cancel()
+            self._started.callback(None)
+        else:
+            self.resyncs += 1
 
     # -- replies ------------------------------------------------------------------------
     def on_readable(self) -> None:

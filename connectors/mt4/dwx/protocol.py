@@ -126,7 +126,8 @@ def trade_record(ticket: object, entry: object) -> dict:
 def open_trades(reply: dict) -> list[dict]:
     """A ``GET_OPEN_TRADES`` reply's market orders (buy and sell; pending orders left out), by ticket."""
     if reply.get("_action") != "OPEN_TRADES" or not isinstance(reply.get("_trades"), dict):
-        raise DwxRecordError(f"not an OPEN_TRADES reply: _action {reply.get('_action')!r}")
+        raise DwxRecordError(f"not an OPEN_TRADES reply: _action {reply.get('_action')!r}, "
+                             f"_response {reply.get('_response')!r}")
     records = [trade_record(ticket, entry) for ticket, entry in reply["_trades"].items()]
     return sorted((r for r in records if r["type"] in (OP_BUY, OP_SELL)), key=lambda r: r["ticket"])
 

@@ -26,6 +26,7 @@ trade, and ``lose_reply``: the fraction of trading commands executed whose reply
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 import zmq
@@ -102,6 +103,7 @@ class DwxServer:
         self.timer = LoopingCall(self.on_timer)
         self.timer.clock = reactor
         self.handled = 0
+        self.commands: Counter = Counter()  # by action (HEARTBEAT, OPEN, GET_OPEN_TRADES, ...)
         self.lost = 0
         self.unknown = 0
 
@@ -138,6 +140,7 @@ class DwxServer:
         """The reply to one command text, or None (no reply: unknown, or a ``lose_reply`` fault)."""
         fields = (text.split(";") + [""] * 11)[:11]
         self.handled += 1
+        self.commands[fields[1] if fields[0] == "TRADE" else fields[0]] += 1
         if fields[0] == D.HEARTBEAT:
             return _dict([("_action", _q("heartbeat")), ("_response", _q("loud and clear!"))])
         t = self.terminal

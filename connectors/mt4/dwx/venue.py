@@ -97,7 +97,7 @@ class DwxVenue(MT4Venue):
         self.unresolved: dict[tuple[int, str], tuple[OrderRequest, dict | None]] = {}
         self.orders = OrdersOnce()
         self.filled = self.orders.filled
-        self._warned: set[str] = set()
+        self._warned: set = set()  # symbols and tickets logged once
 
     # -- lifecycle ----------------------------------------------------------------------
     @defer.inlineCallbacks
@@ -129,16 +129,30 @@ class DwxVenue(MT4Venue):
         return d.addCallbacks(read, failed)
 
     def known(self, trades: list[dict]) -> list[dict]:
-        """The trades in symbols with a spec; each other symbol is logged once."""
+        """The trades the bridge can read: a symbol with a spec, lots on its grid, prices at its digits. Each
+        other symbol, and each trade that does not fit its spec, is logged once and left out."""
         out = []
         for t in trades:
-            if t["symbol"] in self.symbol_specs:
-                out.append(t)
-            elif t["symbol"] not in self._warned:
-                self._warned.add(t["symbol"])
-                log.warning("dwx %s: no spec for %s (DWX has no symbol command): its trades are left out",
-                            self.name, t["symbol"])
+            spec = self.symbol_specs.get(t["symbol"])
+            if spec is None:
+                self._warn(t["symbol"], f"no spec for {t['symbol']} (DWX has no symbol command): its trades are "
+                                        f"left out")
+                continue
+            try:
+                convert.volume_of(t["lots"], spec)
+                for name in ("open_price", "sl", "tp"):
+                    convert.price(t[name], spec.digits, name)
+            except ValueError as exc:
+                self._warn(t["ticket"], f"ticket {t['ticket']} does not fit the {t['symbol']} spec ({exc}): "
+                                        f"left out")
+                continue
+            out.append(t)
         return out
+
+    def _warn(self, what, message: str) -> None:
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning("dwx %s: %s", self.name, message)
 
     def symbol_spec(self, account: Login, symbol: str) -> defer.Deferred:
         self._link(account)
@@ -383,7 +397,8 @@ class _Watch:
             return
         self.busy = True
         d = self.venue.snapshot(self.account)
-        d.addCallbacks(self._read, self._failed)
+        d.addCallback(self._read)
+        d.addErrback(self._failed)
         d.addBoth(self._done)
 
     def _done(self, _) -> None:
