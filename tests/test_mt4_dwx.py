@@ -365,3 +365,21 @@ def test_bridge_sim_mt4_dwx_speaks_the_dwx_text_protocol_and_stops_on_sigterm():
         sim.stdout.close()
         sim.stderr.close()
         ctx.destroy(linger=0)
+
+
+def test_a_trade_that_does_not_fit_its_spec_is_left_out_with_one_line_and_the_feed_goes_on(rig, caplog):
+    from bridge.domain.volume import SymbolSpec
+
+    master = rig.login(MASTER)
+    rig.venue.symbol_specs["EURUSD"] = SymbolSpec.from_lots("EURUSD", contract_size="100000", min_lots="0.01",
+                                                            max_lots="100", step_lots="0.01", digits=4)
+    seen: list[MasterDeal] = []
+    rig.result(rig.venue.watch_deals(master, seen.append))
+    with caplog.at_level(logging.WARNING):
+        rig.manual(master, "EURUSD", Side.BUY, "0.10")  # a 5-digit price: not on a 4-digit spec
+        good = rig.manual(master, "GBPUSD", Side.SELL, "0.20")
+        rig.pump(lambda: len(seen) == 1)
+        rig.wait(0.3)
+    assert [(d.position_id, d.symbol) for d in seen] == [(good, "GBPUSD")]
+    lines = [r.getMessage() for r in caplog.records if "does not fit" in r.getMessage()]
+    assert len(lines) == 1 and "\n" not in lines[0]
