@@ -75,6 +75,8 @@ class DwxHarness(DwxRig):
     }
 
     def __init__(self) -> None:
-        super().__init__((MASTER, HEDGER))
+        # 2 s, not 0.5: the EAs' PUSH/PULL connections come up in zmq's I/O thread in real time, and a full
+        # suite on a busy 2-core machine once took longer than two start heartbeats (0.25 s apart)
+        super().__init__((MASTER, HEDGER), timeout_s=2.0)
         self.master, self.hedger = self.login(MASTER), self.login(HEDGER)
         self.netter = None
