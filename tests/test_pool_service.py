@@ -59,6 +59,24 @@ class Rig:
         self.venue.deposit(MASTER, Decimal(due.amount))
         self.book.settle("alpha", rollover, datetime.fromtimestamp(self.clock.seconds(), timezone.utc))
 
+    def half_withdrawn_after_one_lot(self) -> None:
+        """M and A put in 5,000 each (rollover #1, funded); the master buys 1 lot; A asks for 2,500 back."""
+        self.book.deposit("alpha", "M", Decimal("5000.00"), at(1))
+        self.book.deposit("alpha", "A", Decimal("5000.00"), at(2))
+        self.start()
+        self.advance_to(3600)
+        self.fund(1)
+        self.venue.trade(MASTER, "EURUSD", Side.BUY, "1.00")
+        self.book.withdraw("alpha", "A", Decimal("2500.00"), at(3700))
+
+    def rollover_while_down(self, seconds: float):
+        """The rollover applied to the store with no service running: its orders stay planned."""
+        equity = self.venue.account(MASTER).equity().quantize(Decimal("0.01"))
+        positions = self.venue.positions(MASTER).result
+        specs = {p.symbol: self.venue.market.spec(p.symbol) for p in positions}
+        return self.book.rollover("alpha", at(seconds), equity, source="test", orders_for=lambda r: (
+            self.service._orders_for(self.book.pool("alpha"), MASTER, r, positions, specs)))
+
     def open_volumes(self) -> list[int]:
         return sorted(p.volume for p in self.venue.positions(MASTER).result)
 
@@ -118,13 +136,7 @@ def test_autocorrect_closes_the_withdrawn_share_of_every_position_once(rig):
 
 
 def test_a_lost_reply_is_resolved_by_lookup_not_by_sending_again(rig):
-    rig.book.deposit("alpha", "M", Decimal("5000.00"), at(1))
-    rig.book.deposit("alpha", "A", Decimal("5000.00"), at(2))
-    rig.start()
-    rig.advance_to(3600)
-    rig.fund(1)
-    rig.venue.trade(MASTER, "EURUSD", Side.BUY, "1.00")
-    rig.book.withdraw("alpha", "A", Decimal("2500.00"), at(3700))
+    rig.half_withdrawn_after_one_lot()
     rig.venue.config = SimConfig(timeout_after_execute_rate=Decimal(1))  # the order executes; its reply is lost
     rig.advance_to(7200)
     rig.venue.config = SimConfig()
@@ -137,21 +149,12 @@ def test_a_lost_reply_is_resolved_by_lookup_not_by_sending_again(rig):
 
 
 def test_orders_planned_before_a_crash_are_sent_once_after_the_restart(rig):
-    rig.book.deposit("alpha", "M", Decimal("5000.00"), at(1))
-    rig.book.deposit("alpha", "A", Decimal("5000.00"), at(2))
-    rig.start()
-    rig.advance_to(3600)
-    rig.fund(1)
-    rig.venue.trade(MASTER, "EURUSD", Side.BUY, "1.00")
-    rig.book.withdraw("alpha", "A", Decimal("2500.00"), at(3700))
+    rig.half_withdrawn_after_one_lot()
     rig.venue.disconnected = True  # the rollover is applied, its order cannot go out
     rig.service.stopService()
     rig.venue.disconnected = False
     # the rollover by hand, as the store sees it, with the daemon down: the orders wait, planned
-    result = rig.book.rollover("alpha", at(7200), rig.venue.account(MASTER).equity().quantize(Decimal("0.01")),
-                               source="test", orders_for=lambda r: rig.service._orders_for(
-                                   rig.book.pool("alpha"), MASTER, r, rig.venue.positions(MASTER).result,
-                                   {"EURUSD": rig.venue.market.spec("EURUSD")}))
+    result = rig.rollover_while_down(7200)
     assert result.report.number == 2
     (order,) = rig.book.orders("alpha")
     assert order.state == "planned"
@@ -218,18 +221,9 @@ def test_a_manual_rollover_runs_now_and_a_second_one_at_once_is_refused(rig):
 
 
 def test_a_venue_down_at_startup_holds_no_schedule_and_its_orders_go_out_when_it_is_back(rig):
-    rig.book.deposit("alpha", "M", Decimal("5000.00"), at(1))
-    rig.book.deposit("alpha", "A", Decimal("5000.00"), at(2))
-    rig.start()
-    rig.advance_to(3600)
-    rig.fund(1)
-    rig.venue.trade(MASTER, "EURUSD", Side.BUY, "1.00")
-    rig.book.withdraw("alpha", "A", Decimal("2500.00"), at(3700))
+    rig.half_withdrawn_after_one_lot()
     rig.service.stopService()
-    rig.book.rollover("alpha", at(7200), rig.venue.account(MASTER).equity().quantize(Decimal("0.01")),
-                      source="test", orders_for=lambda r: rig.service._orders_for(
-                          rig.book.pool("alpha"), MASTER, r, rig.venue.positions(MASTER).result,
-                          {"EURUSD": rig.venue.market.spec("EURUSD")}))
+    rig.rollover_while_down(7200)
     rig.venue.disconnected = True
     service = rig.start()
     rig.advance_to(7230)
