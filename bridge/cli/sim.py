@@ -157,7 +157,8 @@ def mt5(port, host, login, password, trade_server, balance, hedging, leverage, s
     """
     from decimal import Decimal, InvalidOperation
 
-    from connectors.mt5.serve import Ticker, install, is_loopback, make_server, make_terminal
+    from bridge.net import is_loopback
+    from connectors.mt5.serve import Ticker, install, make_server, make_terminal
 
     try:
         if not Decimal(balance).is_finite() or Decimal(balance) < 0:

@@ -11,7 +11,6 @@ when it does not.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 
 from twisted.application import service
@@ -19,6 +18,7 @@ from twisted.internet.error import CannotListenError
 from twisted.web import resource, server
 
 from bridge.daemon.metrics import CONTENT_TYPE, Registry
+from bridge.net import is_loopback
 
 log = logging.getLogger("bridge.metrics")
 
@@ -27,15 +27,6 @@ def split_listen(listen: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:PORT``) -> (host, port)."""
     host, _, port = listen.rpartition(":")
     return host.strip("[]"), int(port)
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _named(top, name):

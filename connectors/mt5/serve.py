@@ -33,7 +33,6 @@ output names the address it bound (``--port 0`` picks a free port).
 
 from __future__ import annotations
 
-import ipaddress
 import random
 import sys
 import threading
@@ -68,15 +67,6 @@ def install(terminal: Terminal) -> types.ModuleType:
     module = build_module(terminal)
     sys.modules[MODULE_NAME] = module
     return module
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Ticker:
