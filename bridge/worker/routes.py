@@ -33,6 +33,10 @@ class Routes:
     def changed(self) -> None:
         self._edits += 1
 
+    def succeed(self, previous: "Routes") -> None:
+        """These routes replace ``previous``: take a version no cache of ``previous`` has seen."""
+        self._edits = max(self._edits, previous._edits + 1)
+
     def refresh(self) -> tuple:
         """Rebuild the indexes if the routes changed; returns the version. The worker calls it once per
         deal, so that the per-order lookups below need not check."""

@@ -83,6 +83,20 @@ class Worker:
         # (master, symbol) -> (routes version, [master, *followers], each one's specs, the same logins by
         # their text): a deal's fan-out
         self._fans: dict[tuple[Login, str], tuple[int, list[Login], list[dict], dict[str, Login]]] = {}
+        self._next_routes: Routes | None = None  # routes changed at runtime, taken before the next deal
+
+    def use_routes(self, routes: Routes) -> None:
+        """Copy along ``routes`` from now on (the CLI changed them): at once when idle, else before the
+        next deal is planned, never amid a deal's fan-out."""
+        self._next_routes = routes
+        if self._running is None:
+            self._take_routes()
+
+    def _take_routes(self) -> None:
+        routes, self._next_routes = self._next_routes, None
+        routes.succeed(self.routes)  # a new version: the fan-out caches are rebuilt
+        self.routes = routes
+        self.executor.slippage_limit = routes.max_slippage_points
 
     def retry_stuck(self) -> defer.Deferred:
         """Work again on deals left with unresolved intents (a venue that was unreachable, say)."""
@@ -291,6 +305,8 @@ class Worker:
     @defer.inlineCallbacks
     def _plan(self, deal: MasterDeal):
         """Fires with (the deal's intents, when they were planned)."""
+        if self._next_routes is not None:
+            self._take_routes()
         if deal.kind is DealKind.BALANCE:
             self.accounts.forget(deal.account)  # its balance changed: asked afresh at its next deal
             return [], self.clock_ns()  # a deposit or withdrawal on the master is not a trade: nothing to copy
