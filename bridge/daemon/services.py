@@ -32,6 +32,7 @@ from bridge.bus.frame import FrameError, deal_body, deal_from_body, deal_topic
 from bridge.bus.reactor import ReactorDriver
 from bridge.daemon.config import BridgeConfig
 from bridge.daemon.housekeeping import Housekeeping
+from bridge.daemon.route_book import daemon_routes
 from bridge.daemon.venues import VenuesService, build_venue
 from bridge.domain.ids import DealId, Login, Platform
 from bridge.executor import Executor
@@ -146,7 +147,7 @@ class WorkerService(service.Service):
         super().startService()
         c = self.config
         self.store = Store.open(c.store_path)
-        routes = routes_of(c)
+        routes = daemon_routes(c, self.store)  # bridge.toml's and the CLI's (bridge.daemon.route_book)
         self.executor = Executor(self.store, self.venues, reactor=self.reactor,
                                  slippage_limit=routes.max_slippage_points)
         self.copy_metrics = CopyMetrics(Registry(), self.executor)  # folded at scrape time (metrics_service)
@@ -173,7 +174,17 @@ class WorkerService(service.Service):
         d.addErrback(lambda f: log.error("worker: recovery failed: %s", f.getTraceback()))
         d.addBoth(lambda _: self.ready.callback(None) if not self.ready.called else None)
         d.addBoth(lambda _: self.housekeeping.start() if self.running else None)
-        log.info("worker: journal %s, %d copy route(s), %d MAM group(s)", c.store_path, len(c.copies), len(c.mams))
+        log.info("worker: journal %s, %d copy route(s), %d MAM group(s)", c.store_path,
+                 sum(map(len, routes.copy.values())), sum(map(len, routes.mam.values())))
+
+    def reload_routes(self) -> dict:
+        """Read the routes again (``bridge copy``/``bridge mam`` changed the store); the worker takes them
+        between deals. Returns how many there are now."""
+        routes = daemon_routes(self.config, self.store)
+        self.worker.use_routes(routes)
+        counts = {"copy": sum(map(len, routes.copy.values())), "mam": sum(map(len, routes.mam.values()))}
+        log.info("worker: routes reloaded: %d copy route(s), %d MAM group(s)", counts["copy"], counts["mam"])
+        return counts
 
     def _recovered(self, drifts) -> None:
         self.drifts += sum(1 for drift in drifts or () if not drift.clean)
