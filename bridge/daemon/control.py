@@ -1,14 +1,23 @@
 """The control socket: ``bridge status`` asks the running daemon what it is doing.
 
 A ROUTER socket on ``[bus] control``. Request: one frame, ``status``. Reply:
-one JSON object (see :func:`status_of`). Anything else is answered with
-``{"error": ...}`` and counted; the daemon goes on.
+one JSON object (see :func:`status_of`). Also ``pamm-rollover POOL``,
+``reload-routes`` (the worker reads its routes again: ``bridge copy``/``bridge
+mam`` changed them) and ``account-test VENUE/LOGIN`` (the venue's
+``account_info``). Anything else is answered with ``{"error": ...}`` and
+counted; the daemon goes on.
+
+Only the service user may ask: an ``ipc://`` socket file is created mode 0600
+(a warning if its directory is world-writable); a ``tcp://`` control endpoint
+must be a loopback address (checked when the configuration is read).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import stat
 
 import zmq
 from twisted.application import service
@@ -51,6 +60,52 @@ def status_of(top: service.MultiService) -> dict:
     return out
 
 
+def reload_routes(top) -> dict:
+    """The worker reads its routes again (bridge.daemon.route_book); the daemon goes on whatever happens."""
+    worker = _named(top, "worker")
+    if worker is None or not worker.running:
+        return {"error": "this process runs no worker (the worker role reads the routes)"}
+    try:
+        return {"routes": worker.reload_routes()}
+    except Exception as exc:  # a store row it cannot read: the routes in use stay as they were
+        log.exception("control: reload-routes failed; the routes in use are unchanged")
+        return {"error": f"routes not reloaded ({type(exc).__name__}: {exc}); the routes in use are unchanged"}
+
+
+def account_test(top, text: str):
+    """A Deferred firing with the account's figures from its venue (``account_info``), or an error."""
+    from twisted.internet import defer
+
+    from bridge.domain.ids import Login
+
+    name, _, number = text.strip().rpartition("/")
+    server = next((s for s in getattr(top, "venues", {}) if s.name == name), None)
+    if server is None or not number.isdigit():
+        return defer.succeed({"error": f"no account {text.strip()!r} on this daemon's venues (VENUE/LOGIN)"})
+    d = defer.maybeDeferred(top.venues[server].account_info, Login(server, int(number)))
+    d.addCallback(lambda info: {"account": text.strip(), "currency": info.currency, "balance": str(info.balance),
+                                "equity": str(info.equity), "hedging": info.hedging})
+    d.addErrback(lambda f: {"error": " ".join(f"{text.strip()}: {f.getErrorMessage() or f.type.__name__}".split())})
+    return d
+
+
+def restrict_ipc(endpoint: str) -> None:
+    """An ipc:// control socket is for the service user only: mode 0600, and a warning when its directory
+    lets others replace it."""
+    if not endpoint.startswith("ipc://"):
+        return
+    path = endpoint[len("ipc://"):]
+    if path.startswith("@"):  # Linux abstract namespace: no file, no permissions
+        log.warning("control: %s is an abstract socket, open to every local user; use a path", endpoint)
+        return
+    os.chmod(path, 0o600)
+    directory = os.path.dirname(os.path.abspath(path))
+    mode = os.stat(directory).st_mode
+    if mode & stat.S_IWOTH:
+        log.warning("control: %s is in %s, which every user may write to; put it in a directory of the "
+                    "service user's", endpoint, directory)
+
+
 def _named(top, name):
     try:
         return top.getServiceNamed(name)
@@ -68,6 +123,8 @@ class ControlService(service.Service):
     def startService(self) -> None:
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
+        ipc = self.endpoint.startswith("ipc://")
+        mask = os.umask(0o077) if ipc else None  # the socket file is never open to others, not even briefly
         try:
             router.bind(self.endpoint)
         except zmq.ZMQError as exc:
@@ -75,6 +132,10 @@ class ControlService(service.Service):
             raise RuntimeError(f"control socket {self.endpoint}: {zmq.strerror(exc.errno)} (is another bridge process "
                                f"running with this [bus] control? a connector run on its own beside a worker "
                                f"needs [bus] control_connector)") from None
+        finally:
+            if mask is not None:
+                os.umask(mask)
+        restrict_ipc(self.endpoint)
         super().startService()
         self.router = router
         self.sockets = (self.router,)
@@ -93,9 +154,16 @@ class ControlService(service.Service):
             elif len(parts) == 2 and parts[1].startswith(b"pamm-rollover "):
                 self._pamm_rollover(parts[0], parts[1][len(b"pamm-rollover "):].decode("utf-8", "replace"))
                 continue
+            elif len(parts) == 2 and parts[1] == b"reload-routes":
+                reply = reload_routes(self.top)
+            elif len(parts) == 2 and parts[1].startswith(b"account-test "):
+                account_test(self.top, parts[1][len(b"account-test "):].decode("utf-8", "replace")).addCallback(
+                    lambda answer, identity=parts[0]: self._reply(identity, answer))
+                continue
             else:
                 self.bad_requests += 1
-                reply = {"error": "unknown request (send: status, or pamm-rollover POOL)"}
+                reply = {"error": "unknown request (send: status, pamm-rollover POOL, reload-routes, "
+                                  "or account-test VENUE/LOGIN)"}
             self._reply(parts[0], reply)
 
     def _reply(self, identity: bytes, reply: dict) -> None:
