@@ -10,7 +10,8 @@ An unknown key anywhere is an error naming the file, table and key. Example:
     deals = "tcp://127.0.0.1:5601"          # the connector role's deal publisher
     deals_replay = "tcp://127.0.0.1:5602"   # ... and its replay/command socket
     heartbeat_ms = 100
-    control = "tcp://127.0.0.1:5609"        # `bridge status` asks the running daemon here
+    control = "tcp://127.0.0.1:5609"        # `bridge status`, `bridge copy`... ask the daemon here
+                                            # (loopback only; an ipc:// socket is made mode 0600)
     control_connector = "tcp://127.0.0.1:5610"  # optional: the control socket of `--role connector`
                                             # run as its own process beside a `--role worker` on this
                                             # host (`bridge status --role connector` asks it); absent:
@@ -128,6 +129,7 @@ from bridge.config.secrets import Secret, read_secret
 from bridge.config.strict import Table, load_toml
 from bridge.domain.ids import Login, Platform, ServerId
 from bridge.errors import InputError
+from bridge.net import is_loopback
 from bridge.notify.config import NotifySettings, parse_notify
 from bridge.worker.reconcile import DriftPolicy
 from connectors.sim.config import SimAccount
@@ -294,6 +296,8 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     heartbeat = _positive_int(bus, "heartbeat_ms", 100)
     control = _endpoint(bus, "control", "tcp://127.0.0.1:5609")
     control_connector = _endpoint(bus, "control_connector", None) if "control_connector" in bus else None
+    for key, value in (("control", control), ("control_connector", control_connector)):
+        _local_control(bus, key, value)
     if control_connector == control:
         raise InputError(f"{bus.where}: control_connector must differ from control (both processes bind theirs)")
     bus.finish()
@@ -567,6 +571,16 @@ def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
     if logins is not None and int(number) not in logins:
         raise InputError(f"{t.where}: {key} {text!r}: venue {name!r} has no account {number}")
     return Login(venue.server, int(number))
+
+
+def _local_control(t: Table, key: str, value: str | None) -> None:
+    """The control socket changes routes: a tcp:// one listens on loopback only (ipc:// is mode 0600)."""
+    if value is None or not value.startswith("tcp://"):
+        return
+    host = value[len("tcp://"):].rpartition(":")[0].strip("[]")
+    if not is_loopback(host):
+        raise InputError(f"{t.where}: {key} {value!r} must listen on a loopback address (127.0.0.1, ::1, "
+                         f"localhost) or be an ipc:// path: it controls the daemon")
 
 
 def _endpoint(t: Table, key: str, default: str | None) -> str:
