@@ -11,9 +11,12 @@ import sys
 import click
 
 from bridge import __version__
+from bridge.cli.accounts import accounts_group
 from bridge.cli.allocate import allocate
 from bridge.cli.bench import bench
+from bridge.cli.copy import copy_group
 from bridge.cli.demo import demo
+from bridge.cli.mam import mam_group
 from bridge.cli.pamm import pamm_group
 from bridge.cli.report import report
 from bridge.cli.run import run
@@ -34,6 +37,7 @@ def cli() -> None:
       bridge demo                                  # the whole bridge on a simulated venue
       bridge run --config /etc/copybridge/bridge.toml
       bridge status --config /etc/copybridge/bridge.toml
+      bridge copy subscribe --config /etc/copybridge/bridge.toml --master mt5-live/5001 --follower mt5-live/5002
       bridge report --config /etc/copybridge/bridge.toml --from 2026-12-01 --to 2026-12-02
       bridge allocate mam --method equity --volume 0.10 --account A=4500 --account B=3500
     """
@@ -47,6 +51,9 @@ cli.add_command(status)
 cli.add_command(sim)
 cli.add_command(pamm_group)
 cli.add_command(report)
+cli.add_command(accounts_group)
+cli.add_command(copy_group)
+cli.add_command(mam_group)
 
 
 def main(argv: list[str] | None = None) -> None:

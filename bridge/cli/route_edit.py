@@ -1,0 +1,58 @@
+"""What ``bridge copy``, ``bridge mam`` and ``bridge accounts`` share: the configuration, the route book
+in the store, and telling the running daemon that the routes changed."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import click
+
+#: how long a command waits for the running daemon to answer
+ASK_TIMEOUT_MS = 3000
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+    help="The bridge configuration (its venues, [store] and [bus] control).")
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def load_config(config_path: Path):
+    from bridge.daemon import config as bridge_config
+
+    return bridge_config.load(config_path)
+
+
+@contextmanager
+def route_book(config_path: Path) -> Iterator:
+    """(configuration, RouteBook on its store); the store is closed after."""
+    from bridge.daemon.route_book import RouteBook
+    from bridge.errors import InputError
+    from bridge.store import Store
+
+    config = load_config(config_path)
+    try:
+        store = Store.open(config.store_path)
+    except Exception as exc:  # sqlite3 errors: a directory missing, no permission, not a database
+        raise InputError(f"store {config.store_path}: cannot open ({exc})") from None
+    try:
+        yield config, RouteBook(config, store)
+    finally:
+        store.close()
+
+
+def tell_daemon(config) -> None:
+    """Ask the running daemon to read its routes again; say what happened, in one line."""
+    from bridge.daemon.control import ask
+
+    endpoint = config.control_for("worker")
+    answer = ask(endpoint, b"reload-routes", ASK_TIMEOUT_MS)
+    if answer is None:
+        click.echo(f"no daemon answered on {endpoint}: the change applies when the daemon starts")
+    elif "error" in answer:
+        click.echo(f"the daemon on {endpoint} did not take the change: {answer['error']}", err=True)
+    else:
+        routes = answer["routes"]
+        click.echo(f"the running daemon copies along it now ({routes['copy']} copy route(s), "
+                   f"{routes['mam']} MAM group(s))")
