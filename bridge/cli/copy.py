@@ -21,9 +21,10 @@ RISK = {"max_lots": "max-lots", "min_lots": "min-lots", "max_trade_risk": "max-t
         "max_risk_coefficient": "max-risk-coefficient", "max_slippage_points": "max-slippage-points"}
 RISK_HELP = {
     "max_lots": "Largest order, in lots.",
-    "min_lots": "Smallest order, in lots (smaller ones follow the tiny-trade rule).",
-    "max_trade_risk": "Largest share of equity one trade may risk at its stop loss (e.g. 0.02).",
-    "max_risk_coefficient": "Largest follower-to-master exposure ratio (default 5).",
+    "min_lots": "Smallest order, in lots (smaller ones are skipped).",
+    "max_trade_risk": "Largest share of the balance one trade may lose at the master's stop loss (e.g. 0.02).",
+    "max_risk_coefficient": "With tiny = force: how many times its size a tiny order may be raised to the "
+                            "symbol minimum (default 5).",
     "max_slippage_points": "Fills worse than the master's price by more points are requoted.",
 }
 

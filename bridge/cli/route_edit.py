@@ -47,7 +47,8 @@ def tell_daemon(config) -> None:
     from bridge.daemon.control import ask
 
     endpoint = config.control_for("worker")
-    answer = ask(endpoint, b"reload-routes", ASK_TIMEOUT_MS)
+    listening = not endpoint.startswith("ipc://") or Path(endpoint[len("ipc://"):]).exists()
+    answer = ask(endpoint, b"reload-routes", ASK_TIMEOUT_MS) if listening else None
     if answer is None:
         click.echo(f"no daemon answered on {endpoint}: the change applies when the daemon starts")
     elif "error" in answer:
