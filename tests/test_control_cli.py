@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+from decimal import Decimal
 
 import bridge.cli.route_edit as route_edit
 from bridge.cli.main import main
@@ -276,7 +277,8 @@ def test_a_public_tcp_control_endpoint_is_refused(tmp_path):
 def test_an_ipc_control_socket_is_the_service_users_only(tmp_path):
     """A real daemon on an ipc:// control socket: the file is mode 0600 and answers the commands."""
     sock = tmp_path / "run" / "control.sock"
-    sock.parent.mkdir(mode=0o755)
+    sock.parent.mkdir()
+    sock.parent.chmod(0o777)  # world-writable: the daemon warns
     path = tmp_path / "bridge.toml"
     path.write_text(CONFIG.format(control=f"ipc://{sock}").replace(
         "[bus]\n", f"[bus]\ndeals = \"{free_port_endpoint()}\"\ndeals_replay = \"{free_port_endpoint()}\"\n")
@@ -290,8 +292,10 @@ def test_an_ipc_control_socket_is_the_service_users_only(tmp_path):
         answer = subprocess.run([BRIDGE, "accounts", "test", "--config", str(path), "v/2001", "--json"],
                                 capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
         assert answer.returncode == 0, answer.stderr
-        assert json.loads(answer.stdout) == {"account": "v/2001", "currency": "USD", "balance": "10000",
-                                             "equity": "10000", "hedging": True}
+        figures = json.loads(answer.stdout)
+        assert (figures["account"], figures["currency"], figures["hedging"]) == ("v/2001", "USD", True)
+        assert Decimal(figures["balance"]) == Decimal(figures["equity"]) == 10000
+        assert "which every user may write to" in (tmp_path / "bridge.log").read_text()
     finally:
         daemon.terminate()
         daemon.wait(timeout=30)
