@@ -15,11 +15,11 @@ import os
 import stat
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
 import zmq
-from decimal import Decimal
 
 import bridge.cli.route_edit as route_edit
 from bridge.cli.main import main
