@@ -16,6 +16,10 @@ An unknown key anywhere is an error naming the file, table and key. Example:
                                             # run as its own process beside a `--role worker` on this
                                             # host (`bridge status --role connector` asks it); absent:
                                             # every role binds `control`
+    curve_secret_file = "/etc/copybridge/bus.key"   # optional (or curve_secret_env): CURVE on every tcp://
+                                            # bus socket; REQUIRED when deals/deals_replay are not loopback
+    curve_server_public = "..."             # the connecting side: the publisher's public key (default: own)
+    curve_clients = ["...", "..."]          # the binding side: the client public keys let in (own always)
 
     [reconcile]
     drift = "report"                        # or "adopt": a link takes the volume the follower holds
@@ -125,6 +129,8 @@ from pathlib import Path
 from allocation.copy import Effective, resolve, settings_from_mapping
 from allocation.errors import AllocationError
 from allocation.mam import Leftover, MamGroup, Method
+from bridge.bus import curve as bus_curve
+from bridge.bus.curve import CurveKeys
 from bridge.config.secrets import Secret, read_secret
 from bridge.config.strict import Table, load_toml
 from bridge.domain.ids import Login, Platform, ServerId
@@ -273,6 +279,7 @@ class BridgeConfig:
     log_format: str = "text"  # [log] format: "text" | "json"
     log_file: Path | None = None  # [log] file; None: stderr
     notify: NotifySettings | None = None  # [notify], [notify.email] (bridge.notify.config); None: no notifications
+    curve: CurveKeys | None = None  # [bus] curve_*: CURVE on every tcp:// bus socket (bridge.bus.curve)
 
     def control_for(self, role: str) -> str:
         """The control endpoint a process running ``role`` binds (``bridge status --role`` asks it)."""
@@ -300,6 +307,8 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
         _local_control(bus, key, value)
     if control_connector == control:
         raise InputError(f"{bus.where}: control_connector must differ from control (both processes bind theirs)")
+    curve = bus_curve.parse(bus, base)  # CURVE keys (bridge.bus.curve): required off loopback
+    bus_curve.require(bus.where, {"deals": deals, "deals_replay": replay}, curve)
     bus.finish()
 
     reconcile = doc.table("reconcile") or Table({}, f"{where} [reconcile]")
@@ -366,7 +375,8 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     if log_file:
         log_path = Path(log_file) if Path(log_file).is_absolute() else base / log_file
     return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams),
-                        control, control_connector, drift, metrics_listen, log_format, log_path, notify=notify)
+                        control, control_connector, drift, metrics_listen, log_format, log_path, notify=notify,
+                        curve=curve)
 
 
 LOG_FORMATS = ("text", "json")

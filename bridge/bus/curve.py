@@ -1,0 +1,182 @@
+"""ZeroMQ CURVE on the bus: encryption and client allow-listing for tcp:// endpoints.
+
+The rule: a ``tcp://`` endpoint whose host is not loopback (127.0.0.0/8,
+``::1``, ``localhost``) carries deals and commands across a network, so it
+requires CURVE; the configuration is refused otherwise (:func:`require`).
+``inproc://`` and ``ipc://`` never leave the host and need nothing.
+
+When ``[bus]`` has CURVE keys, every ``tcp://`` bus socket uses them (loopback
+ones too): the bound sides (the deal publisher's PUB and ROUTER, the control
+ROUTER) are CURVE servers, the connecting sides (the worker's subscriber,
+``bridge status`` and the other control clients) CURVE clients. Options are set
+once, when the socket is created, before it binds or connects: nothing is done
+per message.
+
+A server accepts only the client public keys listed in ``curve_clients`` (and
+this process's own, so ``bridge status`` on the daemon's own configuration
+gets in). The check is ZeroMQ's ZAP protocol, answered by pyzmq's
+:class:`zmq.auth.thread.ThreadAuthenticator` (a thread of its own, consulted
+once per connection handshake, never per message) with an in-memory allow
+list. It starts before any socket binds (:class:`CurveAuthService`, the first
+service of the daemon's tree): a server socket bound with no ZAP handler would
+let any key in. A client whose key is refused, or who expects another server
+key, gets no connection and so no frame: ZeroMQ keeps retrying quietly.
+
+Keys are Z85 text (40 characters), as ``bridge keys generate`` writes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import zmq
+from twisted.application import service
+
+from bridge.config.secrets import Secret, read_secret
+from bridge.errors import InputError
+from bridge.net import is_loopback
+
+log = logging.getLogger("bridge.bus")
+
+KEY_LENGTH = 40  # Z85 of 32 bytes
+FIX = "run `bridge keys generate --out DIR` and set [bus] curve_secret_file (see README, Security)"
+
+
+@dataclass(frozen=True)
+class CurveKeys:
+    """This process's key pair and whom it trusts. ``secret`` is never logged (a :class:`Secret`)."""
+
+    secret: Secret  # Z85; the public key is derived from it
+    public: str
+    server_public: str  # the key of the server a connecting socket expects (the deal publisher's)
+    clients: tuple[str, ...]  # the client keys a bound socket lets in (this process's own included)
+
+
+def available() -> bool:
+    return bool(zmq.has("curve"))
+
+
+def needs_curve(endpoint: str) -> bool:
+    """A ``tcp://`` endpoint on a host other than loopback (``*``, ``0.0.0.0``, an interface, an address)."""
+    if not endpoint.startswith("tcp://"):
+        return False
+    address = endpoint[len("tcp://"):].rsplit(";", 1)[-1]  # a connect may name a source: "src;host:port"
+    host = address.rpartition(":")[0].strip("[]")
+    return not is_loopback(host)
+
+
+def require(where: str, endpoints: dict[str, str | None], keys: CurveKeys | None) -> None:
+    """The rule: every non-loopback tcp:// endpoint needs CURVE keys; one line naming the first that has none."""
+    if keys is not None:
+        return
+    for key, endpoint in endpoints.items():
+        if endpoint is not None and needs_curve(endpoint):
+            raise InputError(f"{where}: {key} {endpoint!r} is not a loopback address, so it needs CURVE: {FIX}")
+
+
+def check_key(text: object, what: str) -> str:
+    """A Z85 CURVE key (40 characters that decode to 32 bytes), or one line saying what is wrong."""
+    if not isinstance(text, str) or len(text) != KEY_LENGTH:
+        raise InputError(f"{what} must be a {KEY_LENGTH}-character Z85 CURVE key (from `bridge keys generate`)")
+    try:
+        decoded = zmq.utils.z85.decode(text.encode("ascii"))
+    except (ValueError, UnicodeEncodeError, KeyError, IndexError):
+        decoded = b""
+    if len(decoded) != 32:
+        raise InputError(f"{what} is not a valid Z85 CURVE key (from `bridge keys generate`)")
+    return text
+
+
+def parse(bus, base: Path) -> CurveKeys | None:
+    """``[bus]`` CURVE keys: ``curve_secret_file``/``curve_secret_env`` (absent: no CURVE, and no other
+    ``curve_*`` key), ``curve_server_public`` (absent: this process's own public key, when both sides
+    share one key pair), ``curve_clients`` (a list of public keys)."""
+    has_secret = any(f"curve_secret{suffix}" in bus for suffix in ("", "_file", "_env"))
+    if not has_secret:
+        for key in ("curve_server_public", "curve_clients"):
+            if key in bus:
+                raise InputError(f"{bus.where}: {key} needs this process's own key: set curve_secret_file "
+                                 f"(or curve_secret_env); {FIX}")
+        return None
+    if not available():
+        raise InputError(f"{bus.where}: this libzmq has no CURVE support (zmq.has('curve') is false): install a "
+                         "pyzmq/libzmq built with libsodium")
+    secret = read_secret(bus, "curve_secret", base)
+    check_key(secret.reveal(), f"{bus.where}: curve_secret ({secret.source})")
+    public = zmq.curve_public(secret.reveal().encode("ascii")).decode("ascii")
+    server = check_key(bus.str("curve_server_public", public), f"{bus.where}: curve_server_public")
+    raw = bus.raw("curve_clients", [])
+    if not isinstance(raw, list):
+        raise InputError(f"{bus.where}: curve_clients must be a list of public keys, e.g. [\"...\"]")
+    clients = [check_key(k, f"{bus.where}: curve_clients[{i}]") for i, k in enumerate(raw)]
+    if secret.reveal() in clients or secret.reveal() == server:
+        raise InputError(f"{bus.where}: a secret key is listed as a public one: list the .pub files' keys")
+    return CurveKeys(secret, public, server, tuple(dict.fromkeys([public, *clients])))
+
+
+def serve(socket: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> None:
+    """Make ``socket`` a CURVE server before it binds ``endpoint`` (tcp:// with keys only)."""
+    if keys is None or not endpoint.startswith("tcp://"):
+        return
+    socket.setsockopt(zmq.CURVE_SERVER, 1)
+    socket.setsockopt(zmq.CURVE_SECRETKEY, keys.secret.reveal().encode("ascii"))
+    socket.setsockopt(zmq.ZAP_DOMAIN, b"copybridge")
+
+
+def connect_as_client(socket: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> None:
+    """Make ``socket`` a CURVE client of ``keys.server_public`` before it connects to ``endpoint``."""
+    if keys is None or not endpoint.startswith("tcp://"):
+        return
+    socket.setsockopt(zmq.CURVE_SERVERKEY, keys.server_public.encode("ascii"))
+    socket.setsockopt(zmq.CURVE_PUBLICKEY, keys.public.encode("ascii"))
+    socket.setsockopt(zmq.CURVE_SECRETKEY, keys.secret.reveal().encode("ascii"))
+
+
+class _AllowList:
+    """The ZAP credentials provider: a client key is let in when it is listed."""
+
+    def __init__(self, clients: tuple[str, ...]) -> None:
+        self.clients = frozenset(k.encode("ascii") for k in clients)
+        self.refused = 0
+
+    def callback(self, domain: str, client_key: bytes) -> bool:
+        if client_key in self.clients:
+            return True
+        self.refused += 1
+        log.warning("bus: CURVE client key %s refused (not in [bus] curve_clients)", client_key.decode("ascii"))
+        return False
+
+
+def start_authenticator(ctx: zmq.Context, keys: CurveKeys):
+    """The ZAP handler of ``ctx`` (one per context), allowing ``keys.clients``; ``.stop()`` it when done."""
+    from zmq.auth.thread import ThreadAuthenticator
+
+    auth = ThreadAuthenticator(ctx, log=logging.getLogger("bridge.bus.zap"))
+    auth.allow_list = _AllowList(keys.clients)
+    auth.configure_curve_callback(domain="copybridge", credentials_provider=auth.allow_list)
+    auth.start()  # binds the context's ZAP endpoint: from now on every CURVE handshake is checked
+    return auth
+
+
+class CurveAuthService(service.Service):
+    """The daemon's ZAP handler, started first (before any socket binds) and stopped last."""
+
+    name = "curve-auth"
+
+    def __init__(self, ctx: zmq.Context, keys: CurveKeys) -> None:
+        self.ctx, self.keys = ctx, keys
+        self.auth = None
+
+    def startService(self) -> None:
+        self.auth = start_authenticator(self.ctx, self.keys)
+        super().startService()
+        log.info("bus: CURVE on every tcp:// bus socket; this process's public key %s, %d client key(s) allowed",
+                 self.keys.public, len(self.keys.clients))
+
+    def stopService(self):
+        if self.auth is not None:
+            self.auth.stop()
+            self.auth = None
+        return super().stopService()
