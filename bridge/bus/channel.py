@@ -54,6 +54,7 @@ from typing import Callable
 
 import zmq
 
+from bridge.bus.curve import CurveKeys, connect_as_client, serve
 from bridge.bus.frame import HEARTBEAT, Frame, FrameError, Header, decode, describe
 
 log = logging.getLogger("bridge.bus")
@@ -88,7 +89,7 @@ class Publisher:
     def __init__(self, ctx: zmq.Context, endpoint: str, replay_endpoint: str, src: str, *,
                  history: int = DEFAULT_HISTORY, hwm: int = DEFAULT_HWM, epoch: str | None = None,
                  clock_ns: Callable[[], int] = time.time_ns,
-                 on_command: Callable[[str, dict], None] | None = None) -> None:
+                 on_command: Callable[[str, dict], None] | None = None, curve: CurveKeys | None = None) -> None:
         self.src = src
         self.epoch = epoch or uuid.uuid4().hex[:12]
         self.seq = 0
@@ -100,9 +101,11 @@ class Publisher:
         self.pub = ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, hwm)
         self.pub.setsockopt(zmq.LINGER, 0)
+        serve(self.pub, endpoint, curve)  # CURVE (tcp:// with keys): set once, before binding
         _bind(self.pub, endpoint)
         self.router = ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
+        serve(self.router, replay_endpoint, curve)
         _bind(self.router, replay_endpoint)
         # the addresses actually bound (a "tcp://127.0.0.1:*" endpoint gets its port here)
         self.endpoint = self.pub.getsockopt_string(zmq.LAST_ENDPOINT)
@@ -185,7 +188,8 @@ class Subscriber:
     def __init__(self, ctx: zmq.Context, endpoint: str, replay_endpoint: str, topics: list[str],
                  deliver: Callable[[Frame], None], *, resume: tuple[str, int] | None = None,
                  on_lost: Callable[[str, int, int | None], None] | None = None, hwm: int = DEFAULT_HWM,
-                 clock: Callable[[], float] = time.monotonic, replay_timeout_s: float = 1.0) -> None:
+                 clock: Callable[[], float] = time.monotonic, replay_timeout_s: float = 1.0,
+                 curve: CurveKeys | None = None) -> None:
         self.deliver = deliver
         self.clock = clock
         self.replay_timeout_s = replay_timeout_s
@@ -204,9 +208,11 @@ class Subscriber:
         self.sub.setsockopt(zmq.LINGER, 0)
         for topic in [*topics, HEARTBEAT]:
             self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        connect_as_client(self.sub, endpoint, curve)  # CURVE (tcp:// with keys): set once, before connecting
         self.sub.connect(endpoint)
         self.dealer = ctx.socket(zmq.DEALER)
         self.dealer.setsockopt(zmq.LINGER, 0)
+        connect_as_client(self.dealer, replay_endpoint, curve)
         self.dealer.connect(replay_endpoint)
         self.sockets = (self.sub, self.dealer)
 
