@@ -125,11 +125,14 @@ def serve(socket: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> None:
     socket.setsockopt(zmq.ZAP_DOMAIN, b"copybridge")
 
 
-def connect_as_client(socket: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> None:
-    """Make ``socket`` a CURVE client of ``keys.server_public`` before it connects to ``endpoint``."""
+def connect_as_client(socket: zmq.Socket, endpoint: str, keys: CurveKeys | None, *, local: bool = False) -> None:
+    """Make ``socket`` a CURVE client before it connects to ``endpoint``: of ``keys.server_public`` (the deal
+    publisher), or with ``local`` of this process's own key (the control socket of a daemon on this
+    configuration)."""
     if keys is None or not endpoint.startswith("tcp://"):
         return
-    socket.setsockopt(zmq.CURVE_SERVERKEY, keys.server_public.encode("ascii"))
+    server = keys.public if local else keys.server_public
+    socket.setsockopt(zmq.CURVE_SERVERKEY, server.encode("ascii"))
     socket.setsockopt(zmq.CURVE_PUBLICKEY, keys.public.encode("ascii"))
     socket.setsockopt(zmq.CURVE_SECRETKEY, keys.secret.reveal().encode("ascii"))
 

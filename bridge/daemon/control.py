@@ -22,6 +22,7 @@ import stat
 import zmq
 from twisted.application import service
 
+from bridge.bus.curve import CurveKeys, connect_as_client, serve
 from bridge.bus.reactor import ReactorDriver
 
 log = logging.getLogger("bridge.control")
@@ -116,13 +117,15 @@ def _named(top, name):
 class ControlService(service.Service):
     name = "control"
 
-    def __init__(self, ctx: zmq.Context, reactor, endpoint: str, top: service.MultiService) -> None:
-        self.ctx, self.reactor, self.endpoint, self.top = ctx, reactor, endpoint, top
+    def __init__(self, ctx: zmq.Context, reactor, endpoint: str, top: service.MultiService,
+                 curve: CurveKeys | None = None) -> None:
+        self.ctx, self.reactor, self.endpoint, self.top, self.curve = ctx, reactor, endpoint, top, curve
         self.bad_requests = 0
 
     def startService(self) -> None:
         router = self.ctx.socket(zmq.ROUTER)
         router.setsockopt(zmq.LINGER, 0)
+        serve(router, self.endpoint, self.curve)  # [bus] CURVE keys: a tcp:// control socket is a CURVE server
         ipc = self.endpoint.startswith("ipc://")
         mask = os.umask(0o077) if ipc else None  # the socket file is never open to others, not even briefly
         try:
@@ -194,17 +197,21 @@ class ControlService(service.Service):
         return super().stopService()
 
 
-def ask_status(endpoint: str, timeout_ms: int) -> dict | None:
+def ask_status(endpoint: str, timeout_ms: int, curve: CurveKeys | None = None) -> dict | None:
     """The daemon's status, or None if nobody answered in time."""
-    return ask(endpoint, b"status", timeout_ms)
+    return ask(endpoint, b"status", timeout_ms, curve)
 
 
-def ask(endpoint: str, request: bytes, timeout_ms: int) -> dict | None:
-    """Send one request frame to the control socket; its JSON answer, or None if nobody answered in time."""
+def ask(endpoint: str, request: bytes, timeout_ms: int, curve: CurveKeys | None = None) -> dict | None:
+    """Send one request frame to the control socket; its JSON answer, or None if nobody answered in time.
+
+    ``curve``: the configuration's [bus] CURVE keys (a daemon on it answers only CURVE clients it lets in;
+    a refused key gets no answer: None)."""
     ctx = zmq.Context()
     dealer = ctx.socket(zmq.DEALER)
     dealer.setsockopt(zmq.LINGER, 0)
     try:
+        connect_as_client(dealer, endpoint, curve, local=True)
         dealer.connect(endpoint)
         dealer.send(request)
         if not dealer.poll(timeout_ms):
