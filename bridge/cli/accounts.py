@@ -94,7 +94,7 @@ def test(config_path, account, timeout, as_json) -> None:
     login = account_of(config, account)
     name = f"{login.server.name}/{login.number}"
     endpoint = config.control_for("worker")
-    answer = ask(endpoint, f"account-test {name}".encode(), timeout)
+    answer = ask(endpoint, f"account-test {name}".encode(), timeout, config.curve)
     if answer is None:
         raise click.ClickException(f"no daemon answered on {endpoint} within {timeout} ms: the daemon holds the "
                                    f"venue connections (start it: bridge run --config {config_path})")

@@ -226,7 +226,7 @@ def _ask_daemon(config, pool_id: str, timeout: int) -> dict:
     from bridge.daemon.control import ask
 
     endpoint = config.control_for("worker")
-    answer = ask(endpoint, b"pamm-rollover " + pool_id.encode(), timeout)
+    answer = ask(endpoint, b"pamm-rollover " + pool_id.encode(), timeout, config.curve)
     if answer is None:
         raise click.ClickException(f"no daemon answered on {endpoint} within {timeout} ms; to roll over without "
                                    f"it, give --equity (the master account's equity)")

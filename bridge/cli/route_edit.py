@@ -48,7 +48,7 @@ def tell_daemon(config) -> None:
 
     endpoint = config.control_for("worker")
     listening = not endpoint.startswith("ipc://") or Path(endpoint[len("ipc://"):]).exists()
-    answer = ask(endpoint, b"reload-routes", ASK_TIMEOUT_MS) if listening else None
+    answer = ask(endpoint, b"reload-routes", ASK_TIMEOUT_MS, config.curve) if listening else None
     if answer is None:
         click.echo(f"no daemon answered on {endpoint}: the change applies when the daemon starts")
     elif "error" in answer:

@@ -32,9 +32,10 @@ def status(config_path, role, timeout, as_json) -> None:
 
     config = bridge_config.load(config_path)
     endpoint = config.control_for(role)
-    answer = ask_status(endpoint, timeout)
+    answer = ask_status(endpoint, timeout, config.curve)
     if answer is None:
-        raise click.ClickException(f"no daemon answered on {endpoint} within {timeout} ms")
+        hint = "" if config.curve is None else " (CURVE is on: a daemon that does not allow this key never answers)"
+        raise click.ClickException(f"no daemon answered on {endpoint} within {timeout} ms{hint}")
     if as_json:
         click.echo(json.dumps(answer))
         return

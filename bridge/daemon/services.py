@@ -69,7 +69,7 @@ class ConnectorService(service.Service):
         super().startService()
         c = self.config
         self.publisher = Publisher(self.ctx, c.deals_endpoint, c.deals_replay_endpoint, "connector",
-                                   on_command=self._command)
+                                   on_command=self._command, curve=c.curve)
         self.driver = ReactorDriver(self.reactor, self.publisher)
         self.driver.start()
         self.when_ready().addCallback(lambda _: self._watch() if self.running else None)
@@ -158,7 +158,8 @@ class WorkerService(service.Service):
         self.worker.on_idle.append(self.housekeeping.idle)
         self.worker.on_idle.append(self.copy_metrics.fold)  # between deals, never amid a fan-out
         self.subscriber = Subscriber(self.ctx, c.deals_endpoint, c.deals_replay_endpoint,
-                                     ["deal.", "backfill.", "watching."], self._on_frame, on_lost=self._on_lost)
+                                     ["deal.", "backfill.", "watching."], self._on_frame, on_lost=self._on_lost,
+                                     curve=c.curve)
         # master -> (backfill request id, deals held until that backfill's marker arrives, when asked)
         self._held: dict[str, tuple[int, list, float]] = {}
         self._requests = 0
@@ -284,11 +285,15 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
     top.venues = venues
     top.events = events = OperatorEvents()  # operator events (bridge.notify): mail and other channels subscribe
     connecting = VenuesService(venues)
+    if config.curve is not None:  # the ZAP handler (bridge.bus.curve): up before any CURVE server socket binds
+        from bridge.bus.curve import CurveAuthService
+
+        CurveAuthService(ctx, config.curve).setServiceParent(top)
     if with_control:
         from bridge.daemon.control import ControlService
 
         # first: an endpoint already bound (another daemon on this config) stops startup before any role runs
-        ControlService(ctx, reactor, config.control_for(role), top).setServiceParent(top)
+        ControlService(ctx, reactor, config.control_for(role), top, config.curve).setServiceParent(top)
     connecting.setServiceParent(top)  # before the roles; stopped after them
     if with_control and config.metrics_listen:
         from bridge.daemon.metrics_service import MetricsService
