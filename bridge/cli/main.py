@@ -16,6 +16,7 @@ from bridge.cli.allocate import allocate
 from bridge.cli.bench import bench
 from bridge.cli.copy import copy_group
 from bridge.cli.demo import demo
+from bridge.cli.keys import keys_group
 from bridge.cli.mam import mam_group
 from bridge.cli.pamm import pamm_group
 from bridge.cli.report import report
@@ -54,6 +55,7 @@ cli.add_command(report)
 cli.add_command(accounts_group)
 cli.add_command(copy_group)
 cli.add_command(mam_group)
+cli.add_command(keys_group)
 
 
 def main(argv: list[str] | None = None) -> None:
