@@ -72,7 +72,7 @@ def test_run_check_and_a_bad_config_on_the_command_line(tmp_path):
     bad.write_text("[store]\npaht = 1\n")
     result = run_bridge("run", "--config", str(bad))
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"bridge: error: {bad} [store]: unknown key 'paht' (known here: path)"]
+    assert result.stderr.strip().splitlines() == [f"bridge: error: {bad}:2: [store]: unknown key 'paht' (known here: path)"]
 
 
 # -- the service tree over the real bus ----------------------------------------------------

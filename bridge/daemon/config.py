@@ -306,7 +306,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     for key, value in (("control", control), ("control_connector", control_connector)):
         _local_control(bus, key, value)
     if control_connector == control:
-        raise InputError(f"{bus.where}: control_connector must differ from control (both processes bind theirs)")
+        raise InputError(f"{bus.at('control_connector')}: control_connector must differ from control (both processes bind theirs)")
     curve = bus_curve.parse(bus, base)  # CURVE keys (bridge.bus.curve): required off loopback
     bus_curve.require(bus.where, {"deals": deals, "deals_replay": replay}, curve)
     bus.finish()
@@ -321,10 +321,10 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     log_table = doc.table("log") or Table({}, f"{where} [log]")
     log_format = log_table.raw("format", "text")
     if log_format not in LOG_FORMATS:
-        raise InputError(f"{log_table.where}: format {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
+        raise InputError(f"{log_table.at('format')}: format {log_format!r} is not one of {', '.join(LOG_FORMATS)}")
     log_file = log_table.raw("file", "")
     if not isinstance(log_file, str):
-        raise InputError(f"{log_table.where}: file must be a path (a string; \"\" for stderr)")
+        raise InputError(f"{log_table.at('file')}: file must be a path (a string; \"\" for stderr)")
     log_table.finish()
 
     venues = tuple(_venue(t, base) for t in doc.tables("venue"))
@@ -345,7 +345,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
         follower = _account(t, "follower", by_name)
         raw = t.raw("settings", {})
         try:
-            level = settings_from_mapping(raw, f"{t.where}.settings") if raw else None
+            level = settings_from_mapping(raw, f"{t.at('settings')}.settings") if raw else None
         except AllocationError as exc:
             raise InputError(str(exc)) from None
         t.finish()
@@ -361,7 +361,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
             members.append((_account(m, "account", by_name), m.decimal("setting", Decimal(0))))
             m.finish()
         if not members:
-            raise InputError(f"{t.where}: a MAM group needs members")
+            raise InputError(f"{t.at('members')}: a MAM group needs members")
         t.finish()
         mams.append(MamConfig(group_id, master, group, tuple(members)))
     for routed in [*(c.master for c in copies), *(g.master for g in mams)]:
@@ -386,12 +386,12 @@ def _listen(t: Table, key: str, default: str) -> str:
     """``HOST:PORT`` (``[::1]:PORT`` for IPv6) with a port in 1..65535, or "" (nothing listens)."""
     value = t.raw(key, default)
     if not isinstance(value, str):
-        raise InputError(f"{t.where}: {key} must be a string, HOST:PORT or \"\"")
+        raise InputError(f"{t.at(key)}: {key} must be a string, HOST:PORT or \"\"")
     if value == "":
         return value
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"{t.where}: {key} must be HOST:PORT with a port in 1..65535 (or \"\" for none), "
+        raise InputError(f"{t.at(key)}: {key} must be HOST:PORT with a port in 1..65535 (or \"\" for none), "
                          f"got {value!r}")
     return value
 
@@ -407,17 +407,17 @@ def _venue(t: Table, base: Path) -> VenueConfig:
         return VenueConfig(name, platform, 0, 0, (), mt4=_mt4(t))
     seed = t.raw("seed", 7)
     if isinstance(seed, bool) or not isinstance(seed, int):
-        raise InputError(f"{t.where}: seed must be an integer")
+        raise InputError(f"{t.at('seed')}: seed must be an integer")
     latency = _positive_int(t, "fill_latency_us", 0, allow_zero=True)
     slippage = _positive_int(t, "slippage_points", 0, allow_zero=True)
     reject_rate = t.decimal("reject_rate", Decimal(0))
     if not Decimal(0) <= reject_rate <= 1:
-        raise InputError(f"{t.where}: reject_rate must be a fraction in 0..1")
+        raise InputError(f"{t.at('reject_rate')}: reject_rate must be a fraction in 0..1")
     endpoint = _endpoint(t, "endpoint", None) if "endpoint" in t else None
     deals = _endpoint(t, "deals_endpoint", None) if "deals_endpoint" in t else None
     replay = _endpoint(t, "replay_endpoint", None) if "replay_endpoint" in t else None
     if (deals or replay) and not endpoint:
-        raise InputError(f"{t.where}: deals_endpoint and replay_endpoint belong to a remote venue (set endpoint)")
+        raise InputError(f"{t.at('deals_endpoint')}: deals_endpoint and replay_endpoint belong to a remote venue (set endpoint)")
     accounts = []
     for a in t.tables("account"):
         login = _login(a)
@@ -433,7 +433,7 @@ def _ctrader(t: Table, base: Path) -> CTraderSettings:
     host = t.str("host")
     port = t.raw("port", 5035)
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise InputError(f"{t.where}: port must be an integer in 1..65535")
+        raise InputError(f"{t.at('port')}: port must be an integer in 1..65535")
     ca_pem = None
     if "ca_file" in t:
         ca = Path(t.str("ca_file"))
@@ -441,9 +441,9 @@ def _ctrader(t: Table, base: Path) -> CTraderSettings:
         try:
             ca_pem = ca.read_bytes()
         except OSError as exc:
-            raise InputError(f"{t.where}: ca_file {ca}: cannot read ({exc.strerror})") from None
+            raise InputError(f"{t.at('ca_file')}: ca_file {ca}: cannot read ({exc.strerror})") from None
         if b"BEGIN CERTIFICATE" not in ca_pem:
-            raise InputError(f"{t.where}: ca_file {ca} is not a PEM certificate")
+            raise InputError(f"{t.at('ca_file')}: ca_file {ca} is not a PEM certificate")
     client_id = t.str("client_id")
     secret = read_secret(t, "client_secret", base)
     pool = _positive_int(t, "pool_size", 1)
@@ -457,7 +457,7 @@ def _ctrader(t: Table, base: Path) -> CTraderSettings:
     for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
                 "replay_endpoint"):
         if key in t:
-            raise InputError(f"{t.where}: {key} is a setting of simulated venues, not of platform 'ctrader'")
+            raise InputError(f"{t.at(key)}: {key} is a setting of simulated venues, not of platform 'ctrader'")
     t.finish()
     if not accounts:
         raise InputError(f"{t.where}: a cTrader venue needs at least one [[venue.account]]")
@@ -471,7 +471,7 @@ def _login(a: Table, hint: str = "") -> int:
     """An account table's ``login``: a positive integer (``hint`` says which number it is)."""
     login = a.raw("login")
     if isinstance(login, bool) or not isinstance(login, int) or login <= 0:
-        raise InputError(f"{a.where}: login must be a positive integer{hint}")
+        raise InputError(f"{a.at('login')}: login must be a positive integer{hint}")
     return login
 
 
@@ -480,7 +480,7 @@ def _terminal_venue(t: Table, platform: str, also_not: tuple[str, ...] = ()) -> 
     for key in ("seed", "fill_latency_us", "slippage_points", "reject_rate", "endpoint", "deals_endpoint",
                 "replay_endpoint", "host", "port", "client_id", *also_not):
         if key in t:
-            raise InputError(f"{t.where}: {key} is not a setting of platform '{platform}' (a terminal's settings go "
+            raise InputError(f"{t.at(key)}: {key} is not a setting of platform '{platform}' (a terminal's settings go "
                              "in its [[venue.account]])")
 
 
@@ -504,14 +504,14 @@ def _mt5(t: Table, base: Path) -> MT5Settings:
         login = _login(a)
         provider = a.str("provider")
         if provider not in MT5_PROVIDERS:
-            raise InputError(f"{a.where}: provider {provider!r} must be one of {', '.join(MT5_PROVIDERS)}")
+            raise InputError(f"{a.at('provider')}: provider {provider!r} must be one of {', '.join(MT5_PROVIDERS)}")
         if provider == "native":
             account = MT5Account(login, provider, path=a.str("path", None), server=a.str("server"),
                                  password=read_secret(a, "password", base))
         elif provider == "mt5linux":
             port = a.raw("port", 18812)
             if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-                raise InputError(f"{a.where}: port must be an integer in 1..65535")
+                raise InputError(f"{a.at('port')}: port must be an integer in 1..65535")
             account = MT5Account(login, provider, host=a.str("host", "127.0.0.1"), port=port)
         else:
             account = MT5Account(login, provider, balance=a.decimal("balance", Decimal(10_000)),
@@ -525,7 +525,7 @@ def _mt5(t: Table, base: Path) -> MT5Settings:
 def _server_offset(t: Table) -> int:
     offset = t.raw("server_offset_s", 0)
     if isinstance(offset, bool) or not isinstance(offset, int) or abs(offset) > 14 * 3600:
-        raise InputError(f"{t.where}: server_offset_s must be whole seconds within +-14 h of UTC")
+        raise InputError(f"{t.at('server_offset_s')}: server_offset_s must be whole seconds within +-14 h of UTC")
     return offset
 
 
@@ -538,7 +538,7 @@ def _mt4(t: Table) -> MT4Settings:
         login = _login(a)
         provider = a.str("provider", "ea")
         if provider not in MT4_PROVIDERS:
-            raise InputError(f"{a.where}: provider {provider!r} must be one of {', '.join(MT4_PROVIDERS)}")
+            raise InputError(f"{a.at('provider')}: provider {provider!r} must be one of {', '.join(MT4_PROVIDERS)}")
         if provider in ("ea", "dwx"):
             second = "events_endpoint" if provider == "ea" else "replies_endpoint"
             endpoint = _tcp_endpoint(a, "endpoint", a.str("endpoint"))
@@ -546,7 +546,7 @@ def _mt4(t: Table) -> MT4Settings:
             if events is None:
                 host, _, port = endpoint.rpartition(":")
                 if int(port) >= 65535:
-                    raise InputError(f"{a.where}: endpoint's port + 1 is no port: set {second}")
+                    raise InputError(f"{a.at('endpoint')}: endpoint's port + 1 is no port: set {second}")
                 events = f"{host}:{int(port) + 1}"
             poll = _positive_int(a, "poll_ms", 100) if provider == "dwx" else 100
             account = MT4Account(login, provider, endpoint, _tcp_endpoint(a, second, events), poll_ms=poll)
@@ -565,7 +565,7 @@ def _tcp_endpoint(t: Table, key: str, value: str) -> str:
     """``tcp://HOST:PORT`` with a port in 1..65535 (the EA binds; the bridge connects to a fixed address)."""
     host, sep, port = value.removeprefix("tcp://").rpartition(":")
     if not value.startswith("tcp://") or not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise InputError(f"{t.where}: {key} must be tcp://HOST:PORT with a port in 1..65535, got {value!r}")
+        raise InputError(f"{t.at(key)}: {key} must be tcp://HOST:PORT with a port in 1..65535, got {value!r}")
     return value
 
 
@@ -573,13 +573,13 @@ def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
     text = t.str(key)
     name, _, number = text.rpartition("/")
     if not name or not number.isdigit():
-        raise InputError(f"{t.where}: {key} {text!r} must be VENUE/LOGIN, e.g. sim-demo/1000")
+        raise InputError(f"{t.at(key)}: {key} {text!r} must be VENUE/LOGIN, e.g. sim-demo/1000")
     venue = venues.get(name)
     if venue is None:
-        raise InputError(f"{t.where}: {key} {text!r}: no venue named {name!r}")
+        raise InputError(f"{t.at(key)}: {key} {text!r}: no venue named {name!r}")
     logins = venue.logins()
     if logins is not None and int(number) not in logins:
-        raise InputError(f"{t.where}: {key} {text!r}: venue {name!r} has no account {number}")
+        raise InputError(f"{t.at(key)}: {key} {text!r}: venue {name!r} has no account {number}")
     return Login(venue.server, int(number))
 
 
@@ -589,19 +589,19 @@ def _local_control(t: Table, key: str, value: str | None) -> None:
         return
     host = value[len("tcp://"):].rpartition(":")[0].strip("[]")
     if not is_loopback(host):
-        raise InputError(f"{t.where}: {key} {value!r} must listen on a loopback address (127.0.0.1, ::1, "
+        raise InputError(f"{t.at(key)}: {key} {value!r} must listen on a loopback address (127.0.0.1, ::1, "
                          f"localhost) or be an ipc:// path: it controls the daemon")
 
 
 def _endpoint(t: Table, key: str, default: str | None) -> str:
     value = t.str(key, default)
     if not value.startswith(("inproc://", "ipc://", "tcp://")):
-        raise InputError(f"{t.where}: {key} {value!r} must be an inproc://, ipc:// or tcp:// endpoint")
+        raise InputError(f"{t.at(key)}: {key} {value!r} must be an inproc://, ipc:// or tcp:// endpoint")
     return value
 
 
 def _positive_int(t: Table, key: str, default: int, allow_zero: bool = False) -> int:
     value = t.raw(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise InputError(f"{t.where}: {key} must be a {'non-negative' if allow_zero else 'positive'} integer")
+        raise InputError(f"{t.at(key)}: {key} must be a {'non-negative' if allow_zero else 'positive'} integer")
     return value
