@@ -151,7 +151,7 @@ def test_a_bad_log_table_is_one_line(tmp_path):
                             cwd=ROOT)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        f"bridge: error: {config} [log]: format 'xml' is not one of text, json"]
+        f"bridge: error: {config}:2: [log]: format 'xml' is not one of text, json"]
 
 
 def test_masked_hides_secrets_by_type_and_by_name():
