@@ -28,11 +28,13 @@ Keys are Z85 text (40 characters), as ``bridge keys generate`` writes them.
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import zmq
 from twisted.application import service
+from zmq.utils import z85
 
 from bridge.config.secrets import Secret, read_secret
 from bridge.errors import InputError
@@ -41,6 +43,7 @@ from bridge.net import is_loopback
 log = logging.getLogger("bridge.bus")
 
 KEY_LENGTH = 40  # Z85 of 32 bytes
+_Z85 = set(z85.Z85CHARS.decode("ascii"))
 FIX = "run `bridge keys generate --out DIR` and set [bus] curve_secret_file (see README, Security)"
 
 
@@ -81,8 +84,8 @@ def check_key(text: object, what: str) -> str:
     if not isinstance(text, str) or len(text) != KEY_LENGTH:
         raise InputError(f"{what} must be a {KEY_LENGTH}-character Z85 CURVE key (from `bridge keys generate`)")
     try:
-        decoded = zmq.utils.z85.decode(text.encode("ascii"))
-    except (ValueError, UnicodeEncodeError, KeyError, IndexError):
+        decoded = z85.decode(text.encode("ascii")) if set(text) <= _Z85 else b""
+    except (ValueError, UnicodeEncodeError, KeyError, IndexError, struct.error):
         decoded = b""
     if len(decoded) != 32:
         raise InputError(f"{what} is not a valid Z85 CURVE key (from `bridge keys generate`)")
