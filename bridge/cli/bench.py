@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from bridge.bench import allocation as allocation_bench
+from bridge.cli.progress import bar
 from bridge.cli.render import table
 
 
@@ -61,21 +61,21 @@ def bench(ctx, followers, deals, platform, pool_size, poll_interval_ms, as_json)
     if poll_interval_ms is not None and platform != "mt5":
         raise click.UsageError("--poll-interval-ms goes with --platform mt5")
     extra = {}
-    with click.progressbar(length=deals, label="master deals", file=sys.stderr, show_eta=False) as bar:
+    with bar(deals, "master deals") as advance:  # a bar on a terminal only
         if platform == "ctrader":
-            figures = pipeline.run_ctrader(followers, deals, progress=bar.update, pool_size=pool_size).as_dict()
+            figures = pipeline.run_ctrader(followers, deals, progress=advance, pool_size=pool_size).as_dict()
         elif platform == "mt5":
             from bridge.bench import mt5
 
             poll_interval_ms = poll_interval_ms or mt5.DEFAULT_POLL_MS
-            figures = mt5.run(followers, deals, progress=bar.update, poll_interval_ms=poll_interval_ms).as_dict()
+            figures = mt5.run(followers, deals, progress=advance, poll_interval_ms=poll_interval_ms).as_dict()
             extra = {"poll_interval_ms": poll_interval_ms}
         elif platform == "mt4":
             from bridge.bench import mt4
 
-            figures = mt4.run(followers, deals, progress=bar.update).as_dict()
+            figures = mt4.run(followers, deals, progress=advance).as_dict()
         else:
-            figures = pipeline.run(followers, deals, progress=bar.update).as_dict()
+            figures = pipeline.run(followers, deals, progress=advance).as_dict()
     figures = {"platform": platform, **extra, **figures}
     if as_json:
         click.echo(json.dumps(figures))
@@ -120,13 +120,12 @@ def allocation(accounts, repeat, seed, as_json) -> None:
     from allocation.mam import Method
 
     cases = []
-    with click.progressbar(length=len(Method) + 1, label="benchmarking", file=sys.stderr,
-                           show_eta=False) as bar:
+    with bar(len(Method) + 1, "benchmarking") as advance:
         for method in Method:
             cases.append(allocation_bench.mam_block(accounts, repeat, seed=seed, method=method))
-            bar.update(1)
+            advance(1)
         cases.append(allocation_bench.copy_fanout(accounts, repeat, seed=seed))
-        bar.update(1)
+        advance(1)
     target = allocation_bench.TARGET_MS
     results = [c.as_dict() for c in cases]
     if as_json:

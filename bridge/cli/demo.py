@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from bridge.cli.allocate import NON_NEGATIVE
+from bridge.cli.progress import bar
 from bridge.cli.render import table
 
 
@@ -51,8 +51,8 @@ def demo(followers, deals, seed, fill_latency_us, reject_rate, platform, as_json
 
     result: dict = {}
     failure: list = []
-    with click.progressbar(length=deals, label="master deals", file=sys.stderr, show_eta=False) as bar:
-        d = run_demo(reactor, followers, deals, seed, progress=bar.update, platform=platform,
+    with bar(deals, "master deals") as advance:  # a bar on a terminal only
+        d = run_demo(reactor, followers, deals, seed, progress=advance, platform=platform,
                      fill_latency_us=fill_latency_us, reject_rate=reject_rate)
         d.addCallbacks(result.update, failure.append)
         d.addBoth(lambda _: reactor.stop())

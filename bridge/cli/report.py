@@ -2,40 +2,14 @@
 
 from __future__ import annotations
 
-import sys
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import click
 
+from bridge.cli.progress import progress
 from bridge.errors import InputError
 
 FORMATS = ("table", "csv", "json", "html")
-
-
-@contextmanager
-def _progress(label: str) -> Iterator[tuple]:
-    """(on_length, update) callbacks driving a progress bar on stderr when it is a terminal; no-ops when
-    it is not (piped, redirected, under a test)."""
-    if not sys.stderr.isatty():
-        yield (None, None)
-        return
-    bars: list = []
-
-    def on_length(n: int) -> None:
-        bar = click.progressbar(length=max(n, 1), label=label, file=sys.stderr, show_eta=False)
-        bars.append(bar.__enter__())
-
-    def update(n: int) -> None:
-        if bars:
-            bars[0].update(n)
-
-    try:
-        yield (on_length, update)
-    finally:
-        if bars:
-            bars[0].__exit__(None, None, None)
 
 
 @click.command()
@@ -79,7 +53,7 @@ def report(config_path, store_path, start, end, fmt, as_json, output) -> None:
         from bridge.daemon import config as bridge_config
 
         store_path = bridge_config.load(config_path).store_path
-    with store_db(store_path) as db, _progress("reading orders") as (on_length, update):
+    with store_db(store_path) as db, progress("reading orders") as (on_length, update):
         if on_length is not None:
             on_length(count_orders(db, span))
         nav = nav_points(db, span)
