@@ -64,7 +64,7 @@ def test_bad_ctrader_settings_are_one_clear_error(tmp_path, venue, account, mess
 def test_a_secret_file_readable_by_others_is_refused(tmp_path):
     data = doc(tmp_path)
     (tmp_path / "secret").chmod(0o644)
-    with pytest.raises(InputError, match="readable by others"):
+    with pytest.raises(InputError, match="open to group and others .mode 0644.; make it the service user.s only: chmod 600"):
         parse(data, "bridge.toml", tmp_path)
 
 

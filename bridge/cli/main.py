@@ -14,6 +14,7 @@ from bridge import __version__
 from bridge.cli.accounts import accounts_group
 from bridge.cli.allocate import allocate
 from bridge.cli.bench import bench
+from bridge.cli.config import config_group
 from bridge.cli.copy import copy_group
 from bridge.cli.demo import demo
 from bridge.cli.keys import keys_group
@@ -48,6 +49,7 @@ cli.add_command(allocate)
 cli.add_command(demo)
 cli.add_command(bench)
 cli.add_command(run)
+cli.add_command(config_group)
 cli.add_command(status)
 cli.add_command(sim)
 cli.add_command(pamm_group)

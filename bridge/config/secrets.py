@@ -4,14 +4,15 @@ A secret key ``NAME`` is given as ``NAME_file = "/etc/copybridge/..."`` or
 ``NAME_env = "VARIABLE"`` (exactly one). A plain ``NAME = "..."`` is refused,
 so a token never sits in a file that is copied around and pasted into tickets.
 The value is read when the configuration is loaded (a missing file or variable
-is a configuration error naming the key); a secret file readable by group or
-others is refused. ``repr`` and ``str`` show where a secret came from, never
-its value.
+is a configuration error naming the key and its line); a secret file readable
+by group or others is refused (``bridge run`` does not start). ``repr`` is
+``***`` with where the secret came from, ``str`` only where it came from; the
+value is only ever had from :meth:`Secret.reveal`.
 
 >>> import os; os.environ["DOCTEST_TOKEN"] = "s3cret"
 >>> s = Secret.from_env("DOCTEST_TOKEN", "where")
->>> s.reveal(), str(s)
-('s3cret', 'env:DOCTEST_TOKEN')
+>>> s.reveal(), str(s), repr(s)
+('s3cret', 'env:DOCTEST_TOKEN', 'Secret(*** from env:DOCTEST_TOKEN)')
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Secret:
         return self._value
 
     def __repr__(self) -> str:
-        return f"Secret({self.source})"
+        return f"Secret(*** from {self.source})"
 
     __str__ = lambda self: self.source  # noqa: E731
 
@@ -66,7 +67,9 @@ class Secret:
         except (PermissionError, IsADirectoryError, UnicodeDecodeError) as exc:
             raise InputError(f"{where}: cannot read secret file {path}: {exc.__class__.__name__}") from None
         if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise InputError(f"{where}: secret file {path} is readable by others (chmod 600 {path})")
+            who = " and ".join(w for w, bits in (("group", stat.S_IRWXG), ("others", stat.S_IRWXO)) if mode & bits)
+            raise InputError(f"{where}: secret file {path} is open to {who} (mode {stat.S_IMODE(mode):04o}); "
+                             f"make it the service user's only: chmod 600 {path}")
         if not text:
             raise InputError(f"{where}: secret file {path} is empty")
         return cls(text, f"file:{path}")
@@ -74,15 +77,15 @@ class Secret:
 
 def read_secret(table, key: str, base: Path) -> Secret:
     """``key`` from ``key_file`` or ``key_env`` of a strict ``Table`` (exactly one of them)."""
-    where = table.where
     if key in table:
         table.raw(key)
-        raise InputError(f"{where}: {key} must not be written in the configuration; "
+        raise InputError(f"{table.at(key)}: {key} must not be written in the configuration; "
                          f"use {key}_file (a file readable only by the service user) or {key}_env")
     has_file, has_env = f"{key}_file" in table, f"{key}_env" in table
     if has_file == has_env:
+        where = table.at(f"{key}_file") if has_file else table.where
         raise InputError(f"{where}: set exactly one of {key}_file and {key}_env")
     if has_env:
-        return Secret.from_env(table.str(f"{key}_env"), f"{where} {key}_env")
+        return Secret.from_env(table.str(f"{key}_env"), f"{table.at(key + '_env')} {key}_env")
     path = Path(table.str(f"{key}_file"))
-    return Secret.from_file(path if path.is_absolute() else base / path, f"{where} {key}_file")
+    return Secret.from_file(path if path.is_absolute() else base / path, f"{table.at(key + '_file')} {key}_file")
