@@ -26,11 +26,19 @@ The bridge is built to survive that: the master-deal journal is refilled from
 the venues' deal history, plans are deterministic (same keys), and at startup
 every unfinished intent, ``planned`` ones included, is looked up at its venue
 by key before anything is sent (see ``bridge.executor``).
+
+File modes: a new store file is created mode 0600 (the service user's only)
+before SQLite opens it, and SQLite gives its ``-wal`` and ``-shm`` files the
+database file's mode. An existing store keeps its mode (an operator may have
+chosen one); one that group or others may read is logged as a warning.
 """
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import stat
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -47,6 +55,7 @@ def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Data
     The connection keeps Python's default (legacy) transaction handling, which
     sqlite-utils requires, and ``check_same_thread=True``: one thread only.
     """
+    _private_file(path)
     conn = sqlite3.connect(str(path), timeout=busy_timeout_ms / 1000)
     db = Database(conn)
     # Pragmas that change per connection; none of them may run inside a transaction.
@@ -55,6 +64,25 @@ def connect(path: str | Path, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Data
     db.execute("PRAGMA synchronous = NORMAL")
     db.execute("PRAGMA foreign_keys = ON")
     return db
+
+
+def _private_file(path: str | Path) -> None:
+    """Create ``path`` empty and mode 0600 when it does not exist (SQLite makes a database of an empty file);
+    warn when an existing one is open to group or others."""
+    if str(path) in ("", ":memory:") or str(path).startswith("file:"):
+        return
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # no such directory, no permission...: sqlite3.connect says so
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    if mode & 0o077:
+        logging.getLogger("bridge.store").warning(
+            "store %s is mode %04o: group or others may read it; chmod 600 %s (and its -wal, -shm files)",
+            path, mode, path)
 
 
 class StoreBase:
