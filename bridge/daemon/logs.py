@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -54,7 +55,8 @@ def open_stream(path: Path | None) -> IO[str]:
         return sys.stderr
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return open(path, "a", encoding="utf-8", buffering=1)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)  # a new log file: the service user's only
+        return open(fd, "a", encoding="utf-8", buffering=1)
     except OSError as exc:
         raise InputError(f"[log] file {path}: cannot open it for appending: {exc.strerror}") from None
 
