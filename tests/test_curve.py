@@ -126,7 +126,7 @@ BAD_CURVE = {
     "a public key as a secret": ("curve_secret_file='{pub}'\n", "curve_secret"),
     "a secret listed as public": ("curve_secret_file='{key}'\ncurve_clients=['{secret}']\n",
                                   "a secret key is listed as a public one"),
-    "an open key file": ("curve_secret_file='{open}'\n", "readable by others"),
+    "an open key file": ("curve_secret_file='{open}'\n", "chmod 600"),
 }
 
 
@@ -266,3 +266,15 @@ def test_two_roles_over_curve_copy_and_strangers_get_nothing(tmp_path, request):
     assert f"CURVE client key {rogue_public} refused" in logs  # the ZAP handler said no, and said so
     for key in (secret, friend_secret, rogue_secret):
         assert key not in logs, "a secret key in the log"
+
+
+@pytest.mark.parametrize("key", ["endpoint", "deals_endpoint", "replay_endpoint"])
+def test_a_remote_sim_venue_off_loopback_is_refused_it_speaks_no_curve(tmp_path, key):
+    endpoints = {"endpoint": "tcp://127.0.0.1:5701", "deals_endpoint": "tcp://127.0.0.1:5702",
+                 "replay_endpoint": "tcp://127.0.0.1:5703"}
+    endpoints[key] = "tcp://10.0.0.5:5799"
+    path = tmp_path / "bridge.toml"
+    path.write_text("[[venue]]\nname='v'\nplatform='sim'\n" + "".join(f"{k}='{v}'\n" for k, v in endpoints.items()))
+    with pytest.raises(InputError, match=f"{key} 'tcp://10.0.0.5:5799' is not a loopback address, and the "
+                                         "simulated venue speaks no CURVE"):
+        bridge_config.load(path)

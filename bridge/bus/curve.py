@@ -70,13 +70,14 @@ def needs_curve(endpoint: str) -> bool:
     return not is_loopback(host)
 
 
-def require(where: str, endpoints: dict[str, str | None], keys: CurveKeys | None) -> None:
-    """The rule: every non-loopback tcp:// endpoint needs CURVE keys; one line naming the first that has none."""
+def require(table, endpoints: dict[str, str | None], keys: CurveKeys | None) -> None:
+    """The rule: every non-loopback tcp:// endpoint of ``table`` (a strict Table) needs CURVE keys; one line
+    naming the first that has none."""
     if keys is not None:
         return
     for key, endpoint in endpoints.items():
         if endpoint is not None and needs_curve(endpoint):
-            raise InputError(f"{where}: {key} {endpoint!r} is not a loopback address, so it needs CURVE: {FIX}")
+            raise InputError(f"{table.at(key)}: {key} {endpoint!r} is not a loopback address, so it needs CURVE: {FIX}")
 
 
 def check_key(text: object, what: str) -> str:
@@ -100,22 +101,22 @@ def parse(bus, base: Path) -> CurveKeys | None:
     if not has_secret:
         for key in ("curve_server_public", "curve_clients"):
             if key in bus:
-                raise InputError(f"{bus.where}: {key} needs this process's own key: set curve_secret_file "
+                raise InputError(f"{bus.at(key)}: {key} needs this process's own key: set curve_secret_file "
                                  f"(or curve_secret_env); {FIX}")
         return None
     if not available():
         raise InputError(f"{bus.where}: this libzmq has no CURVE support (zmq.has('curve') is false): install a "
                          "pyzmq/libzmq built with libsodium")
     secret = read_secret(bus, "curve_secret", base)
-    check_key(secret.reveal(), f"{bus.where}: curve_secret ({secret.source})")
+    check_key(secret.reveal(), f"{bus.at('curve_secret_file')}: curve_secret ({secret.source})")
     public = zmq.curve_public(secret.reveal().encode("ascii")).decode("ascii")
-    server = check_key(bus.str("curve_server_public", public), f"{bus.where}: curve_server_public")
+    server = check_key(bus.str("curve_server_public", public), f"{bus.at('curve_server_public')}: curve_server_public")
     raw = bus.raw("curve_clients", [])
     if not isinstance(raw, list):
-        raise InputError(f"{bus.where}: curve_clients must be a list of public keys, e.g. [\"...\"]")
-    clients = [check_key(k, f"{bus.where}: curve_clients[{i}]") for i, k in enumerate(raw)]
+        raise InputError(f"{bus.at('curve_clients')}: curve_clients must be a list of public keys, e.g. [\"...\"]")
+    clients = [check_key(k, f"{bus.at('curve_clients')}: curve_clients[{i}]") for i, k in enumerate(raw)]
     if secret.reveal() in clients or secret.reveal() == server:
-        raise InputError(f"{bus.where}: a secret key is listed as a public one: list the .pub files' keys")
+        raise InputError(f"{bus.at('curve_clients')}: a secret key is listed as a public one: list the .pub files' keys")
     return CurveKeys(secret, public, server, tuple(dict.fromkeys([public, *clients])))
 
 

@@ -308,7 +308,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     if control_connector == control:
         raise InputError(f"{bus.at('control_connector')}: control_connector must differ from control (both processes bind theirs)")
     curve = bus_curve.parse(bus, base)  # CURVE keys (bridge.bus.curve): required off loopback
-    bus_curve.require(bus.where, {"deals": deals, "deals_replay": replay}, curve)
+    bus_curve.require(bus, {"deals": deals, "deals_replay": replay}, curve)
     bus.finish()
 
     reconcile = doc.table("reconcile") or Table({}, f"{where} [reconcile]")
@@ -418,6 +418,10 @@ def _venue(t: Table, base: Path) -> VenueConfig:
     replay = _endpoint(t, "replay_endpoint", None) if "replay_endpoint" in t else None
     if (deals or replay) and not endpoint:
         raise InputError(f"{t.at('deals_endpoint')}: deals_endpoint and replay_endpoint belong to a remote venue (set endpoint)")
+    for key, value in (("endpoint", endpoint), ("deals_endpoint", deals), ("replay_endpoint", replay)):
+        if value is not None and bus_curve.needs_curve(value):  # the rule of [bus], which sim cannot meet
+            raise InputError(f"{t.at(key)}: {key} {value!r} is not a loopback address, and the simulated venue "
+                             "speaks no CURVE: run it on this host (or reach it through an SSH tunnel)")
     accounts = []
     for a in t.tables("account"):
         login = _login(a)
