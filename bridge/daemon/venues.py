@@ -122,6 +122,13 @@ def _mt4_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
     from connectors.sim.market import Market
 
     m = cfg.mt4
+    from bridge.bus.curve import needs_curve
+
+    for a in m.accounts:  # the EA speaks no CURVE yet (README, Security): say so rather than refuse a deployment
+        for endpoint in (a.endpoint, a.events_endpoint):
+            if endpoint is not None and needs_curve(endpoint):
+                log.warning("mt4: %s/%d: %s is not loopback and the EA link has no CURVE (plain, unauthenticated): "
+                            "reach the terminal through an SSH tunnel on 127.0.0.1", cfg.name, a.login, endpoint)
     if any(a.provider == "dwx" for a in m.accounts):  # Darwinex's DWX EA (connectors/mt4/DWX.md); config: all or none
         from connectors.mt4.dwx.venue import DwxVenue
 
