@@ -39,6 +39,7 @@ from bridge.executor import Executor
 from bridge.notify.events import OperatorEvents, reconcile_events
 from bridge.store import Store
 from bridge.worker.planning import CopyRoute, MamRoute
+from bridge.worker.progress import ProgressLog
 from bridge.worker.routes import Routes
 from bridge.worker.worker import Worker
 
@@ -108,8 +109,11 @@ class ConnectorService(service.Service):
         d = self.venues[account.server].deals_since(account, after_id)
 
         def publish(deals) -> None:
+            progress = ProgressLog(log, f"connector: backfill of {account}", len(deals), "deals")
             for deal in deals:
                 self._publish(deal)
+                progress.step()  # a line every 500 deals or 5 s: the daemon has no terminal for a bar
+            progress.finish()
             # on the same stream, after the deals: the worker knows the backfill is complete
             self.publisher.publish(f"backfill.{account}", {"account": str(account), "request": request})
 

@@ -45,8 +45,9 @@ from bridge.store.journal import JournalEntry
 from bridge.worker.accounts import AccountBook
 from bridge.worker.gather import gather
 from bridge.worker.planning import AccountSnapshot, Link, plan_deal
-from bridge.worker.routes import Routes
+from bridge.worker.progress import ProgressLog
 from bridge.worker.reconcile import DriftPolicy, reconcile
+from bridge.worker.routes import Routes
 from connectors.interface import AmbiguousOutcome, VenueUnavailable
 
 log = logging.getLogger("bridge.worker")
@@ -145,10 +146,15 @@ class Worker:
                 log.info("worker: recovery: in-flight orders resolved: %s",
                          ", ".join(f"{n} {state}" for state, n in sorted(after.items())))
             drifts = []
-            for master in list(self.routes.copy) + [m for m in self.routes.mam if m not in self.routes.copy]:
+            masters = list(self.routes.copy) + [m for m in self.routes.mam if m not in self.routes.copy]
+            progress = ProgressLog(log, "worker: reconcile", sum(len(self.routes.followers(m)) for m in masters),
+                                   "followers")  # a line every 500 followers or 5 s: a long reconcile shows
+            for master in masters:
                 for follower in self.routes.followers(master):
                     drift = yield reconcile(self.store, self.venues[follower.server], follower, self.drift_policy)
                     drifts.append(drift)
+                    progress.step()
+            progress.finish()
         finally:
             self.executor.verify_planned = False
             self._recovering = False
