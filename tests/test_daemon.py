@@ -218,15 +218,19 @@ def test_demo_on_simulated_mt4_terminals_copies_everything_once_by_the_terminals
 
 def test_a_signal_stops_an_mt5_demo_mid_session_and_the_process_exits():
     """The terminals' worker threads stop with the reactor, so nothing keeps the process alive."""
+    import pty
+
     env = {k: v for k, v in os.environ.items() if k != "BRIDGE_DEBUG"}
+    leader, follower = pty.openpty()  # stderr on a terminal: the demo draws its progress bar there (piped: none)
     demo = subprocess.Popen([BRIDGE, "demo", "--platform", "mt5", "--followers", "20", "--deals", "5000"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+                            stdout=subprocess.DEVNULL, stderr=follower, env=env, cwd=ROOT)
+    os.close(follower)
     try:
         seen = b""
         deadline = time.monotonic() + 60
         while b"master deals" not in seen:  # the progress bar: the session is running, threads and all
             assert time.monotonic() < deadline and demo.poll() is None, seen
-            seen += os.read(demo.stderr.fileno(), 4096)
+            seen += os.read(leader, 4096)
         time.sleep(0.5)
         demo.terminate()
         assert demo.wait(timeout=15) != 0
@@ -234,6 +238,7 @@ def test_a_signal_stops_an_mt5_demo_mid_session_and_the_process_exits():
         if demo.poll() is None:
             demo.kill()
             demo.wait()
+        os.close(leader)
 
 
 def test_status_answers_with_roles_positions_and_counts(daemon):
