@@ -327,12 +327,14 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
         raise InputError(f"{log_table.at('file')}: file must be a path (a string; \"\" for stderr)")
     log_table.finish()
 
-    venues = tuple(_venue(t, base) for t in doc.tables("venue"))
+    venue_tables = doc.tables("venue")
+    venues = tuple(_venue(t, base) for t in venue_tables)
     if not venues:
         raise InputError(f"{where}: no [[venue]]: the bridge needs at least one venue")
     names = [v.name for v in venues]
     if len(set(names)) != len(names):
-        raise InputError(f"{where}: two venues are named {sorted(n for n in names if names.count(n) > 1)[0]!r}")
+        twice = next(i for i, n in enumerate(names) if n in names[:i])  # the second venue of a name
+        raise InputError(f"{venue_tables[twice].at('name')}: two venues are named {names[twice]!r}")
     by_name = {v.name: v for v in venues}
 
     masters = []
@@ -340,8 +342,10 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
         masters.append(_account(t, "account", by_name))
         t.finish()
     copies = []
+    routed_at = []  # (master, where its route names it)
     for t in doc.tables("copy"):
         master = _account(t, "master", by_name)
+        routed_at.append((master, t.at("master")))
         follower = _account(t, "follower", by_name)
         raw = t.raw("settings", {})
         try:
@@ -354,6 +358,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     for t in doc.tables("mam"):
         group_id = t.str("id")
         master = _account(t, "master", by_name)
+        routed_at.append((master, t.at("master")))
         group = MamGroup(t.enum("method", Method), t.enum("leftover", Leftover, Leftover.LARGEST_REMAINDER),
                          t.bool("force_minimum", False))
         members = []
@@ -364,9 +369,9 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
             raise InputError(f"{t.at('members')}: a MAM group needs members")
         t.finish()
         mams.append(MamConfig(group_id, master, group, tuple(members)))
-    for routed in [*(c.master for c in copies), *(g.master for g in mams)]:
+    for routed, at in routed_at:
         if routed not in masters:
-            raise InputError(f"{where}: {routed.server.name}/{routed.number} has followers but no [[master]] entry")
+            raise InputError(f"{at}: {routed.server.name}/{routed.number} has followers but no [[master]] entry")
     notify = parse_notify(doc.table("notify"), base)
     doc.finish()
     if not store_path.is_absolute():
