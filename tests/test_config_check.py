@@ -142,7 +142,7 @@ ERRORS = {
                           "7: [master][0]: account 'v/9': venue 'v' has no account 9"),
     "not TOML": ("[store]\npath = \n", "2: not valid TOML: Invalid value (column 8)"),
     "two venues of one name": ("[[venue]]\n" + BASE + "[[venue]]\n" + BASE,
-                               "4: [venue][1]: two venues are named 'v'"),
+                               "5: [venue][1]: two venues are named 'v'"),
     "a route of no master": ("[[venue]]\n" + BASE + "[[venue.account]]\nlogin = 1\nbalance = 1\n"
                              "[[venue.account]]\nlogin = 2\nbalance = 1\n[[copy]]\nfollower = 'v/2'\nmaster = 'v/1'\n",
                              "12: [copy][0]: v/1 has followers but no [[master]] entry"),
