@@ -300,3 +300,19 @@ def test_a_non_loopback_mt4_ea_endpoint_is_warned_about_it_has_no_curve(tmp_path
             close()
     finally:
         ctx.destroy(0)
+
+
+def test_without_curve_in_libzmq_keys_and_config_say_so_in_one_line(tmp_path, monkeypatch, capsys):
+    from bridge.cli.main import main
+
+    public, secret = generate(tmp_path, "k")
+    monkeypatch.setattr(zmq, "has", lambda feature: feature != "curve")
+    with pytest.raises(SystemExit) as exited:
+        main(["keys", "generate", "--out", str(tmp_path / "other")])
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and err.count("\n") == 1 and "no CURVE support" in err
+    assert not (tmp_path / "other").exists()
+    path = tmp_path / "bridge.toml"
+    path.write_text(f"[bus]\ncurve_secret_file='{tmp_path / 'k.key'}'\n" + VENUE_TOML)
+    with pytest.raises(InputError, match="this libzmq has no CURVE support"):
+        bridge_config.load(path)
