@@ -316,3 +316,23 @@ def test_without_curve_in_libzmq_keys_and_config_say_so_in_one_line(tmp_path, mo
     path.write_text(f"[bus]\ncurve_secret_file='{tmp_path / 'k.key'}'\n" + VENUE_TOML)
     with pytest.raises(InputError, match="this libzmq has no CURVE support"):
         bridge_config.load(path)
+
+
+def test_a_refused_key_is_logged_at_once_then_once_a_minute(caplog, monkeypatch):
+    from bridge.bus import curve
+
+    clock = [1000.0]
+    monkeypatch.setattr(curve.time, "monotonic", lambda: clock[0])
+    allow = curve._AllowList(("A" * 40,))
+    with caplog.at_level("WARNING", logger="bridge.bus"):
+        assert allow.callback("copybridge", b"A" * 40)
+        for _ in range(50):  # a client reconnecting every 100 ms for 5 s
+            assert not allow.callback("copybridge", b"B" * 40)
+            clock[0] += 0.1
+        clock[0] += 60
+        assert not allow.callback("copybridge", b"B" * 40)
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines == [f"bus: CURVE client key {'B' * 40} refused (not in [bus] curve_clients)",
+                     f"bus: CURVE client key {'B' * 40} refused (not in [bus] curve_clients); 50 attempt(s) since "
+                     "the last line"]
+    assert allow.refused == 51

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import struct
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -142,17 +143,30 @@ def connect_as_client(socket: zmq.Socket, endpoint: str, keys: CurveKeys | None,
 
 
 class _AllowList:
-    """The ZAP credentials provider: a client key is let in when it is listed."""
+    """The ZAP credentials provider: a client key is let in when it is listed.
+
+    A refused client reconnects every 100 ms or so: its key is logged at its first refusal, then at most
+    once a minute with the count since."""
+
+    QUIET_S = 60.0
 
     def __init__(self, clients: tuple[str, ...]) -> None:
         self.clients = frozenset(k.encode("ascii") for k in clients)
         self.refused = 0
+        self._said: dict[bytes, tuple[float, int]] = {}  # key -> (when last logged, refusals since)
 
     def callback(self, domain: str, client_key: bytes) -> bool:
         if client_key in self.clients:
             return True
         self.refused += 1
-        log.warning("bus: CURVE client key %s refused (not in [bus] curve_clients)", client_key.decode("ascii"))
+        now = time.monotonic()
+        said, since = self._said.get(client_key, (None, 0))
+        if said is None or now - said >= self.QUIET_S:
+            self._said[client_key] = (now, 0)
+            log.warning("bus: CURVE client key %s refused (not in [bus] curve_clients)%s", client_key.decode("ascii"),
+                        f"; {since + 1} attempt(s) since the last line" if said is not None else "")
+        else:
+            self._said[client_key] = (said, since + 1)
         return False
 
 
