@@ -218,7 +218,8 @@ def test_bridge_run_check_names_a_secret_file_readable_by_others(tmp_path):
     run = subprocess.run([BRIDGE, "run", "--config", str(config), "--check"], capture_output=True, text=True,
                          env={"PATH": str(Path(sys.executable).parent)})
     assert run.returncode == 2, run
-    assert "readable by others" in run.stderr and str(secret) in run.stderr
+    assert "open to group and others (mode 0644)" in run.stderr and f"chmod 600 {secret}" in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1
     assert "Traceback" not in run.stderr
 
 

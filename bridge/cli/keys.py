@@ -15,7 +15,12 @@ NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 @click.group("keys")
 def keys_group() -> None:
-    """CURVE keys for the bus: required on every tcp:// endpoint that is not loopback."""
+    """CURVE keys for the bus: required on every tcp:// endpoint that is not loopback.
+
+    \b
+    Example:
+      bridge keys generate --out /etc/copybridge/keys --name connector
+    """
 
 
 @keys_group.command("generate")
