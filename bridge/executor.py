@@ -74,6 +74,9 @@ class Executor:
         self._logins: dict[str, Login] = {}
         #: called with (entry, items) once per batch of results written (metrics: bridge.daemon.copy_metrics)
         self.on_applied: Callable[[object, list], None] | None = None
+        #: set when the store is closed (the worker stopping): a result arriving later is not written; its
+        #: intent stays in flight and the next start resolves it by lookup, as after a crash
+        self.closed = False
 
     def execute_deal(self, seq: int, entry=None, rows: list[IntentRow] | None = None, *,
                      fresh: bool = False) -> defer.Deferred:
@@ -106,7 +109,7 @@ class Executor:
 
     @defer.inlineCallbacks
     def _run(self, entry, row: IntentRow, requotes: int = 0):
-        while True:
+        while not self.closed:
             unsure = row.state in (IntentState.SENT, IntentState.UNKNOWN) or (
                 row.state is IntentState.PLANNED and self.verify_planned)
             if unsure:
@@ -202,6 +205,11 @@ class Executor:
         refused (an intent not in flight any more, a link that may not be
         reopened), each result is written alone, so one bad result does not hold
         up the others; a single result that is refused raises."""
+        if self.closed:
+            log.warning("executor: %d result(s) of %s arrived after the store closed (%s); the next start "
+                        "resolves them by lookup", len(items), getattr(entry, "seq", "?"),
+                        ", ".join(item[0].key for item in items[:5]) + (", ..." if len(items) > 5 else ""))
+            return
         try:
             with self.store.transaction():
                 self._write(entry, items)

@@ -181,6 +181,23 @@ def test_worker_restart_mid_fan_out_loses_nothing_and_doubles_nothing(tmp_path):
     s.store.close()
 
 
+def test_results_arriving_after_the_worker_stopped_are_left_to_the_next_start(tmp_path, caplog):
+    s = Session(tmp_path / "b.sqlite", SimConfig(fill_latency_us=50_000))
+    s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")
+    s.worker.stopping = s.executor.closed = True  # as WorkerService.stopService does, before it closes the store
+    s.store.close()
+    with caplog.at_level("WARNING"):
+        s.clock.advance(0.05)  # the fills come back to a stopped worker: not written, no error
+    assert caplog.text.count("arrived after the store closed") == 5
+    assert not [r for r in caplog.records if r.levelname == "ERROR" or r.exc_info]
+    s.start()
+    s.worker.kick()
+    s.clock.advance(0.05)
+    assert all(s.venue_trades(f) == 1 for f in s.followers)
+    assert s.executor.resolved_by_lookup == 5 and s.executor.sent == 0
+    s.store.close()
+
+
 def test_deals_made_while_the_bridge_was_down_are_backfilled_at_restart(tmp_path):
     s = Session(tmp_path / "b.sqlite")
     position = s.venue.trade(s.master, "EURUSD", Side.BUY, "1.00")

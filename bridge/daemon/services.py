@@ -273,6 +273,8 @@ class WorkerService(service.Service):
             self.backfill_retry.stop()
         self.driver.stop()
         self.subscriber.close()
+        self.worker.stopping = True  # no new deal (a drain, if any, has already let the last one finish)
+        self.executor.closed = True  # results still on their way are resolved by lookup at the next start
         self.store.close()
         return super().stopService()
 

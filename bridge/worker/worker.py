@@ -297,6 +297,8 @@ class Worker:
     def _execute(self, entry: JournalEntry, rows: list[IntentRow] | None):
         seq = entry.seq
         yield self.executor.execute_deal(seq, entry, rows, fresh=rows is not None)
+        if self.executor.closed:
+            return  # the worker stopped and its store is closed: the next start resolves what is left
         if rows is not None:  # the orders are out: bring the figures up to date for the next deal
             login_of = self.executor.login_of
             yield self.accounts.refresh([entry.deal.account, *(login_of(r.follower_id) for r in rows
