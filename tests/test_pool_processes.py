@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 import zmq
@@ -87,7 +86,8 @@ def test_an_autocorrect_pool_survives_sigkill_with_its_orders_in_flight(world):
     finally:
         asking.kill()
     assert asking.returncode == 1 and err.count("\n") == 1 and "no daemon answered" in err
-    time.sleep(0.5)  # the venue fills them meanwhile
+    wait_for(lambda: sum(d["kind"] == "partial-close" for d in venue.venue("deals_since", account=MASTER, after=None))
+             == 2, "the venue to fill both closes while the bridge is down")
 
     bridge.start()  # startup is recovery: each order is looked up at the venue, found, not sent again
     wait_for(lambda: all(o["state"] == "filled" for o in pool_orders(store_path)), "the orders to be resolved",

@@ -24,19 +24,12 @@ from allocation.leg import Action
 from bridge.domain.deal import Side
 from bridge.domain.ids import Login, PositionId
 from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable
+from connectors.sim.wire import result_to_json
 
 log = logging.getLogger("bridge.pools")
 UNFINISHED = ("planned", "sent", "unknown")
 RETRY_DELAY_S = 2.0
 MAX_ATTEMPTS = 5
-
-
-def result_dict(result: OrderResult) -> dict:
-    return {"status": str(result.status), "time": result.time.isoformat(),
-            "order_id": None if result.order_id is None else str(result.order_id),
-            "deal_id": None if result.deal_id is None else str(result.deal_id),
-            "volume": result.volume, "price": None if result.price is None else str(result.price),
-            "reason": result.reason, "message": result.message}
 
 
 class PoolOrders:
@@ -112,7 +105,7 @@ class PoolOrders:
         filled = result.status is OrderStatus.FILLED
         state = "filled" if filled else "rejected"
         detail = "" if filled else f"{result.reason}: {result.message}"
-        self.book.mark_order(row.key, state, detail, result_dict(result))
+        self.book.mark_order(row.key, state, detail, result_to_json(result))
         if filled:
             self.filled += 1
             log.info("pools: %s %s %s of position %s on %s filled (%s)", row.reason, row.action, row.volume,

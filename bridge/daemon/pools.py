@@ -9,8 +9,8 @@ the running daemon over the control socket to run one now.
 One rollover:
 
 1. the master account's equity (rounded half-even to the cent: the ledger
-   counts cents; and, when positions may have to move, its open
-   positions and their symbol specs) is read from the venue; a venue that
+   counts cents), its open positions and their symbol specs are read from
+   the venue; a venue that
    cannot answer postpones the rollover to the next tick;
 2. the pool book applies the rollover in one store transaction
    (:meth:`bridge.pools.book.PoolBook.rollover`: pool equity = the account's
@@ -45,7 +45,9 @@ from allocation.pamm import PammError
 from allocation.pamm.autocorrect import OpenPosition, autocorrect_closes, withdrawn_share
 from allocation.pamm.schedule import parse_schedule
 from allocation.pamm.settings import CENT
+from bridge.daemon.pool_orders import PoolOrders
 from bridge.domain.ids import Login
+from bridge.pools.book import PoolBook, PoolOrderRow
 from bridge.store import Store
 from connectors.interface import idempotency_key
 
@@ -68,9 +70,6 @@ class PoolService(service.Service):
         self.last_error: dict[str, str] = {}
 
     def startService(self) -> None:
-        from bridge.daemon.pool_orders import PoolOrders
-        from bridge.pools.book import PoolBook
-
         super().startService()
         self.store = Store.open(self.store_path)
         self.book = PoolBook(self.store)
@@ -132,12 +131,9 @@ class PoolService(service.Service):
                 raise PammError(f"pool {pool_id!r}: its master {row.master} is on no configured venue")
             info = yield venue.account_info(master)
             pool = self.book.load(pool_id)
-            positions, specs = [], {}
-            if row.handling == "autocorrect" or pool.halted or pool.settings.stop_drawdown is not None \
-                    or str(pool.settings.loss_sharing) == "manager-first-loss":
-                positions = yield venue.positions(master)
-                for symbol in sorted({p.symbol for p in positions}):
-                    specs[symbol] = yield venue.symbol_spec(master, symbol)
+            positions, specs = (yield venue.positions(master)), {}  # any rollover may have to move them
+            for symbol in sorted({p.symbol for p in positions}):
+                specs[symbol] = yield venue.symbol_spec(master, symbol)
             at = max(self.now(), pool.clock or self.now())
             equity = info.equity.quantize(CENT, ROUND_HALF_EVEN)  # the ledger counts cents
             result = self.book.rollover(pool_id, at, equity, source=source,
@@ -157,8 +153,6 @@ class PoolService(service.Service):
         return result, self.book.orders(pool_id)
 
     def _orders_for(self, row, master: Login, result, positions, specs) -> list:
-        from bridge.pools.book import PoolOrderRow
-
         report = result.report
         number = report.number
         if report.halted:
@@ -174,9 +168,8 @@ class PoolService(service.Service):
                     for pid, leg in autocorrect_closes(open_, specs, share) if leg.sent]
         else:
             return []
-        key = idempotency_key
         now = self.now().isoformat()
-        return [PoolOrderRow(key=key(f"pamm:{row.id}:{number}", pid, 0), pool=row.id, rollover=number, reason=reason,
+        return [PoolOrderRow(key=idempotency_key(f"pamm:{row.id}:{number}", pid, 0), pool=row.id, rollover=number, reason=reason,
                              account=str(master), position_id=pid, symbol=symbol, side=str(side), volume=volume,
                              action=str(action), state="planned", detail=detail, result=None,
                              created_at=now, updated_at=now)
