@@ -133,9 +133,11 @@ from bridge.bus import curve as bus_curve
 from bridge.bus.curve import CurveKeys
 from bridge.config.secrets import Secret, read_secret
 from bridge.config.strict import Table, load_toml
+from bridge.daemon.config_bus import endpoint as _endpoint
+from bridge.daemon.config_bus import parse_bus
+from bridge.daemon.config_bus import positive_int as _positive_int
 from bridge.domain.ids import Login, Platform, ServerId
 from bridge.errors import InputError
-from bridge.net import is_loopback
 from bridge.notify.config import NotifySettings, parse_notify
 from bridge.worker.reconcile import DriftPolicy
 from connectors.sim.config import SimAccount
@@ -297,19 +299,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     store = doc.table("store") or Table({}, f"{where} [store]")
     store_path = Path(store.str("path", "copybridge.sqlite"))
     store.finish()
-    bus = doc.table("bus") or Table({}, f"{where} [bus]")
-    deals = _endpoint(bus, "deals", "inproc://copybridge-deals")
-    replay = _endpoint(bus, "deals_replay", "inproc://copybridge-deals-replay")
-    heartbeat = _positive_int(bus, "heartbeat_ms", 100)
-    control = _endpoint(bus, "control", "tcp://127.0.0.1:5609")
-    control_connector = _endpoint(bus, "control_connector", None) if "control_connector" in bus else None
-    for key, value in (("control", control), ("control_connector", control_connector)):
-        _local_control(bus, key, value)
-    if control_connector == control:
-        raise InputError(f"{bus.at('control_connector')}: control_connector must differ from control (both processes bind theirs)")
-    curve = bus_curve.parse(bus, base)  # CURVE keys (bridge.bus.curve): required off loopback
-    bus_curve.require(bus, {"deals": deals, "deals_replay": replay}, curve)
-    bus.finish()
+    bus = parse_bus(doc, where, base)  # [bus] (bridge.daemon.config_bus), CURVE included
 
     reconcile = doc.table("reconcile") or Table({}, f"{where} [reconcile]")
     drift = reconcile.enum("drift", DriftPolicy, DriftPolicy.REPORT)
@@ -379,9 +369,9 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
     log_path = None
     if log_file:
         log_path = Path(log_file) if Path(log_file).is_absolute() else base / log_file
-    return BridgeConfig(store_path, deals, replay, heartbeat, venues, tuple(masters), tuple(copies), tuple(mams),
-                        control, control_connector, drift, metrics_listen, log_format, log_path, notify=notify,
-                        curve=curve)
+    return BridgeConfig(store_path, bus.deals, bus.deals_replay, bus.heartbeat_ms, venues, tuple(masters),
+                        tuple(copies), tuple(mams), bus.control, bus.control_connector, drift, metrics_listen,
+                        log_format, log_path, notify=notify, curve=bus.curve)
 
 
 LOG_FORMATS = ("text", "json")
@@ -590,27 +580,3 @@ def _account(t: Table, key: str, venues: dict[str, VenueConfig]) -> Login:
     if logins is not None and int(number) not in logins:
         raise InputError(f"{t.at(key)}: {key} {text!r}: venue {name!r} has no account {number}")
     return Login(venue.server, int(number))
-
-
-def _local_control(t: Table, key: str, value: str | None) -> None:
-    """The control socket changes routes: a tcp:// one listens on loopback only (ipc:// is mode 0600)."""
-    if value is None or not value.startswith("tcp://"):
-        return
-    host = value[len("tcp://"):].rpartition(":")[0].strip("[]")
-    if not is_loopback(host):
-        raise InputError(f"{t.at(key)}: {key} {value!r} must listen on a loopback address (127.0.0.1, ::1, "
-                         f"localhost) or be an ipc:// path: it controls the daemon")
-
-
-def _endpoint(t: Table, key: str, default: str | None) -> str:
-    value = t.str(key, default)
-    if not value.startswith(("inproc://", "ipc://", "tcp://")):
-        raise InputError(f"{t.at(key)}: {key} {value!r} must be an inproc://, ipc:// or tcp:// endpoint")
-    return value
-
-
-def _positive_int(t: Table, key: str, default: int, allow_zero: bool = False) -> int:
-    value = t.raw(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if allow_zero else 1):
-        raise InputError(f"{t.at(key)}: {key} must be a {'non-negative' if allow_zero else 'positive'} integer")
-    return value
