@@ -18,7 +18,7 @@ from bridge.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 POOL_TOML = ROOT / "config" / "pamm-pool.toml"
-TABLES = ("pamm_pools", "pamm_steps", "pamm_entries", "pamm_settlements", "pamm_orders")
+TABLES = ("pamm_pools", "pamm_steps", "pamm_entries", "pamm_settlements", "account_orders")
 
 CONFIG = """
 [store]

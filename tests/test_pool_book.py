@@ -15,14 +15,14 @@ import pytest
 
 import allocation.pamm as pamm
 from allocation.pamm import ConservationError, LossSharing, PammError, PoolSettings
-from bridge.pools.book import PoolBook, PoolOrderRow
+from bridge.pools.book import PoolBook
 from bridge.pools.codec import entry_from_dict, entry_to_dict, pool_from_dict, pool_to_dict
-from bridge.store import Store
+from bridge.store import AccountOrderRow, Store
 
 rollover_module = importlib.import_module("allocation.pamm.rollover")  # the package re-exports a function of that name
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 MASTER = "sim/pamm/1000"
-TABLES = ("pamm_pools", "pamm_steps", "pamm_entries", "pamm_settlements", "pamm_orders")
+TABLES = ("pamm_pools", "pamm_steps", "pamm_entries", "pamm_settlements", "account_orders")
 
 
 def at(minutes: float) -> datetime:
@@ -60,10 +60,10 @@ def dump(store: Store) -> dict:
     return {t: [tuple(r.values()) for r in store.db.query(f"SELECT * FROM {t} ORDER BY rowid")] for t in TABLES}
 
 
-def order(key: str, rollover: int, volume: int = 100_000) -> PoolOrderRow:
-    return PoolOrderRow(key=key, pool="alpha", rollover=rollover, reason="autocorrect", account=MASTER,
-                        position_id="7", symbol="EURUSD", side="buy", volume=volume, action="partial-close",
-                        state="planned", detail="share 0.1", result=None, created_at="", updated_at="")
+def order(key: str, rollover: int, volume: int = 100_000) -> AccountOrderRow:
+    return AccountOrderRow(key=key, origin="pamm", owner="alpha", batch=rollover, reason="autocorrect", account=MASTER,
+                           position_id="7", symbol="EURUSD", side="buy", volume=volume, action="partial-close",
+                           state="planned", detail="share 0.1", result=None, created_at="", updated_at="")
 
 
 # -- create, load, list -------------------------------------------------------
@@ -205,7 +205,7 @@ def test_orders_are_written_planned_with_the_rollover_and_marked(book):
     result = book.rollover("alpha", at(120), D("10000.00"), source="test",
                            orders_for=lambda r: [order("k1", r.report.number), order("k2", r.report.number)])
     assert result.report.number == 2
-    assert [(o.key, o.state, o.rollover) for o in book.orders("alpha")] == [("k1", "planned", 2), ("k2", "planned", 2)]
+    assert [(o.key, o.state, o.batch) for o in book.orders("alpha")] == [("k1", "planned", 2), ("k2", "planned", 2)]
     sent = book.mark_order("k1", "sent")
     assert sent.state == "sent" and sent.result is None
     filled = book.mark_order("k1", "filled", "", {"status": "filled", "volume": 100_000, "price": "1.1"})

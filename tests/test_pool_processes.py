@@ -58,7 +58,7 @@ def world(tmp_path, request):
 
 def pool_orders(store_path) -> list[dict]:
     with read_only_store(store_path) as store:
-        return list(store.db.query("SELECT * FROM pamm_orders ORDER BY key"))
+        return list(store.db.query("SELECT * FROM account_orders ORDER BY key"))
 
 
 def test_an_autocorrect_pool_survives_sigkill_with_its_orders_in_flight(world):

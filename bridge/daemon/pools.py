@@ -24,7 +24,7 @@ One rollover:
    * ``autocorrect`` handling and cash paid out: every open position is
      partly closed by the share withdrawn (:mod:`allocation.pamm.autocorrect`);
 
-3. the orders are sent, each exactly once (:mod:`bridge.daemon.pool_orders`).
+3. the orders are sent, each exactly once (:mod:`bridge.daemon.account_orders`).
 
 A daemon that was down over several scheduled times runs one rollover when it
 comes back (the management fee is pro rata temporis, so nothing is lost).
@@ -45,10 +45,10 @@ from allocation.pamm import PammError
 from allocation.pamm.autocorrect import OpenPosition, autocorrect_closes, withdrawn_share
 from allocation.pamm.schedule import parse_schedule
 from allocation.pamm.settings import CENT
-from bridge.daemon.pool_orders import PoolOrders
+from bridge.daemon.account_orders import AccountOrders
 from bridge.domain.ids import Login
-from bridge.pools.book import PoolBook, PoolOrderRow
-from bridge.store import Store
+from bridge.pools.book import PoolBook
+from bridge.store import AccountOrderRow, Store
 from connectors.interface import idempotency_key
 
 log = logging.getLogger("bridge.pools")
@@ -73,7 +73,7 @@ class PoolService(service.Service):
         super().startService()
         self.store = Store.open(self.store_path)
         self.book = PoolBook(self.store)
-        self.orders = PoolOrders(self.book, self.venues, self.reactor)
+        self.orders = AccountOrders(self.store, self.venues, self.reactor, ("pamm",), log_name="pools")
         self.ticker = LoopingCall(self._tick)
         self.ticker.clock = self.reactor
         d = self.when_ready()
@@ -169,16 +169,16 @@ class PoolService(service.Service):
         else:
             return []
         now = self.now().isoformat()
-        return [PoolOrderRow(key=idempotency_key(f"pamm:{row.id}:{number}", pid, 0), pool=row.id, rollover=number, reason=reason,
-                             account=str(master), position_id=pid, symbol=symbol, side=str(side), volume=volume,
-                             action=str(action), state="planned", detail=detail, result=None,
-                             created_at=now, updated_at=now)
+        return [AccountOrderRow(key=idempotency_key(f"pamm:{row.id}:{number}", pid, 0), origin="pamm", owner=row.id,
+                                batch=number, reason=reason, account=str(master), position_id=pid, symbol=symbol,
+                                side=str(side), volume=volume, action=str(action), detail=detail,
+                                created_at=now, updated_at=now)
                 for pid, symbol, side, volume, action, reason, detail in legs]
 
     def _emit(self, row, report, source: str) -> None:
         from bridge.notify.events import PoolStopped, RolloverDone
 
-        orders = [o for o in self.book.orders(row.id) if o.rollover == report.number]
+        orders = [o for o in self.book.orders(row.id) if o.batch == report.number]
         self.events.emit(RolloverDone(row.id, report.number, source, report.at, report.nav, report.equity,
                                       report.halted, len(orders)))
         if report.close_all_positions:  # halted at this rollover (not a later one of a halted pool)

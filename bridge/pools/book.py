@@ -17,9 +17,11 @@ What is kept (migration ``0005_pamm``):
   The broker's back office moves the money, then confirms with :meth:`PoolBook.settle`;
   until then the amount is *due* and a rollover counts it in the pool's equity
   (pool equity = the master account's equity + the due amounts);
-* ``pamm_orders``: orders a rollover makes on the master account (pool stop,
-  autocorrect), written ``planned`` in the rollover's own transaction and
-  worked by the daemon (:mod:`bridge.daemon.pool_orders`).
+* orders a rollover makes on the master account (pool stop, autocorrect):
+  ``account_orders`` rows of origin ``pamm`` (owner the pool, batch the
+  rollover; :mod:`bridge.store.orders`, migration ``0006_account_orders``),
+  written ``planned`` in the rollover's own transaction and worked by the
+  daemon (:mod:`bridge.daemon.account_orders`).
 
 Every write is load, apply, write inside one ``store.transaction()``
 (``BEGIN IMMEDIATE``): the CLI in one process and the daemon in another
@@ -44,10 +46,11 @@ from bridge.domain.ids import Login
 from bridge.pools.audit import apply_step, verify_pool
 from bridge.pools.codec import entry_from_dict, entry_to_dict, pool_from_dict, pool_to_dict, settings_to_dict
 from bridge.store.base import StoreBase
+from bridge.store.errors import StoreError
+from bridge.store.orders import AccountOrderRow
 
 POOL_ID = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 HANDLINGS = ("reallocate", "autocorrect")
-ORDER_STATES = ("planned", "sent", "filled", "rejected", "unknown")
 _ENTRY_COLUMNS = tuple(f.name for f in fields(Entry))
 
 
@@ -80,27 +83,6 @@ class SettlementRow:
     state: str  # due | settled
     created_at: datetime
     settled_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class PoolOrderRow:
-    """One ``pamm_orders`` row: an order a rollover makes on the pool's master account."""
-
-    key: str
-    pool: str
-    rollover: int
-    reason: str  # pool-stop | autocorrect
-    account: str  # str(Login)
-    position_id: str
-    symbol: str
-    side: str
-    volume: int  # canonical units
-    action: str  # close | partial-close
-    state: str  # planned | sent | filled | rejected | unknown
-    detail: str
-    result: dict | None
-    created_at: str
-    updated_at: str
 
 
 class PoolBook:
@@ -172,7 +154,7 @@ class PoolBook:
         return self._step(pool_id, "withdraw", {"holder": holder, "amount": _dec(amount)}, at, source)
 
     def rollover(self, pool_id: str, at: datetime, account_equity: Decimal, *, source: str,
-                 orders_for: Callable[[RolloverResult], Iterable[PoolOrderRow]] | None = None) -> RolloverResult:
+                 orders_for: Callable[[RolloverResult], Iterable[AccountOrderRow]] | None = None) -> RolloverResult:
         """Mark the pool and roll it over, all in one transaction.
 
         Pool equity = ``account_equity`` (the master account's, in cents) + the
@@ -223,33 +205,16 @@ class PoolBook:
             return _settlement({**row, "state": "settled", "settled_at": at.isoformat()})
 
     # -- pool orders --------------------------------------------------------------
-    def orders(self, pool_id: str | None = None, states: Iterable[str] | None = None) -> list[PoolOrderRow]:
+    def orders(self, pool_id: str | None = None, states: Iterable[str] | None = None) -> list[AccountOrderRow]:
         """Pool orders, oldest first; of one pool and/or in some states."""
-        where, params = [], []
-        if pool_id is not None:
-            where.append("pool = ?")
-            params.append(pool_id)
-        if states is not None:
-            states = list(states)
-            where.append(f"state IN ({', '.join('?' * len(states))})" if states else "0")
-            params.extend(states)
-        sql = "SELECT * FROM pamm_orders" + (" WHERE " + " AND ".join(where) if where else "") + \
-            " ORDER BY rollover, created_at, key"
-        return [_order(r) for r in self.store._all(sql, tuple(params))]
+        return self.store.account_orders(("pamm",), pool_id, states)
 
-    def mark_order(self, key: str, state: str, detail: str = "", result: dict | None = None) -> PoolOrderRow:
+    def mark_order(self, key: str, state: str, detail: str = "", result: dict | None = None) -> AccountOrderRow:
         """Move an order to ``state`` (with the venue's ``result`` when there is one)."""
-        if state not in ORDER_STATES:
-            raise PammError(f"order state {state!r} is not one of {', '.join(ORDER_STATES)}")
-        with self.store.transaction():
-            if self.store._one("SELECT key FROM pamm_orders WHERE key = ?", (key,)) is None:
-                raise PammError(f"unknown pool order {key!r}")
-            sets, params = "state = ?, detail = ?, updated_at = ?", [state, detail, _now()]
-            if result is not None:
-                sets += ", result = ?"
-                params.append(_json(result))
-            self.store.db.execute(f"UPDATE pamm_orders SET {sets} WHERE key = ?", (*params, key))
-            return _order(self.store._one("SELECT * FROM pamm_orders WHERE key = ?", (key,)))
+        try:
+            return self.store.mark_account_order(key, state, detail, result)
+        except StoreError as exc:
+            raise PammError(str(exc).replace("account order", "pool order")) from None
 
     # -- what investors and auditors see --------------------------------------------
     def statement(self, pool_id: str, investor: str) -> dict:
@@ -284,22 +249,16 @@ class PoolBook:
         db.execute("UPDATE pamm_pools SET state = ?, steps = ?, updated_at = ? WHERE id = ?",
                    (_json(pool_to_dict(pool)), row["steps"] + len(steps), _now(), pool_id))
 
-    def _insert_order(self, order: PoolOrderRow, pool_id: str, number: int) -> None:
-        if not isinstance(order, PoolOrderRow):
-            raise PammError(f"a pool order must be a PoolOrderRow, got {type(order).__name__}")
-        if order.pool != pool_id or order.rollover != number:
-            raise PammError(f"pool order {order.key!r} is for {order.pool!r} rollover {order.rollover}, "
+    def _insert_order(self, order: AccountOrderRow, pool_id: str, number: int) -> None:
+        if not isinstance(order, AccountOrderRow) or order.origin != "pamm":
+            raise PammError(f"a pool order must be an AccountOrderRow of origin pamm, got {order!r}")
+        if order.owner != pool_id or order.batch != number:
+            raise PammError(f"pool order {order.key!r} is for {order.owner!r} rollover {order.batch}, "
                             f"not {pool_id!r} rollover {number}")
-        if isinstance(order.volume, bool) or not isinstance(order.volume, int) or order.volume <= 0:
-            raise PammError(f"pool order {order.key!r}: volume must be a positive int, got {order.volume!r}")
-        now = _now()
-        self.store.db.execute(
-            "INSERT INTO pamm_orders (key, pool, rollover, reason, account, position_id, symbol, side, volume, "
-            "action, state, detail, result, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'planned', "
-            "?, ?, ?, ?)",
-            (order.key, pool_id, number, order.reason, order.account, order.position_id, order.symbol, order.side,
-             order.volume, order.action, order.detail or "", None if order.result is None else _json(order.result),
-             order.created_at or now, order.updated_at or now))
+        try:
+            self.store.insert_account_orders([order])
+        except StoreError as exc:
+            raise PammError(str(exc).replace("account order", "pool order")) from None
 
     def _due(self, pool_id: str) -> Decimal:
         rows = self.store._all("SELECT amount FROM pamm_settlements WHERE pool = ? AND state = 'due'", (pool_id,))
@@ -325,10 +284,6 @@ def _settlement(r: dict) -> SettlementRow:
     return SettlementRow(r["pool"], r["rollover"], Decimal(r["amount"]), r["state"],
                          datetime.fromisoformat(r["created_at"]),
                          None if r["settled_at"] is None else datetime.fromisoformat(r["settled_at"]))
-
-
-def _order(r: dict) -> PoolOrderRow:
-    return PoolOrderRow(**{**r, "result": None if r["result"] is None else json.loads(r["result"])})
 
 
 def _dec(value: Any) -> str | None:

@@ -53,7 +53,7 @@ def net_cash(result: RolloverResult) -> Decimal:
 
 
 def order_dict(o: Any) -> dict:
-    return {"key": o.key, "rollover": o.rollover, "reason": o.reason, "account": o.account,
+    return {"key": o.key, "rollover": o.batch, "reason": o.reason, "account": o.account,
             "position_id": o.position_id, "symbol": o.symbol, "side": o.side, "volume": o.volume,
             "action": o.action, "state": o.state, "detail": o.detail}
 
@@ -65,7 +65,7 @@ def rollover_dict(result: RolloverResult, orders: Iterable[Any] | None = None) -
            "close_all_positions": r.close_all_positions, "rejected": list(r.rejected),
            "settlement": d(net_cash(result))}
     if orders is not None:
-        out["orders"] = [order_dict(o) for o in orders if o.rollover == r.number]
+        out["orders"] = [order_dict(o) for o in orders if o.batch == r.number]
     return out
 
 

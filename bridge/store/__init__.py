@@ -10,7 +10,8 @@ Modules: :mod:`~bridge.store.base` (connection, transactions),
 (master deals), :mod:`~bridge.store.intents` (follower orders and their
 states), :mod:`~bridge.store.links` (master->follower positions),
 :mod:`~bridge.store.tracking` (latency and slippage),
-:mod:`~bridge.store.registry` (accounts, specs, strategies, MAM groups).
+:mod:`~bridge.store.registry` (accounts, specs, strategies, MAM groups),
+:mod:`~bridge.store.orders` (account orders: pool orders, closes on unsubscribe).
 
 One :class:`Store` per thread (sqlite3's ``check_same_thread``); another
 process may open the same file (WAL readers never block the writer; writers
@@ -28,6 +29,7 @@ from bridge.store.errors import StoreError
 from bridge.store.intents import IntentRow, IntentState, IntentStore
 from bridge.store.journal import JournalEntry, JournalStore
 from bridge.store.links import Link, LinkStore
+from bridge.store.orders import AccountOrderRow, AccountOrderStore
 from bridge.store.migrations import MIGRATIONS, Migration, applied_migrations, apply_migrations
 from bridge.store.registry import (
     AccountRow, MamGroupRow, MamMemberRow, RegistryStore, StrategyRow, SubscriptionRow,
@@ -35,13 +37,13 @@ from bridge.store.registry import (
 from bridge.store.tracking import ExecutionRow, ExecutionStats, TrackingStore
 
 __all__ = [
-    "AccountRow", "ExecutionRow", "ExecutionStats", "IntentRow", "IntentState", "JournalEntry", "Link",
+    "AccountOrderRow", "AccountRow", "ExecutionRow", "ExecutionStats", "IntentRow", "IntentState", "JournalEntry", "Link",
     "MIGRATIONS", "MamGroupRow", "MamMemberRow", "Store", "StoreError", "StrategyRow", "SubscriptionRow",
     "applied_migrations", "apply_migrations",
 ]
 
 
-class Store(JournalStore, IntentStore, LinkStore, TrackingStore, RegistryStore, StoreBase):
+class Store(JournalStore, IntentStore, LinkStore, TrackingStore, RegistryStore, AccountOrderStore, StoreBase):
     """The whole store: every repository's methods on one object sharing one connection."""
 
     def __init__(self, db: Database, path: Path | None = None) -> None:

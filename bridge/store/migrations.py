@@ -316,12 +316,49 @@ def m0005_pamm(db: Database) -> None:
     """)
 
 
+def m0006_account_orders(db: Database) -> None:
+    """One table for the orders the bridge sends on an account outside a master deal's fan-out
+    (bridge.store.orders): a PAMM pool's on its master account (``pamm_orders`` moves here, origin
+    ``pamm``, owner the pool, batch the rollover) and the closes of a follower's copied positions
+    when it is unsubscribed or leaves a MAM group (origins ``unsubscribe``, ``mam-remove``), with
+    the master positions whose links each close ends."""
+    _run(db, """
+    CREATE TABLE account_orders (
+        key TEXT PRIMARY KEY,
+        origin TEXT NOT NULL CHECK (origin IN ('pamm', 'unsubscribe', 'mam-remove')),
+        owner TEXT NOT NULL,                 -- the pool, subscription or MAM group
+        batch INTEGER NOT NULL,              -- the pool's rollover number; the close request's number
+        reason TEXT NOT NULL,                -- 'pool-stop' | 'autocorrect' | 'unsubscribe' | 'mam-remove' | 'rest'
+        account TEXT NOT NULL,               -- str(Login)
+        position_id TEXT NOT NULL,
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        volume INTEGER NOT NULL,             -- canonical units
+        action TEXT NOT NULL CHECK (action IN ('close', 'partial-close')),
+        state TEXT NOT NULL CHECK (state IN ('planned', 'sent', 'filled', 'rejected', 'unknown')),
+        detail TEXT NOT NULL DEFAULT '',
+        result TEXT,                         -- JSON: the venue's answer
+        links TEXT NOT NULL DEFAULT '[]',    -- JSON: master positions whose link to this position it ends
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    INSERT INTO account_orders (key, origin, owner, batch, reason, account, position_id, symbol, side, volume,
+                                action, state, detail, result, created_at, updated_at)
+        SELECT key, 'pamm', pool, rollover, reason, account, position_id, symbol, side, volume, action, state,
+               detail, result, created_at, updated_at FROM pamm_orders ORDER BY rowid;
+    DROP TABLE pamm_orders;
+    CREATE INDEX account_orders_by_state ON account_orders (state, origin);
+    CREATE INDEX account_orders_by_owner ON account_orders (origin, owner, batch)
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core", m0001_core),
     ("0002_executions", m0002_executions),
     ("0003_links_per_position", m0003_links_per_position),
     ("0004_intents_state_check", m0004_intents_state_check),
     ("0005_pamm", m0005_pamm),
+    ("0006_account_orders", m0006_account_orders),
 ]
 
 _MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
