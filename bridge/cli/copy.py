@@ -14,7 +14,9 @@ from pathlib import Path
 
 import click
 
-from bridge.cli.route_edit import config_option, json_option, route_book, tell_daemon
+from bridge.cli.route_edit import (
+    close_dicts, close_option, closes_text, config_option, json_option, route_book, tell_daemon,
+)
 
 #: risk options of ``subscribe`` and ``set-risk`` -> copy setting
 RISK = {"max_lots": "max-lots", "min_lots": "min-lots", "max_trade_risk": "max-trade-risk",
@@ -173,21 +175,45 @@ def _set_active(config_path, sub_id: str, active: bool) -> None:
 
 @copy_group.command()
 @config_option
+@close_option
+@json_option
 @click.argument("sub_id", metavar="ID")
-def unsubscribe(config_path, sub_id) -> None:
-    """Remove a subscription: the follower's positions copied from the master stay open, unmanaged.
+def unsubscribe(config_path, close_positions, as_json, sub_id) -> None:
+    """Remove a subscription. Without --close-positions the follower's positions copied from the master stay
+    open, unmanaged (the master's later closes are not copied).
+
+    With --close-positions, every follower position linked to one of the
+    master's positions is closed at market: the closes are written in the same
+    transaction as the removal and sent by the running daemon's worker, each
+    exactly once (a lost reply is looked up at the venue, a restart resumes
+    them; a position already closed by hand is left closed). The master's own
+    positions are not touched. On a netting follower whose position also holds
+    copies of another master, only this master's share is closed. A paused
+    subscription's positions are closed the same way. A close the venue
+    refuses for another reason (market closed, say) leaves the position open,
+    unmanaged: see the daemon's log. bridge.toml's config-N routes are removed
+    in the file (no closes). bridge mam remove --close-positions does the same
+    for a MAM member.
 
     \b
     Example:
       bridge copy unsubscribe --config bridge.toml s1
+      bridge copy unsubscribe --config bridge.toml --close-positions s1
+      bridge copy unsubscribe --config bridge.toml --close-positions --json s1
     """
     with route_book(config_path) as (config, book):
-        entry = book.unsubscribe(sub_id)
+        entry, closes = book.unsubscribe(sub_id, close_positions)
     from bridge.daemon.route_book import name_of
 
-    click.echo(f"copy {sub_id}: removed ({name_of(entry.follower)} no longer follows {name_of(entry.master)}; "
-               f"its open positions stay as they are)")
-    tell_daemon(config)
+    follower, master = name_of(entry.follower), name_of(entry.master)
+    if as_json:
+        daemon = tell_daemon(config, len(closes), quiet=True)
+        click.echo(json.dumps({"id": sub_id, "removed": True, "master": master, "follower": follower,
+                               "close_positions": close_positions, "closes": close_dicts(closes), "daemon": daemon}))
+        return
+    tail = closes_text(closes, follower) if close_positions else "its open positions stay as they are"
+    click.echo(f"copy {sub_id}: removed ({follower} no longer follows {master}); {tail}")
+    tell_daemon(config, len(closes))
 
 
 @copy_group.command(name="set-risk")

@@ -13,7 +13,7 @@ import json
 import click
 
 from allocation.mam import Leftover, Method
-from bridge.cli.route_edit import config_option, json_option, route_book, tell_daemon
+from bridge.cli.route_edit import close_option, closes_text, config_option, json_option, route_book, tell_daemon
 
 METHODS = ", ".join(m.value for m in Method)
 LEFTOVERS = ", ".join(m.value for m in Leftover)
@@ -74,19 +74,30 @@ def add(config_path, group_id, account, setting) -> None:
 
 @mam_group.command()
 @config_option
+@close_option
 @click.argument("group_id", metavar="ID")
 @click.argument("account", metavar="VENUE/LOGIN")
-def remove(config_path, group_id, account) -> None:
-    """Take a sub-account out of a group; its open positions stay as they are, unmanaged.
+def remove(config_path, close_positions, group_id, account) -> None:
+    """Take a sub-account out of a group. Without --close-positions its open positions stay as they are,
+    unmanaged.
+
+    With --close-positions, every position of the sub-account linked to one of
+    the group master's positions is closed at market, each exactly once, as
+    bridge copy unsubscribe --close-positions does (written with the removal,
+    sent by the running daemon or when it starts). The master's positions and
+    the other members' are not touched; the group's later blocks are split
+    over the members left.
 
     \b
     Example:
       bridge mam remove --config bridge.toml beta sim-demo/3003
+      bridge mam remove --config bridge.toml --close-positions beta sim-demo/3003
     """
     with route_book(config_path) as (config, book):
-        book.mam_remove(group_id, account)
-    click.echo(f"MAM group {group_id}: {account} removed (its open positions stay as they are)")
-    tell_daemon(config)
+        closes = book.mam_remove(group_id, account, close_positions)
+    tail = closes_text(closes, account) if close_positions else "its open positions stay as they are"
+    click.echo(f"MAM group {group_id}: {account} removed; {tail}")
+    tell_daemon(config, len(closes))
 
 
 @mam_group.command(name="set-method")

@@ -42,18 +42,48 @@ def route_book(config_path: Path) -> Iterator:
         store.close()
 
 
-def tell_daemon(config) -> None:
-    """Ask the running daemon to read its routes again; say what happened, in one line."""
+close_option = click.option(
+    "--close-positions", "close_positions", is_flag=True,
+    help="Also close, at market, every follower position copied from the master's positions (each close "
+         "exactly once; sent by the running daemon now, or when it starts).")
+
+
+def closes_text(closes, account: str) -> str:
+    """What ``--close-positions`` planned, in words: how many positions of which account."""
+    if not closes:
+        return f"{account} has no copied position open: nothing to close"
+    what = ", ".join(f"{o.symbol} {o.side} #{o.position_id}" + (" (this master's share)"
+                                                              if o.action == "partial-close" else "")
+                     for o in closes)
+    return f"closing {len(closes)} copied position(s) of {account} at market: {what}"
+
+
+def close_dicts(closes) -> list[dict]:
+    return [{"key": o.key, "account": o.account, "position_id": o.position_id, "symbol": o.symbol, "side": o.side,
+             "volume": o.volume, "action": o.action} for o in closes]
+
+
+def tell_daemon(config, closing: int = 0, *, quiet: bool = False) -> str:
+    """Ask the running daemon to read its routes again; say what happened, in one line (unless ``quiet``).
+    ``closing``: how many closes the change planned. Returns ``applied``, ``not-running`` or ``refused``."""
     from bridge.daemon.control import ask
 
     endpoint = config.control_for("worker")
     listening = not endpoint.startswith("ipc://") or Path(endpoint[len("ipc://"):]).exists()
     answer = ask(endpoint, b"reload-routes", ASK_TIMEOUT_MS, config.curve) if listening else None
     if answer is None:
-        click.echo(f"no daemon answered on {endpoint}: the change applies when the daemon starts")
+        outcome = "not-running"
+        line = f"no daemon answered on {endpoint}: the change applies when the daemon starts" + \
+            (f" (and sends the {closing} close(s) then)" if closing else "")
     elif "error" in answer:
-        click.echo(f"the daemon on {endpoint} did not take the change: {answer['error']}", err=True)
+        if not quiet:
+            click.echo(f"the daemon on {endpoint} did not take the change: {answer['error']}", err=True)
+        return "refused"
     else:
+        outcome = "applied"
         routes = answer["routes"]
-        click.echo(f"the running daemon copies along it now ({routes['copy']} copy route(s), "
-                   f"{routes['mam']} MAM group(s))")
+        line = f"the running daemon copies along it now ({routes['copy']} copy route(s), {routes['mam']} MAM " \
+               f"group(s))" + (f" and sends the {closing} close(s) now" if closing else "")
+    if not quiet:
+        click.echo(line)
+    return outcome

@@ -3,7 +3,7 @@
 A ROUTER socket on ``[bus] control``. Request: one frame, ``status``. Reply:
 one JSON object (see :func:`status_of`). Also ``pamm-rollover POOL``,
 ``reload-routes`` (the worker reads its routes again: ``bridge copy``/``bridge
-mam`` changed them) and ``account-test VENUE/LOGIN`` (the venue's
+mam`` changed them; closes planned by ``--close-positions`` are sent now) and ``account-test VENUE/LOGIN`` (the venue's
 ``account_info``). Anything else is answered with ``{"error": ...}`` and
 counted; the daemon goes on.
 
@@ -51,6 +51,9 @@ def status_of(top: service.MultiService) -> dict:
     pools = _named(top, "pools")
     if pools is not None and pools.running:
         out["pools"] = pools.status()
+    closes = _named(top, "closes")
+    if closes is not None and closes.running:
+        out["closes"] = closes.status()
     out["venues"] = sorted(str(server) for server in getattr(top, "venues", {}))
     venues = _named(top, "venues")
     if venues is not None:
@@ -67,10 +70,15 @@ def reload_routes(top) -> dict:
     if worker is None or not worker.running:
         return {"error": "this process runs no worker (the worker role reads the routes)"}
     try:
-        return {"routes": worker.reload_routes()}
+        answer = {"routes": worker.reload_routes()}
     except Exception as exc:  # a store row it cannot read: the routes in use stay as they were
         log.exception("control: reload-routes failed; the routes in use are unchanged")
         return {"error": f"routes not reloaded ({type(exc).__name__}: {exc}); the routes in use are unchanged"}
+    closes = _named(top, "closes")
+    if closes is not None and closes.running:
+        closes.kick()  # a removal with --close-positions planned closes: send them now
+        answer["closes"] = True
+    return answer
 
 
 def account_test(top, text: str):

@@ -31,7 +31,7 @@ from allocation.mam import Leftover, MamGroup, Method
 from bridge.daemon.config import BridgeConfig
 from bridge.domain.ids import Login
 from bridge.errors import InputError
-from bridge.store import MamGroupRow, MamMemberRow, Store, StrategyRow, SubscriptionRow
+from bridge.store import AccountOrderRow, MamGroupRow, MamMemberRow, Store, StrategyRow, SubscriptionRow
 from bridge.worker.planning import CopyRoute, MamRoute
 from bridge.worker.routes import Routes
 
@@ -238,12 +238,16 @@ class RouteBook:
             self.store.set_subscription_active(sub_id, active, None if active else PAUSED)
         return True
 
-    def unsubscribe(self, sub_id: str) -> CopyEntry:
+    def unsubscribe(self, sub_id: str, close_positions: bool = False) -> tuple[CopyEntry, list[AccountOrderRow]]:
+        """Remove a subscription; with ``close_positions``, plan (in the same transaction) a close of every
+        follower position linked to the master's positions (the daemon sends them: bridge.daemon.closes)."""
         with self.store.transaction():
             row = self._cli_copy(sub_id)
             entry = next(c for c in self.cli_copies() if c.id == sub_id)
             self.store.db.execute("DELETE FROM subscriptions WHERE id = ?", (row.id,))
-        return entry
+            closes = self.store.plan_closes(entry.follower, entry.master, "unsubscribe", sub_id) \
+                if close_positions else []
+        return entry, closes
 
     def set_risk(self, sub_id: str, changes: dict) -> dict:
         """Set (or, for a value None, remove) risk limits; returns the limits now in force."""
@@ -282,7 +286,9 @@ class RouteBook:
             members = self.store.mam_members(group_id)
             self.store.upsert_mam_group(group, [*members, MamMemberRow(group_id, account, value)])
 
-    def mam_remove(self, group_id: str, account_text: str) -> None:
+    def mam_remove(self, group_id: str, account_text: str, close_positions: bool = False) -> list[AccountOrderRow]:
+        """Take a member out of a group; with ``close_positions``, plan the closes of its positions linked to
+        the group master's positions, in the same transaction (as :meth:`unsubscribe`)."""
         account = account_of(self.config, account_text)
         with self.store.transaction():
             group = self._cli_mam(group_id)
@@ -290,6 +296,7 @@ class RouteBook:
             if not any(m.account == account for m in members):
                 raise InputError(f"{name_of(account)} is not a member of MAM group {group_id}")
             self.store.upsert_mam_group(group, [m for m in members if m.account != account])
+            return self.store.plan_closes(account, group.master, "mam-remove", group_id) if close_positions else []
 
     def mam_set_method(self, group_id: str, method: str, leftover: str | None) -> None:
         with self.store.transaction():

@@ -320,6 +320,9 @@ def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | N
 
         WorkerService(ctx, reactor, venues, config, connecting.when_ready, events=events).setServiceParent(top)
         PoolService(reactor, venues, config.store_path, connecting.when_ready, events=events).setServiceParent(top)
+        from bridge.daemon.closes import CloseService  # closes on unsubscribe / MAM removal (--close-positions)
+
+        CloseService(reactor, venues, config.store_path, connecting.when_ready).setServiceParent(top)
     if role in ("all", "connector"):
         ConnectorService(ctx, reactor, venues, config, connecting.when_ready).setServiceParent(top)
     return top
