@@ -186,6 +186,8 @@ def test_copy_edits_of_unknown_or_config_routes_are_refused(cfg, capsys):
         (["pause", "s9"], "no copy subscription 's9'"),
         (["resume", "config-1"], "declared in bridge.toml"),
         (["unsubscribe", "config-1"], "declared in bridge.toml"),
+        (["unsubscribe", "--close-positions", "config-1"], "declared in bridge.toml"),
+        (["unsubscribe", "--close-positions", "s9"], "no copy subscription 's9'"),
         (["set-risk", "s1"], "nothing to change"),
         (["set-risk", "s1", "--max-lots", "x"], "--max-lots 'x'"),
         (["set-risk", "s9", "--max-lots", "1"], "no copy subscription 's9'"),
@@ -398,3 +400,49 @@ def test_route_changes_reach_the_running_daemon(world):
     bridge.start()
     master_trades(3)
     assert trades(venue, 3002) == 2 and trades(venue, 2002) == 2
+
+
+# -- --close-positions: the follower ends flat at the venue, the master keeps its positions ---------
+
+def test_unsubscribe_and_mam_remove_with_close_positions_leave_the_follower_flat(world):
+    venue, bridge, config = world
+    bridge.start()
+    cli("copy", "subscribe", "--config", str(config), "--master", f"{VENUE}/1000", "--follower", f"{VENUE}/2002",
+        "--mode", "multiplier", "--multiplier", "0.5")
+    cli("mam", "create", "--config", str(config), "beta", "--master", f"{VENUE}/1000", "--method", "equity")
+    cli("mam", "add", "--config", str(config), "beta", f"{VENUE}/3001")
+    venue.venue("trade", account=MASTER, symbol="EURUSD", side="buy", amount="1.00")
+    bridge.wait(settled(3), "3 fills")
+    venue.venue("trade", account=MASTER, symbol="GBPUSD", side="sell", amount="0.40")
+    bridge.wait(settled(6), "6 fills")
+    master = sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER))
+    assert held(venue, 2002) > 0 and held(venue, 3001) > 0
+
+    out = cli("copy", "unsubscribe", "--config", str(config), "--close-positions", "s1")
+    assert out.splitlines()[0].startswith(f"copy s1: removed ({VENUE}/2002 no longer follows {VENUE}/1000); "
+                                          f"closing 2 copied position(s) of {VENUE}/2002 at market: ")
+    assert "and sends the 2 close(s) now" in out.splitlines()[1]
+    wait_for(lambda: held(venue, 2002) == 0, "the unsubscribed follower to be flat")
+    assert trades(venue, 2002) == 4  # two opens, two closes
+    assert sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER)) == master
+    assert held(venue, 2001) > 0  # the configured follower keeps copying
+
+    # with no daemon running, the closes wait in the store and go out when it starts
+    bridge.stop()
+    out = cli("mam", "remove", "--config", str(config), "--close-positions", "beta", f"{VENUE}/3001")
+    assert f"closing 2 copied position(s) of {VENUE}/3001 at market" in out
+    assert "(and sends the 2 close(s) then)" in out
+    assert held(venue, 3001) > 0
+    bridge.start()
+    wait_for(lambda: held(venue, 3001) == 0, "the removed MAM member to be flat", timeout_s=60)
+    assert trades(venue, 3001) == 4
+    status = bridge.status()
+    assert status["closes"]["filled"] == 2 and status["closes"]["sent"] == 2
+    assert sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER)) == master
+
+    # nothing left to close: one line says so; --json prints the plan
+    cli("copy", "subscribe", "--config", str(config), "--master", f"{VENUE}/1000", "--follower", f"{VENUE}/2002",
+        "--id", "again")
+    answer = json.loads(cli("copy", "unsubscribe", "--config", str(config), "--close-positions", "--json", "again"))
+    assert (answer["id"], answer["follower"], answer["closes"], answer["daemon"]) == \
+        ("again", f"{VENUE}/2002", [], "applied")

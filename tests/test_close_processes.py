@@ -1,0 +1,91 @@
+"""`bridge copy unsubscribe --close-positions`, with `bridge run` SIGKILLed while the closes are at the venue.
+
+Three processes, as in test_pool_processes: a simulated venue (``python -m
+connectors.sim.serve``, fills 300 ms late) that outlives everything, the
+bridge (``bridge run``) and the `bridge copy` commands. A follower copies two
+master positions; it is unsubscribed with ``--close-positions``; the daemon
+sends both closes and is killed while they are at the venue, unanswered;
+restarted, it looks each up, finds it filled, and sends nothing again. The
+venue's own deal history shows each position closed exactly once.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+import zmq
+
+from tests.processes import BRIDGE, ROOT, Client, Daemon, free_port_endpoint, read_only_store, settled, \
+    start_venue, wait_for, write_accounts
+
+VENUE = "closev"
+MASTER = f"sim/{VENUE}/1000"
+FOLLOWER = f"sim/{VENUE}/2001"
+
+
+def cli(config, *args: str) -> str:
+    done = subprocess.run([BRIDGE, *args, "--config", str(config)], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def world(tmp_path, request):
+    ctx = zmq.Context()
+    request.addfinalizer(lambda: ctx.destroy(0))
+    accounts = write_accounts(tmp_path / "accounts.toml", VENUE, [(1000, 100000), (2001, 20000)],
+                              fill_latency_us=300_000)
+    endpoint, deals, replay = start_venue(accounts, tmp_path / "venue.log", request)
+    control = free_port_endpoint()
+    config = tmp_path / "bridge.toml"
+    config.write_text(
+        f"[store]\npath = \"{tmp_path / 'bridge.sqlite'}\"\n"
+        f"[bus]\ndeals = \"{free_port_endpoint()}\"\ndeals_replay = \"{free_port_endpoint()}\"\n"
+        f"heartbeat_ms = 50\ncontrol = \"{control}\"\n[metrics]\nlisten = \"\"\n"
+        f"[[venue]]\nname = \"{VENUE}\"\nplatform = \"sim\"\nendpoint = \"{endpoint}\"\n"
+        f"deals_endpoint = \"{deals}\"\nreplay_endpoint = \"{replay}\"\n"
+        f"[[master]]\naccount = \"{VENUE}/1000\"\n")
+    bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    request.addfinalizer(bridge.stop)
+    return Client(ctx, endpoint), bridge, config, tmp_path / "bridge.sqlite"
+
+
+def close_orders(store_path) -> list[dict]:
+    with read_only_store(store_path) as store:
+        return list(store.db.query("SELECT * FROM account_orders WHERE origin = 'unsubscribe' ORDER BY key"))
+
+
+def venue_closes(venue: Client, account: str) -> list[dict]:
+    return [d for d in venue.venue("deals_since", account=account, after=None) if d["kind"] in ("close", "partial-close")]
+
+
+def test_closes_on_unsubscribe_survive_sigkill_with_the_closes_in_flight(world):
+    venue, bridge, config, store_path = world
+    bridge.start()
+    cli(config, "copy", "subscribe", "--master", f"{VENUE}/1000", "--follower", f"{VENUE}/2001")
+    venue.venue("trade", account=MASTER, symbol="EURUSD", side="buy", amount="1.00")
+    bridge.wait(settled(1), "the first copy")
+    venue.venue("trade", account=MASTER, symbol="GBPUSD", side="sell", amount="0.40")
+    bridge.wait(settled(2), "the second copy")
+    master = sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER))
+
+    out = cli(config, "copy", "unsubscribe", "--close-positions", "s1")
+    assert f"closing 2 copied position(s) of {VENUE}/2001" in out
+    wait_for(lambda: [o["state"] for o in close_orders(store_path)] == ["sent", "sent"],
+             "both closes to be sent", timeout_s=30)
+    bridge.kill()  # the closes are at the venue, executing; their replies will find nobody
+    wait_for(lambda: len(venue_closes(venue, FOLLOWER)) == 2, "the venue to fill both closes while the bridge is down")
+    assert all(o["state"] == "sent" for o in close_orders(store_path))
+
+    status = bridge.start()  # startup is recovery: each close is looked up at the venue, found, not sent again
+    wait_for(lambda: all(o["state"] == "filled" for o in close_orders(store_path)), "the closes to be resolved",
+             timeout_s=30)
+    status = bridge.wait(lambda s: s and s.get("closes", {}).get("resolved_by_lookup") == 2, "both lookups")
+    assert status["closes"]["sent"] == 0
+    assert len(venue_closes(venue, FOLLOWER)) == 2  # each position closed exactly once
+    assert venue.venue("positions", account=FOLLOWER) == []
+    assert sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER)) == master
+    with read_only_store(store_path) as store:
+        assert {r["state"] for r in store.db.query("SELECT state FROM links")} == {"closed"}
