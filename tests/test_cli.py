@@ -298,8 +298,10 @@ def test_bench_pipeline_reports_the_documented_keys(capsys):
     assert code == 0, err
     data = json.loads(out)
     assert set(data) == {"platform", "followers", "deals", "deal_to_last_order_ms", "raw_zmq_hop_ms", "ratio_p50",
-                         "cpu_reference_ms"}
+                         "cpu_reference_ms", "zmq_hop_to_waiting_receiver_ms", "commit_floor_ms"}
     assert (data["platform"], data["followers"], data["deals"]) == ("sim", 2, 6)
+    for reference in ("raw_zmq_hop_ms", "zmq_hop_to_waiting_receiver_ms", "commit_floor_ms"):
+        assert 0 < data[reference]["p50"] <= data[reference]["p99"], reference
     assert set(data["deal_to_last_order_ms"]) == {"p50", "p99", "max"}
     assert set(data["raw_zmq_hop_ms"]) == {"p50", "p99"}
     assert 0 < data["deal_to_last_order_ms"]["p50"] <= data["deal_to_last_order_ms"]["max"]

@@ -12,7 +12,12 @@ the simulated venue's matching. The first ``WARMUP`` deals are not measured.
 
 Measured in the same run, on the same machine: one raw pyzmq hop (PUSH ->
 PULL over ``inproc://``, a 200-byte message, send to receive), so the ratio
-says how much the bridge adds over the transport itself.
+says how much the bridge adds over the transport itself. Two more references,
+on the simulated venue only, say what that ratio is made of: the same hop to a
+receiver waiting for it in another thread (what every hop of the pipeline is:
+the receiving side is woken), and the one durable write that exactly-once
+requires before the first order leaves (one row committed to a WAL database
+with the store's pragmas, :func:`commit_floor`).
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class PipelineFigures:
     deal_to_last_order_ns: list[int]
     raw_hop_ns: list[int]
     cpu_reference_ns: list[int]
+    waiting_hop_ns: list[int] | None = None  # the simulated venue's bench only (see the module doc)
+    commit_ns: list[int] | None = None
 
     def as_dict(self) -> dict:
         deal = _summary(self.deal_to_last_order_ns)
@@ -95,7 +102,14 @@ class PipelineFigures:
             # the machine's own jitter: a fixed pure-Python loop timed 200 times (p99 / p50 near 1 on a
             # quiet dedicated core; a shared VM shows more, and every p99 above carries it)
             "cpu_reference_ms": {"p50": cpu["p50"], "p99": cpu["p99"]},
+            **({"zmq_hop_to_waiting_receiver_ms": _p50_p99(self.waiting_hop_ns)} if self.waiting_hop_ns else {}),
+            **({"commit_floor_ms": _p50_p99(self.commit_ns)} if self.commit_ns else {}),
         }
+
+
+def _p50_p99(samples: list[int]) -> dict:
+    summary = _summary(samples)
+    return {"p50": summary["p50"], "p99": summary["p99"]}
 
 
 def run(followers: int, deals: int, seed: int = 7, progress=None) -> PipelineFigures:
@@ -139,7 +153,8 @@ def run(followers: int, deals: int, seed: int = 7, progress=None) -> PipelineFig
     finally:
         top.stopService()
         ctx.destroy(0)
-    return PipelineFigures(followers, deals, samples, raw_hop(1000), cpu_reference(200))
+    return PipelineFigures(followers, deals, samples, raw_hop(1000), cpu_reference(200), waiting_hop(1000),
+                           commit_floor(tmp / "commit-floor.sqlite", 300))
 
 
 def _deal_done(worker, journalled: int) -> int | None:
@@ -184,6 +199,61 @@ def raw_hop(count: int) -> list[int]:
             samples.append(time.perf_counter_ns() - start)
     finally:
         ctx.destroy(0)
+    return samples
+
+
+def waiting_hop(count: int) -> list[int]:
+    """One 200-byte message over inproc PUSH/PULL to a receiver that waits for it in a poll in another thread
+    (as each role of the pipeline waits on its reactor), ``count`` times, 0.2 ms apart: from the send to the
+    receiver holding the message, timed on the one ``perf_counter_ns`` clock both threads read."""
+    import threading
+
+    ctx = zmq.Context()
+    pull = ctx.socket(zmq.PULL)
+    pull.bind("inproc://bench-waiting-hop")
+    push = ctx.socket(zmq.PUSH)
+    push.connect("inproc://bench-waiting-hop")
+    samples: list[int] = []
+
+    def receive() -> None:
+        poller = zmq.Poller()
+        poller.register(pull, zmq.POLLIN)
+        while len(samples) < count:
+            if poller.poll(1000):
+                message = pull.recv()
+                samples.append(time.perf_counter_ns() - int(message[:20]))
+
+    receiver = threading.Thread(target=receive, name="bench-waiting-hop", daemon=True)
+    receiver.start()
+    try:
+        for _ in range(count):
+            push.send(b"%020d" % time.perf_counter_ns() + b"x" * 180)
+            time.sleep(0.0002)  # the receiver is back waiting before the next one
+        receiver.join(5)
+    finally:
+        ctx.destroy(0)
+    return samples
+
+
+def commit_floor(path: Path, count: int) -> list[int]:
+    """One row (about the size of an intent) inserted and committed, ``count`` times, in a WAL database opened
+    with the store's own pragmas: the least a deal's durable plan costs before its first order may leave."""
+    from bridge.store.base import connect
+
+    db = connect(path)
+    conn = db.conn
+    conn.execute("CREATE TABLE floor (key TEXT PRIMARY KEY, body TEXT NOT NULL)")
+    conn.commit()
+    body = "x" * 200
+    samples = []
+    try:
+        for n in range(count):
+            start = time.perf_counter_ns()
+            conn.execute("INSERT INTO floor VALUES (?, ?)", (f"k{n:08d}", body))
+            conn.commit()
+            samples.append(time.perf_counter_ns() - start)
+    finally:
+        conn.close()
     return samples
 
 

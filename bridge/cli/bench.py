@@ -87,6 +87,10 @@ def bench(ctx, followers, deals, platform, pool_size, poll_interval_ms, as_json)
     rows = [[what, f"{d['p50']:.3f}", f"{d['p99']:.3f}", f"{d['max']:.3f}"],
             ["raw pyzmq hop (inproc)", f"{h['p50']:.3f}", f"{h['p99']:.3f}", ""],
             ["cpu reference (fixed loop)", f"{c['p50']:.3f}", f"{c['p99']:.3f}", ""]]
+    for key, label in (("zmq_hop_to_waiting_receiver_ms", "pyzmq hop to a waiting receiver"),
+                       ("commit_floor_ms", "one SQLite row committed (WAL)")):
+        if key in figures:
+            rows.insert(-1, [label, f"{figures[key]['p50']:.3f}", f"{figures[key]['p99']:.3f}", ""])
     click.echo(f"{followers} follower(s), {deals} master deals; p50 ratio {figures['ratio_p50']}x")
     click.echo(table(["ms", "p50", "p99", "max"], rows))
     if platform == "sim":
