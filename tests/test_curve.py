@@ -280,28 +280,6 @@ def test_a_remote_sim_venue_off_loopback_is_refused_it_speaks_no_curve(tmp_path,
         bridge_config.load(path)
 
 
-def test_a_non_loopback_mt4_ea_endpoint_is_warned_about_it_has_no_curve(tmp_path, caplog):
-    from twisted.internet.selectreactor import SelectReactor
-
-    from bridge.daemon.venues import build_venue
-
-    path = tmp_path / "bridge.toml"
-    path.write_text("[[venue]]\nname='m'\nplatform='mt4'\n[[venue.account]]\nlogin=4001\n"
-                    "endpoint='tcp://10.0.0.5:32780'\n[[venue.account]]\nlogin=4002\nendpoint='tcp://127.0.0.1:32790'\n")
-    [venue] = bridge_config.load(path).venues
-    ctx = zmq.Context()
-    try:
-        with caplog.at_level("WARNING", logger="bridge.daemon"):
-            built = build_venue(venue, SelectReactor(), ctx, tmp_path / "tokens.json")
-        warnings = [r.getMessage() for r in caplog.records if "EA link has no CURVE" in r.getMessage()]
-        assert len(warnings) == 2 and all("m/4001: tcp://10.0.0.5:3278" in w for w in warnings), warnings
-        close = getattr(built, "close", None)
-        if close is not None:
-            close()
-    finally:
-        ctx.destroy(0)
-
-
 def test_without_curve_in_libzmq_keys_and_config_say_so_in_one_line(tmp_path, monkeypatch, capsys):
     from bridge.cli.main import main
 

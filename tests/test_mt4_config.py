@@ -17,15 +17,15 @@ def config(accounts: list[dict], **venue) -> dict:
 
 
 def test_an_ea_account_gets_its_events_endpoint_from_the_command_port_and_a_simulated_one_its_balance():
-    c = parse(config([{"login": 4001, "endpoint": "tcp://10.0.0.5:32780"},
-                      {"login": 4002, "endpoint": "tcp://10.0.0.5:40000", "events_endpoint": "tcp://10.0.0.5:40100"},
+    c = parse(config([{"login": 4001, "endpoint": "tcp://127.0.0.5:32780"},
+                      {"login": 4002, "endpoint": "tcp://127.0.0.5:40000", "events_endpoint": "tcp://127.0.0.5:40100"},
                       {"login": 4003, "provider": "simulator", "balance": 2500}], server_offset_s=7200,
                      timeout_ms=3000), "bridge.toml", Path("/tmp"))
     (venue,) = c.venues
     assert venue.logins() == {4001, 4002, 4003}
     assert (venue.mt4.server_offset_s, venue.mt4.timeout_ms) == (7200, 3000)
-    assert venue.mt4.accounts == (MT4Account(4001, "ea", "tcp://10.0.0.5:32780", "tcp://10.0.0.5:32781"),
-                                  MT4Account(4002, "ea", "tcp://10.0.0.5:40000", "tcp://10.0.0.5:40100"),
+    assert venue.mt4.accounts == (MT4Account(4001, "ea", "tcp://127.0.0.5:32780", "tcp://127.0.0.5:32781"),
+                                  MT4Account(4002, "ea", "tcp://127.0.0.5:40000", "tcp://127.0.0.5:40100"),
                                   MT4Account(4003, "simulator", balance=Decimal(2500)))
 
 

@@ -25,12 +25,12 @@ def config(accounts: list[dict], **venue) -> dict:
 
 
 def test_a_dwx_account_gets_its_replies_endpoint_from_the_port_and_a_poll_period():
-    c = parse(config([{"login": 4001, "provider": "dwx", "endpoint": "tcp://10.0.0.5:32768"},
-                      {"login": 4002, "provider": "dwx", "endpoint": "tcp://10.0.0.6:40000",
-                       "replies_endpoint": "tcp://10.0.0.6:40100", "poll_ms": 10}]), "bridge.toml", Path("/tmp"))
+    c = parse(config([{"login": 4001, "provider": "dwx", "endpoint": "tcp://127.0.0.5:32768"},
+                      {"login": 4002, "provider": "dwx", "endpoint": "tcp://127.0.0.6:40000",
+                       "replies_endpoint": "tcp://127.0.0.6:40100", "poll_ms": 10}]), "bridge.toml", Path("/tmp"))
     (venue,) = c.venues
-    assert venue.mt4.accounts == (MT4Account(4001, "dwx", "tcp://10.0.0.5:32768", "tcp://10.0.0.5:32769"),
-                                  MT4Account(4002, "dwx", "tcp://10.0.0.6:40000", "tcp://10.0.0.6:40100",
+    assert venue.mt4.accounts == (MT4Account(4001, "dwx", "tcp://127.0.0.5:32768", "tcp://127.0.0.5:32769"),
+                                  MT4Account(4002, "dwx", "tcp://127.0.0.6:40000", "tcp://127.0.0.6:40100",
                                              poll_ms=10))
 
 
@@ -41,7 +41,7 @@ def test_a_dwx_account_gets_its_replies_endpoint_from_the_port_and_a_poll_period
     ([{"login": 1, "provider": "dwx", "endpoint": "tcp://h:1", "poll_ms": "fast"}], "poll_ms must be"),
     ([{"login": 1, "provider": "dwx", "endpoint": "tcp://h:1", "events_endpoint": "tcp://h:9"}], "events_endpoint"),
     ([{"login": 1, "provider": "ea", "endpoint": "tcp://h:1", "poll_ms": 10}], "poll_ms"),
-    ([{"login": 1, "provider": "dwx", "endpoint": "tcp://h:1"}, {"login": 2, "provider": "simulator"}],
+    ([{"login": 1, "provider": "dwx", "endpoint": "tcp://127.0.0.1:1"}, {"login": 2, "provider": "simulator"}],
      "go in a [[venue]] of their own"),
 ])
 def test_bad_dwx_settings_name_the_key_in_one_line(accounts, message):

@@ -71,14 +71,14 @@ def needs_curve(endpoint: str) -> bool:
     return not is_loopback(host)
 
 
-def require(table, endpoints: dict[str, str | None], keys: CurveKeys | None) -> None:
+def require(table, endpoints: dict[str, str | None], keys: CurveKeys | None, fix: str = FIX) -> None:
     """The rule: every non-loopback tcp:// endpoint of ``table`` (a strict Table) needs CURVE keys; one line
-    naming the first that has none."""
+    naming the first that has none, and ``fix``."""
     if keys is not None:
         return
     for key, endpoint in endpoints.items():
         if endpoint is not None and needs_curve(endpoint):
-            raise InputError(f"{table.at(key)}: {key} {endpoint!r} is not a loopback address, so it needs CURVE: {FIX}")
+            raise InputError(f"{table.at(key)}: {key} {endpoint!r} is not a loopback address, so it needs CURVE: {fix}")
 
 
 def check_key(text: object, what: str) -> str:
@@ -98,27 +98,67 @@ def parse(bus, base: Path) -> CurveKeys | None:
     """``[bus]`` CURVE keys: ``curve_secret_file``/``curve_secret_env`` (absent: no CURVE, and no other
     ``curve_*`` key), ``curve_server_public`` (absent: this process's own public key, when both sides
     share one key pair), ``curve_clients`` (a list of public keys)."""
-    has_secret = any(f"curve_secret{suffix}" in bus for suffix in ("", "_file", "_env"))
-    if not has_secret:
-        for key in ("curve_server_public", "curve_clients"):
-            if key in bus:
-                raise InputError(f"{bus.at(key)}: {key} needs this process's own key: set curve_secret_file "
-                                 f"(or curve_secret_env); {FIX}")
+    own = read_own_key(bus, base, ("curve_server_public", "curve_clients"))
+    if own is None:
         return None
-    if not available():
-        raise InputError(f"{bus.where}: this libzmq has no CURVE support (zmq.has('curve') is false): install a "
-                         "pyzmq/libzmq built with libsodium")
-    secret = read_secret(bus, "curve_secret", base)
-    check_key(secret.reveal(), f"{bus.at('curve_secret_file')}: curve_secret ({secret.source})")
-    public = zmq.curve_public(secret.reveal().encode("ascii")).decode("ascii")
-    server = check_key(bus.str("curve_server_public", public), f"{bus.at('curve_server_public')}: curve_server_public")
+    secret, public = own
+    server = read_server_key(bus, own, public)
     raw = bus.raw("curve_clients", [])
     if not isinstance(raw, list):
         raise InputError(f"{bus.at('curve_clients')}: curve_clients must be a list of public keys, e.g. [\"...\"]")
     clients = [check_key(k, f"{bus.at('curve_clients')}: curve_clients[{i}]") for i, k in enumerate(raw)]
-    if secret.reveal() in clients or secret.reveal() == server:
+    if secret.reveal() in clients:
         raise InputError(f"{bus.at('curve_clients')}: a secret key is listed as a public one: list the .pub files' keys")
     return CurveKeys(secret, public, server, tuple(dict.fromkeys([public, *clients])))
+
+
+def read_own_key(table, base: Path, needing: tuple[str, ...], fix: str = FIX) -> tuple[Secret, str] | None:
+    """This process's CURVE key from ``curve_secret_file``/``curve_secret_env`` of ``table`` (a strict Table):
+    (secret, public), or None when neither is set; then none of the keys ``needing`` may be set either."""
+    if not any(f"curve_secret{suffix}" in table for suffix in ("", "_file", "_env")):
+        for key in needing:
+            if key in table:
+                raise InputError(f"{table.at(key)}: {key} needs this process's own key: set curve_secret_file "
+                                 f"(or curve_secret_env); {fix}")
+        return None
+    if not available():
+        raise InputError(f"{table.where}: this libzmq has no CURVE support (zmq.has('curve') is false): install a "
+                         "pyzmq/libzmq built with libsodium")
+    secret = read_secret(table, "curve_secret", base)
+    return own_key(secret, f"{table.at('curve_secret_file')}: curve_secret ({secret.source})")
+
+
+def own_key(secret: Secret, what: str) -> tuple[Secret, str]:
+    """A secret key read from a file or the environment, checked: (secret, its public key)."""
+    check_key(secret.reveal(), what)
+    return secret, zmq.curve_public(secret.reveal().encode("ascii")).decode("ascii")
+
+
+def read_server_key(table, own: tuple[Secret, str] | None, default: str | None = None) -> str | None:
+    """``curve_server_public`` of ``table`` (the key of the server a client connects to), else ``default``;
+    refused when it is this process's own secret key."""
+    if "curve_server_public" not in table:
+        return default
+    server = check_key(table.raw("curve_server_public"), f"{table.at('curve_server_public')}: curve_server_public")
+    if own is not None and server == own[0].reveal():
+        raise InputError(f"{table.at('curve_server_public')}: a secret key is listed as a public one: give the "
+                         "server's public key (its .pub file)")
+    return server
+
+
+def read_public_keys(path: Path, what: str) -> tuple[str, ...]:
+    """A file of client public keys, one a line (``#`` starts a comment; a ``.pub`` of ``bridge keys generate``
+    is such a file): the format of the MT4 EA's ``CurveClientsFile``. At least one key."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{what} {path}: cannot read it ({getattr(exc, 'strerror', None) or type(exc).__name__})") \
+            from None
+    keys = [line.split("#", 1)[0].strip() for line in lines]
+    found = tuple(check_key(k, f"{what} {path}:{n}") for n, k in enumerate(keys, 1) if k)
+    if not found:
+        raise InputError(f"{what} {path}: no public key in it (one Z85 key a line, from `bridge keys generate`)")
+    return found
 
 
 def serve(socket: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> None:
@@ -150,8 +190,9 @@ class _AllowList:
 
     QUIET_S = 60.0
 
-    def __init__(self, clients: tuple[str, ...]) -> None:
+    def __init__(self, clients: tuple[str, ...], listed_in: str = "[bus] curve_clients") -> None:
         self.clients = frozenset(k.encode("ascii") for k in clients)
+        self.listed_in = listed_in
         self.refused = 0
         self._said: dict[bytes, tuple[float, int]] = {}  # key -> (when last logged, refusals since)
 
@@ -163,19 +204,20 @@ class _AllowList:
         said, since = self._said.get(client_key, (None, 0))
         if said is None or now - said >= self.QUIET_S:
             self._said[client_key] = (now, 0)
-            log.warning("bus: CURVE client key %s refused (not in [bus] curve_clients)%s", client_key.decode("ascii"),
+            log.warning("bus: CURVE client key %s refused (not in %s)%s", client_key.decode("ascii"), self.listed_in,
                         f"; {since + 1} attempt(s) since the last line" if said is not None else "")
         else:
             self._said[client_key] = (said, since + 1)
         return False
 
 
-def start_authenticator(ctx: zmq.Context, keys: CurveKeys):
-    """The ZAP handler of ``ctx`` (one per context), allowing ``keys.clients``; ``.stop()`` it when done."""
+def start_authenticator(ctx: zmq.Context, keys: CurveKeys, listed_in: str = "[bus] curve_clients"):
+    """The ZAP handler of ``ctx`` (one per context), allowing ``keys.clients`` (``listed_in`` names where they
+    are configured, for the refusal's log line); ``.stop()`` it when done."""
     from zmq.auth.thread import ThreadAuthenticator
 
     auth = ThreadAuthenticator(ctx, log=logging.getLogger("bridge.bus.zap"))
-    auth.allow_list = _AllowList(keys.clients)
+    auth.allow_list = _AllowList(keys.clients, listed_in)
     auth.configure_curve_callback(domain="copybridge", credentials_provider=auth.allow_list)
     auth.start()  # binds the context's ZAP endpoint: from now on every CURVE handshake is checked
     return auth

@@ -214,8 +214,15 @@ def mt5(port, host, login, password, trade_server, balance, hedging, leverage, s
               help="With --dwx: the EA's MaximumOrders input.")
 @click.option("--dwx-max-lot-size", default="0.01", show_default=True,
               help="With --dwx: the EA's MaximumLotSize input.")
+@click.option("--curve-secret-file", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="CURVE: both sockets are CURVE servers with this secret key (a `bridge keys generate` .key file, "
+                   "mode 0600), as the EA's CurveSecretFile. Required when --endpoint is not loopback.")
+@click.option("--curve-clients", "curve_clients", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE",
+              help="With --curve-secret-file: only these client public keys get in (one a line; a .pub file is "
+                   "one), as the EA's CurveClientsFile. Without it any client that knows the server's public key "
+                   "does.")
 def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_delay_ms, dwx, dwx_max_orders,
-        dwx_max_lot_size) -> None:
+        dwx_max_lot_size, curve_secret_file, curve_clients) -> None:
     """Run one simulated MetaTrader 4 terminal with the copybridge EA, speaking connectors/mt4/PROTOCOL.md.
 
     Commands (JSON over ZeroMQ, DEALER to the ROUTER) on PORT, trade events and heartbeats
@@ -229,6 +236,8 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_de
       bridge sim mt4 --endpoint tcp://127.0.0.1:32780 --login 4001 --balance 50000
       bridge sim mt4 --endpoint tcp://127.0.0.1:0 --login 4002 --journal /tmp/copybridge-4002.journal
       bridge sim mt4 --endpoint tcp://127.0.0.1:32782 --login 4003 --reply-delay-ms 30
+      bridge sim mt4 --endpoint tcp://0.0.0.0:32780 --login 4004 --curve-secret-file keys/ea.key \
+                     --curve-clients keys/bridge.pub
     """
     import sys
     import time
@@ -252,8 +261,14 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_de
         raise click.BadParameter(f"{balance!r} is not a non-negative amount", param_hint="--balance") from None
     if dwx:
         _check_dwx(port, dwx_max_lot_size)
+    curve = _ea_curve(host, curve_secret_file, curve_clients, dwx)
     terminal = Terminal(login=login, balance=balance, clock=time.time, rng=random.Random(seed))
     ctx = zmq.Context()
+    auth = None
+    if curve is not None and curve.clients:  # the ZAP handler, up before the CURVE sockets bind
+        from bridge.bus.curve import start_authenticator
+
+        auth = start_authenticator(ctx, curve, "--curve-clients")
     try:
         if dwx:
             from connectors.mt4.dwx.simulator import bind_triple
@@ -263,9 +278,14 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_de
             where = f"DWX: replies {server.reply_endpoint}, prices {server.price_endpoint}"
         else:
             ea = SimulatedEA(terminal, journal_path=journal_path)
-            server = bind_pair(ea, ctx, host, port, reactor=reactor, reply_delay_ms=reply_delay_ms)
+            server = bind_pair(ea, ctx, host, port, reactor=reactor, reply_delay_ms=reply_delay_ms, curve=curve)
             where = f"events {server.event_endpoint}"
+            if curve is not None:
+                where += (f"; CURVE server key {curve.public}, " + (f"{len(curve.clients)} client key(s) allowed"
+                          if curve.clients else "any client that knows it gets in"))
     except zmq.ZMQError as exc:
+        if auth is not None:
+            auth.stop()
         ctx.destroy(linger=0)
         raise click.ClickException(f"cannot bind {endpoint} and the port{'s' if dwx else ''} after it: {exc}") \
             from None
@@ -279,7 +299,35 @@ def mt4(endpoint, login, balance, seed, tick_interval_ms, journal_path, reply_de
         reactor.run()
     finally:
         server.stop()
+        if auth is not None:
+            auth.stop()
         ctx.destroy(linger=0)
+
+
+def _ea_curve(host: str, secret_file: Path | None, clients_file: Path | None, dwx: bool):
+    """``--curve-*``: the simulated EA's CURVE server keys, or None; off loopback they are required (the EA's
+    rule: PROTOCOL.md, Security)."""
+    from bridge.bus import curve as bus_curve
+    from bridge.config.secrets import Secret
+    from bridge.net import is_loopback
+
+    if dwx and (secret_file or clients_file):
+        raise click.UsageError("the DWX EA speaks no CURVE: --curve-secret-file and --curve-clients do not go "
+                               "with --dwx")
+    if secret_file is None:
+        if clients_file is not None:
+            raise click.UsageError("--curve-clients needs --curve-secret-file (the server's own key)")
+        if not dwx and not is_loopback(host.strip("[]")):
+            raise click.UsageError(f"{host} is not loopback: the EA's sockets need CURVE there: pass "
+                                   "--curve-secret-file (from `bridge keys generate`)")
+        return None
+    if not bus_curve.available():
+        raise click.ClickException("this libzmq has no CURVE support (zmq.has('curve') is false): install a "
+                                   "pyzmq/libzmq built with libsodium")
+    secret, public = bus_curve.own_key(Secret.from_file(secret_file, "--curve-secret-file"),
+                                       f"--curve-secret-file {secret_file}")
+    clients = bus_curve.read_public_keys(clients_file, "--curve-clients") if clients_file else ()
+    return bus_curve.CurveKeys(secret, public, public, clients)
 
 
 def _check_dwx(port: int, max_lot_size: str) -> None:

@@ -133,6 +133,7 @@ from bridge.bus import curve as bus_curve
 from bridge.bus.curve import CurveKeys
 from bridge.config.secrets import Secret, read_secret
 from bridge.config.strict import Table, load_toml
+from bridge.daemon.config_bus import EA_CURVE_FIX, ea_link_security
 from bridge.daemon.config_bus import endpoint as _endpoint
 from bridge.daemon.config_bus import parse_bus
 from bridge.daemon.config_bus import positive_int as _positive_int
@@ -204,6 +205,7 @@ class MT4Account:
     balance: Decimal = Decimal(10_000)  # simulator
     currency: str = "USD"  # simulator
     poll_ms: int = 100  # dwx: GET_OPEN_TRADES this often (a master's deals are found by polling)
+    curve: CurveKeys | None = None  # ea: the bridge's key pair and this EA's public key (CURVE client of the EA)
 
 
 @dataclass(frozen=True)
@@ -399,7 +401,7 @@ def _venue(t: Table, base: Path) -> VenueConfig:
     if platform is Platform.MT5:
         return VenueConfig(name, platform, 0, 0, (), mt5=_mt5(t, base))
     if platform is Platform.MT4:
-        return VenueConfig(name, platform, 0, 0, (), mt4=_mt4(t))
+        return VenueConfig(name, platform, 0, 0, (), mt4=_mt4(t, base))
     seed = t.raw("seed", 7)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise InputError(f"{t.at('seed')}: seed must be an integer")
@@ -528,10 +530,12 @@ def _server_offset(t: Table) -> int:
     return offset
 
 
-def _mt4(t: Table) -> MT4Settings:
+def _mt4(t: Table, base: Path) -> MT4Settings:
     offset = _server_offset(t)
     timeout = _positive_int(t, "timeout_ms", 10_000)
     _terminal_venue(t, "mt4", ("poll_interval_ms",))
+    own = bus_curve.read_own_key(t, base, ("curve_server_public",), EA_CURVE_FIX)  # the bridge, a CURVE client
+    venue_server = bus_curve.read_server_key(t, own)  # the EAs' key, when they share one
     accounts = []
     for a in t.tables("account"):
         login = _login(a)
@@ -548,11 +552,16 @@ def _mt4(t: Table) -> MT4Settings:
                     raise InputError(f"{a.at('endpoint')}: endpoint's port + 1 is no port: set {second}")
                 events = f"{host}:{int(port) + 1}"
             poll = _positive_int(a, "poll_ms", 100) if provider == "dwx" else 100
-            account = MT4Account(login, provider, endpoint, _tcp_endpoint(a, second, events), poll_ms=poll)
+            server = bus_curve.read_server_key(a, own, venue_server) if provider == "ea" else None
+            curve = CurveKeys(own[0], own[1], server, ()) if own is not None and server is not None else None
+            account = MT4Account(login, provider, endpoint, _tcp_endpoint(a, second, events), poll_ms=poll,
+                                 curve=curve)
         else:
             account = MT4Account(login, provider, balance=a.decimal("balance", Decimal(10_000)),
                                  currency=a.str("currency", "USD"))
         a.finish()
+        if provider in ("ea", "dwx"):  # CURVE: required off loopback (bridge.daemon.config_bus)
+            ea_link_security(t, a, provider, {"endpoint": endpoint, second: account.events_endpoint}, curve, own)
         accounts.append(account)
     t.finish()
     if len({a.provider == "dwx" for a in accounts}) > 1:

@@ -43,6 +43,36 @@ def parse_bus(doc: Table, where: str, base: Path) -> BusSettings:
     return BusSettings(deals, replay, heartbeat, control, control_connector, curve)
 
 
+EA_CURVE_FIX = ("run `bridge keys generate` for the bridge and for each EA, then set curve_secret_file (the "
+                "bridge's key) on the [[venue]] and curve_server_public (the EA's .pub) on it or on the account; "
+                "see connectors/mt4/EA.md, CURVE")
+
+
+def ea_link_security(t: Table, a: Table, provider: str, endpoints: dict[str, str], curve: CurveKeys | None,
+                     own) -> None:
+    """CURVE on an MT4 venue's EA link (connectors/mt4/PROTOCOL.md, Security), for account ``a`` of venue ``t``:
+    required off loopback; with the bridge's key (``own``) on the venue every EA of it is reached over CURVE
+    (``curve``: this account's keys); the DWX EA has none, so it stays on loopback."""
+    if provider == "dwx":
+        if own is not None:
+            raise InputError(f"{t.at('curve_secret_file')}: the DWX EA speaks no CURVE: a DWX venue takes no "
+                             "curve_* keys (reach a remote terminal through an SSH tunnel on 127.0.0.1)")
+        for key, value in endpoints.items():
+            if bus_curve.needs_curve(value):
+                raise InputError(f"{a.at(key)}: {key} {value!r} is not a loopback address, and the DWX EA speaks no "
+                                 "CURVE (whoever reaches its port trades the account): run the bridge on the "
+                                 "terminal's host, or reach it through an SSH tunnel on 127.0.0.1 "
+                                 "(connectors/mt4/DWX.md)")
+    elif provider == "ea":
+        if own is None and "curve_server_public" in a:
+            raise InputError(f"{a.at('curve_server_public')}: curve_server_public needs the bridge's own key: set "
+                             f"curve_secret_file on the [[venue]]; {EA_CURVE_FIX}")
+        if own is not None and curve is None:
+            raise InputError(f"{a.where}: the [[venue]] has curve_secret_file, so this account's EA is reached "
+                             "over CURVE: set curve_server_public (that EA's public key) here or on the [[venue]]")
+        bus_curve.require(a, endpoints, curve, EA_CURVE_FIX)
+
+
 def _local_control(t: Table, key: str, value: str | None) -> None:
     """The control socket changes routes: a tcp:// one listens on loopback only (ipc:// is mode 0600)."""
     if value is None or not value.startswith("tcp://"):

@@ -121,14 +121,7 @@ def _mt4_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
     from connectors.mt4.venue import MT4Venue
     from connectors.sim.market import Market
 
-    m = cfg.mt4
-    from bridge.bus.curve import needs_curve
-
-    for a in m.accounts:  # the EA speaks no CURVE yet (README, Security): say so rather than refuse a deployment
-        for endpoint in (a.endpoint, a.events_endpoint):
-            if endpoint is not None and needs_curve(endpoint):
-                log.warning("mt4: %s/%d: %s is not loopback and the EA link has no CURVE (plain, unauthenticated): "
-                            "reach the terminal through an SSH tunnel on 127.0.0.1", cfg.name, a.login, endpoint)
+    m = cfg.mt4  # off loopback every EA link has CURVE keys (a.curve), checked when the configuration was read
     if any(a.provider == "dwx" for a in m.accounts):  # Darwinex's DWX EA (connectors/mt4/DWX.md); config: all or none
         from connectors.mt4.dwx.venue import DwxVenue
 
@@ -152,7 +145,8 @@ def _mt4_venue(cfg: VenueConfig, reactor, ctx: zmq.Context):
         simulated.append(server)
         terminals[a.login] = (server.command_endpoint, server.event_endpoint)
     venue = MT4Venue(cfg.name, terminals, ctx=ctx, reactor=reactor, clock=reactor,
-                     server_offset_s=m.server_offset_s, timeout_s=m.timeout_ms / 1000)
+                     server_offset_s=m.server_offset_s, timeout_s=m.timeout_ms / 1000,
+                     curve={a.login: a.curve for a in m.accounts if a.curve is not None})
     venue.simulated = simulated  # the in-process terminals, stopped with the venue (VenuesService)
     return venue
 

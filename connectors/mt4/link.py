@@ -32,6 +32,7 @@ import zmq
 from twisted.internet import defer
 from twisted.internet.task import LoopingCall
 
+from bridge.bus.curve import CurveKeys, connect_as_client
 from bridge.bus.reactor import ReactorDriver
 from connectors.mt4 import protocol as P
 from connectors.mt4.errors import EAError
@@ -62,7 +63,7 @@ class EALink:
     """One terminal's EA: commands, events, liveness."""
 
     def __init__(self, login: int, command_endpoint: str, event_endpoint: str, *, ctx: zmq.Context, reactor,
-                 timeout_s: float = 10.0, ping_s: float = 1.0) -> None:
+                 timeout_s: float = 10.0, ping_s: float = 1.0, curve: CurveKeys | None = None) -> None:
         if timeout_s <= 0:
             raise ValueError("timeout_s must be positive")
         self.login = login
@@ -76,6 +77,9 @@ class EALink:
         for s in (self.dealer, self.sub):
             s.setsockopt(zmq.LINGER, 0)
         self.sub.setsockopt(zmq.SUBSCRIBE, b"")
+        self.curve = curve
+        connect_as_client(self.dealer, command_endpoint, curve)  # CURVE (tcp:// with keys): before connecting
+        connect_as_client(self.sub, event_endpoint, curve)
         self.dealer.connect(command_endpoint)
         self.sub.connect(event_endpoint)
         self.sockets = (self.dealer, self.sub)
@@ -268,6 +272,16 @@ class EALink:
         if self.unanswered_pings >= DOWN_AFTER and self.up:
             self.up = False
             log.warning("mt4 %s: the EA does not answer (%s)", self.login, self.last_error)
+        elif self.unanswered_pings == DOWN_AFTER and not self.answered_once and not self._closed:
+            log.warning("mt4 %s: no answer from the EA at %s yet (%s); %s", self.login, self.command_endpoint,
+                        self.last_error, self._why_silent())
+
+    def _why_silent(self) -> str:
+        """What to check when an EA never answered: with CURVE, a handshake that fails is silent by design."""
+        if self.curve is None:
+            return "is the EA attached (Experts tab: 'copybridge: ready') and are the endpoints its inputs?"
+        return (f"CURVE is on: check that curve_server_public is this EA's public key ({self.curve.server_public}) "
+                f"and that the EA lets this bridge's key {self.curve.public} in (its CurveClientsFile)")
 
     # -- the event stream ---------------------------------------------------------------
     def follow(self) -> defer.Deferred:

@@ -2,7 +2,8 @@
 copybridge EA over ZeroMQ (PROTOCOL.md).
 
 ``MT4Venue(name, terminals, *, ctx, reactor, clock, server_offset_s=0, timeout_s=10.0)``:
-``terminals`` maps each account login to its EA's ``(command_endpoint, event_endpoint)``. ``start()``
+``terminals`` maps each account login to its EA's ``(command_endpoint, event_endpoint)``; ``curve`` (optional)
+maps a login to the CURVE keys its link connects with (the EA a CURVE server, PROTOCOL.md, Security). ``start()``
 fires once every terminal answered ``PING`` and its account record (``ACCOUNT``) and the symbols of its
 open trades (``SYMBOL``) are loaded; ``stop()`` closes every link.
 
@@ -42,6 +43,7 @@ import zmq
 from twisted.internet import defer
 
 from allocation.leg import Action
+from bridge.bus.curve import CurveKeys
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId, ServerId
 from connectors.once import OrdersOnce
 from connectors.interface import (
@@ -77,7 +79,8 @@ class MT4Venue:
     platform = Platform.MT4
 
     def __init__(self, name: str, terminals: dict[int, tuple[str, str]], *, ctx: zmq.Context, reactor, clock,
-                 server_offset_s: int = 0, timeout_s: float = 10.0, ping_s: float = 1.0) -> None:
+                 server_offset_s: int = 0, timeout_s: float = 10.0, ping_s: float = 1.0,
+                 curve: dict[int, CurveKeys] | None = None) -> None:
         if not terminals:
             raise ValueError("an MT4 venue needs at least one terminal")
         self.name = name
@@ -87,7 +90,7 @@ class MT4Venue:
         self.timeout_s = timeout_s
         self.server_clock = convert.ServerClock(timedelta(seconds=server_offset_s))
         self.links = {login: EALink(login, command, events, ctx=ctx, reactor=reactor, timeout_s=timeout_s,
-                                    ping_s=ping_s)
+                                    ping_s=ping_s, curve=(curve or {}).get(login))
                       for login, (command, events) in terminals.items()}
         self.chains = {login: Chains() for login in terminals}
         self.ledgers = {login: Ledger(link, self.chains[login]) for login, link in self.links.items()}

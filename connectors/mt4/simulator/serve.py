@@ -13,6 +13,11 @@ on ``ctx``, a ROUTER on ``command_endpoint`` (commands in, one reply each out) a
   commands are read: ``clock.advance(scan_ms / 1000)`` serves them);
 - publishes a heartbeat every ``heartbeat_ms`` (another ``LoopingCall``).
 
+``curve`` (default None; ``bridge sim mt4 --curve-secret-file``): both sockets are CURVE servers with that
+secret key, as the EA with ``CurveSecretFile`` (PROTOCOL.md, Security). Which client keys get in is the ZAP
+handler's business: :func:`bridge.bus.curve.start_authenticator` on ``ctx`` before the server binds (the
+EA's ``CurveClientsFile``); with none, any client that knows the server's public key does.
+
 ``reply_delay_ms`` (default 0; ``bridge sim mt4 --reply-delay-ms``): the reply to a trading command
 (``OPEN``, ``CLOSE``, ``MODIFY``) is sent that long after the command was executed and journalled, by a
 ``callLater`` on the reactor (a slow broker confirmation: the trade is done, its events published, its
@@ -35,6 +40,7 @@ from typing import Callable
 import zmq
 from twisted.internet.task import LoopingCall
 
+from bridge.bus.curve import CurveKeys, serve
 from bridge.bus.reactor import ReactorDriver
 from connectors.mt4 import protocol as P
 from connectors.mt4.simulator.ea import SimulatedEA
@@ -56,7 +62,7 @@ class EAServer:
 
     def __init__(self, ea: SimulatedEA, ctx: zmq.Context, command_endpoint: str, event_endpoint: str, *,
                  reactor, scan_ms: float = P.TIMER_MS, heartbeat_ms: float = P.HEARTBEAT_MS,
-                 reply_delay_ms: float = 0) -> None:
+                 reply_delay_ms: float = 0, curve: CurveKeys | None = None) -> None:
         self.ea = ea
         self.reply_delay_ms = reply_delay_ms
         self._held: set = set()  # the delayed calls of replies held (reply_delay_ms)
@@ -74,6 +80,8 @@ class EAServer:
             for socket in (self.router, self.pub):
                 socket.setsockopt(zmq.LINGER, 0)
             self.pub.setsockopt(zmq.SNDHWM, EVENT_HWM)
+            serve(self.router, command_endpoint, curve)  # CURVE server (tcp:// with keys), as the EA's inputs say
+            serve(self.pub, event_endpoint, curve)
             self.router.bind(command_endpoint)
             self.pub.bind(event_endpoint)
         except zmq.ZMQError:
