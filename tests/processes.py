@@ -8,6 +8,7 @@ leaves nothing running.
 from __future__ import annotations
 
 import json
+import os
 import select
 import signal
 import socket
@@ -92,6 +93,27 @@ def write_accounts(path: Path, venue: str, accounts: list[tuple[int, int]], **op
         rows.append(f"[[accounts]]\nlogin = {login}\nbalance = \"{balance}\"\nhedging = false\n")
     path.write_text("\n".join(rows))
     return path
+
+
+def sim_bridge_config(path: Path, venue: str, endpoints: tuple[str, str, str], control: str, extra: str = "") -> Path:
+    """A bridge.toml at ``path`` for one sim venue served at ``endpoints`` (:func:`start_venue`'s), its store
+    beside it, the bus on free ports, no metrics, then ``extra`` (masters, routes)."""
+    endpoint, deals, replay = endpoints
+    path.write_text(
+        f"[store]\npath = \"{path.parent / 'bridge.sqlite'}\"\n"
+        f"[bus]\ndeals = \"{free_port_endpoint()}\"\ndeals_replay = \"{free_port_endpoint()}\"\n"
+        f"heartbeat_ms = 50\ncontrol = \"{control}\"\n[metrics]\nlisten = \"\"\n"
+        f"[[venue]]\nname = \"{venue}\"\nplatform = \"sim\"\nendpoint = \"{endpoint}\"\n"
+        f"deals_endpoint = \"{deals}\"\nreplay_endpoint = \"{replay}\"\n{extra}")
+    return path
+
+
+def bridge_cli(*argv: str) -> str:
+    """``bridge ARGV`` in a subprocess (no BRIDGE_DEBUG); its output, asserting exit 0."""
+    env = {k: v for k, v in os.environ.items() if k != "BRIDGE_DEBUG"}
+    done = subprocess.run([BRIDGE, *argv], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
 
 
 def start_venue(accounts: Path, log: Path, request, seed: int = 5, timeout_s: float = 30.0) -> tuple[str, str, str]:

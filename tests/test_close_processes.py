@@ -11,13 +11,13 @@ venue's own deal history shows each position closed exactly once.
 
 from __future__ import annotations
 
-import subprocess
-
 import pytest
 import zmq
 
-from tests.processes import BRIDGE, ROOT, Client, Daemon, free_port_endpoint, read_only_store, settled, \
-    start_venue, wait_for, write_accounts
+from tests.processes import (
+    Client, Daemon, bridge_cli, free_port_endpoint, read_only_store, settled, sim_bridge_config, start_venue, wait_for,
+    write_accounts,
+)
 
 VENUE = "closev"
 MASTER = f"sim/{VENUE}/1000"
@@ -25,10 +25,7 @@ FOLLOWER = f"sim/{VENUE}/2001"
 
 
 def cli(config, *args: str) -> str:
-    done = subprocess.run([BRIDGE, *args, "--config", str(config)], capture_output=True, text=True, timeout=60,
-                          cwd=ROOT)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+    return bridge_cli(*args, "--config", str(config))
 
 
 @pytest.fixture
@@ -37,19 +34,13 @@ def world(tmp_path, request):
     request.addfinalizer(lambda: ctx.destroy(0))
     accounts = write_accounts(tmp_path / "accounts.toml", VENUE, [(1000, 100000), (2001, 20000)],
                               fill_latency_us=300_000)
-    endpoint, deals, replay = start_venue(accounts, tmp_path / "venue.log", request)
+    endpoints = start_venue(accounts, tmp_path / "venue.log", request)
     control = free_port_endpoint()
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f"[store]\npath = \"{tmp_path / 'bridge.sqlite'}\"\n"
-        f"[bus]\ndeals = \"{free_port_endpoint()}\"\ndeals_replay = \"{free_port_endpoint()}\"\n"
-        f"heartbeat_ms = 50\ncontrol = \"{control}\"\n[metrics]\nlisten = \"\"\n"
-        f"[[venue]]\nname = \"{VENUE}\"\nplatform = \"sim\"\nendpoint = \"{endpoint}\"\n"
-        f"deals_endpoint = \"{deals}\"\nreplay_endpoint = \"{replay}\"\n"
-        f"[[master]]\naccount = \"{VENUE}/1000\"\n")
+    config = sim_bridge_config(tmp_path / "bridge.toml", VENUE, endpoints, control,
+                               f"[[master]]\naccount = \"{VENUE}/1000\"\n")
     bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
     request.addfinalizer(bridge.stop)
-    return Client(ctx, endpoint), bridge, config, tmp_path / "bridge.sqlite"
+    return Client(ctx, endpoints[0]), bridge, config, tmp_path / "bridge.sqlite"
 
 
 def close_orders(store_path) -> list[dict]:

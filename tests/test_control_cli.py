@@ -26,7 +26,9 @@ from bridge.cli.main import main
 from bridge.daemon import config as bridge_config
 from bridge.errors import InputError
 from bridge.store import Store
-from tests.processes import Client, Daemon, free_port_endpoint, settled, start_venue, wait_for, write_accounts
+from tests.processes import (
+    Client, Daemon, bridge_cli, free_port_endpoint, settled, sim_bridge_config, start_venue, wait_for, write_accounts,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BRIDGE = str(Path(sys.executable).with_name("bridge"))
@@ -315,27 +317,17 @@ def world(tmp_path, request):
     request.addfinalizer(lambda: ctx.destroy(0))
     accounts = write_accounts(tmp_path / "accounts.toml", VENUE,
                               [(1000, 100000), (2001, 10000), (2002, 20000), (3001, 30000), (3002, 10000)])
-    endpoint, deals, replay = start_venue(accounts, tmp_path / "venue.log", request)
+    endpoints = start_venue(accounts, tmp_path / "venue.log", request)
     control = free_port_endpoint()
-    config = tmp_path / "bridge.toml"
-    config.write_text(
-        f"[store]\npath = \"{tmp_path / 'bridge.sqlite'}\"\n"
-        f"[bus]\ndeals = \"{free_port_endpoint()}\"\ndeals_replay = \"{free_port_endpoint()}\"\n"
-        f"heartbeat_ms = 50\ncontrol = \"{control}\"\n[metrics]\nlisten = \"\"\n"
-        f"[[venue]]\nname = \"{VENUE}\"\nplatform = \"sim\"\nendpoint = \"{endpoint}\"\n"
-        f"deals_endpoint = \"{deals}\"\nreplay_endpoint = \"{replay}\"\n"
-        f"[[master]]\naccount = \"{VENUE}/1000\"\n"
-        f"[[copy]]\nmaster = \"{VENUE}/1000\"\nfollower = \"{VENUE}/2001\"\n[copy.settings]\nmode = \"balance\"\n")
+    config = sim_bridge_config(tmp_path / "bridge.toml", VENUE, endpoints, control,
+                               f"[[master]]\naccount = \"{VENUE}/1000\"\n[[copy]]\nmaster = \"{VENUE}/1000\"\n"
+                               f"follower = \"{VENUE}/2001\"\n[copy.settings]\nmode = \"balance\"\n")
     bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
     request.addfinalizer(bridge.stop)
-    return Client(ctx, endpoint), bridge, config
+    return Client(ctx, endpoints[0]), bridge, config
 
 
-def cli(*argv: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "BRIDGE_DEBUG"}
-    done = subprocess.run([BRIDGE, *argv], capture_output=True, text=True, cwd=ROOT, env=env, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout
+cli = bridge_cli
 
 
 def trades(venue: Client, login: int) -> int:
