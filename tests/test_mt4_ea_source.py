@@ -1,7 +1,8 @@
 """What can be checked of the MQL4 EA (connectors/mt4/CopyBridgeEA.mq4 and Include/CopyBridge/*.mqh) without
 MetaEditor: it names every command, event, topic and error of connectors/mt4/protocol.py, refuses the
 simulator-only MANUAL_* commands, its inputs have the documented defaults, its brackets balance outside strings
-and comments, every file is ``#property strict``, its includes exist, numbers go through one DoubleToString.
+and comments, every file is ``#property strict``, its includes exist, numbers go through one DoubleToString, and
+CURVE (Curve.mqh) uses only mql-zmq methods that exist, with the ZAP handler bound before the sockets.
 None of this compiles the EA (see connectors/mt4/EA.md)."""
 
 from __future__ import annotations
@@ -127,13 +128,15 @@ def test_inputs_have_the_documented_defaults():
     inputs = {name: (kind, value.strip()) for kind, name, value in
               re.findall(r"^input\s+(\w+)\s+(\w+)\s*=\s*([^;]+);", text, re.M)}
     assert inputs == {
-        "CommandEndpoint": ("string", f'"tcp://*:{P.COMMAND_PORT}"'),
-        "EventEndpoint": ("string", f'"tcp://*:{P.EVENT_PORT}"'),
+        "CommandEndpoint": ("string", f'"tcp://127.0.0.1:{P.COMMAND_PORT}"'),  # off loopback only with CURVE
+        "EventEndpoint": ("string", f'"tcp://127.0.0.1:{P.EVENT_PORT}"'),
         "TimerMs": ("int", str(P.TIMER_MS)),
         "HeartbeatMs": ("int", str(P.HEARTBEAT_MS)),
         "MaxCommandsPerTick": ("int", "20"),
         "BusyRetryMs": ("int", str(P.BUSY_RETRY_MS)),
         "JournalFile": ("string", '"copybridge-<login>.journal"'),
+        "CurveSecretFile": ("string", '""'),  # a file in MQL4/Files: the key is never an input's value
+        "CurveClientsFile": ("string", '""'),
     }
 
 
@@ -168,3 +171,64 @@ def test_the_journal_line_is_written_before_the_reply(code):
     body = trade.group(1)
     assert body.index("g_journal.Get(") < body.index("CmdOpen(")
     assert body.index("g_journal.Record(") < body.rindex("return(reply)")
+
+
+# -- CURVE (Include/CopyBridge/Curve.mqh) ------------------------------------------------------------------
+
+CURVE = MT4 / "Include" / "CopyBridge" / "Curve.mqh"
+#: the mql-zmq calls Curve.mqh makes, as dingmaotu/mql-zmq declares them (Include/Zmq/SocketOptions.mqh:
+#: SOCKOPT_SET_BOOL(CurveServer), SOCKOPT_CURVE_KEY(Secret) -> setCurveSecretKey(string),
+#: SOCKOPT_NTSTR(ZapDomain); Z85.mqh: static derivePublic(string), encode(string&,const uchar&[]);
+#: Zmq.mqh: Zmq::hasCurve(); Socket.mqh: recv(ZmqMsg&,bool), send/sendMore(ZmqMsg&,bool), bind, setLinger)
+MQL_ZMQ_CALLS = {".setCurveServer(", ".setCurveSecretKey(", ".setZapDomain(", "Z85::derivePublic(",
+                 "Z85::encode(", "Zmq::hasCurve(", ".sendMore(", ".recv(", ".bind("}
+#: names mql-zmq does not have (guesses a reader might make): none may appear
+NOT_MQL_ZMQ = ("setCurveServerKey(true", "setCurveSecret(", "setZAPDomain(", "curveKeypair(", "setCurveKey(",
+               "Z85::decodeKey(", "zmq_curve_keypair(")
+
+
+def function(code: str, signature: str) -> str:
+    found = re.search(signature + r"[^{]*\{(.*?)\n  \}\n", code, re.S)
+    assert found, signature
+    return found.group(1)
+
+
+def test_curve_uses_only_the_mql_zmq_api_that_exists(lexed):
+    source, _ = lexed[CURVE]
+    for call in sorted(MQL_ZMQ_CALLS):
+        assert call in source, f"Curve.mqh does not call {call}"
+    everything = "\n".join(c for c, _ in lexed.values())
+    for wrong in NOT_MQL_ZMQ:
+        assert wrong not in everything, wrong
+
+
+def test_curve_key_files_and_the_zap_protocol(lexed):
+    import zmq.utils.z85
+
+    source, strings = lexed[CURVE]
+    assert zmq.utils.z85.Z85CHARS.decode() in strings, "the Z85 alphabet a key is checked against"
+    assert {"inproc://zeromq.zap.01", "1.0", "CURVE", "200", "400", "copybridge"} <= set(strings)
+    reply = re.search(r"if\(!SendZap\(CB_ZAP_VERSION,true\)(.*?)\)\n", source, re.S)
+    assert reply and reply.group(0).count("SendZap") == 6, "a ZAP reply: version, id, status, text, user, metadata"
+    assert re.search(r"#define\s+CB_ZAP_DOMAIN\s+\"\"", source), "the bus's ZAP domain"
+    assert re.search(r"#define\s+CB_CURVE_KEY_LEN\s+40\b", source)
+
+
+def test_curve_is_set_up_in_order_and_its_handler_served_and_closed(lexed):
+    code = lexed[EA][0]
+    init = function(code, r"int\s+OnInit\(\)")
+    order = [init.index(s) for s in ("g_curve.Load(", "g_curve.StartZap(", "new Socket(g_context,ZMQ_ROUTER)",
+                                      "g_curve.Serve(g_router)", "g_curve.Serve(g_pub)", "BindRetry(g_router")]
+    assert order == sorted(order), "keys read, ZAP handler bound, sockets made CURVE servers, then bound"
+    assert "g_curve.PollZap()" in function(code, r"void\s+OnTimer\(\)")
+    assert "g_curve.Close()" in function(code, r"void\s+CloseSockets\(\)")
+
+
+def test_a_non_loopback_bind_without_curve_is_refused_by_the_ea():
+    """The EA's rule is the bridge's (bridge.bus.curve.needs_curve): tcp:// off 127.0.0.0/8, ::1, localhost."""
+    text = CURVE.read_text(encoding="utf-8")
+    remote = re.search(r"static bool\s+Remote\(const string endpoint\)\s*\{(.*?)\n     \}\n", text, re.S).group(1)
+    assert '"tcp://"' in remote and '"localhost"' in remote and '"::1"' in remote and '"127."' in remote
+    load = re.search(r"bool\s+Load\(.*?\n     \}\n", text, re.S).group(0)
+    no_key = load[load.index('if(secretFile=="")'):load.index("Zmq::hasCurve()")]
+    assert "Remote(command) || Remote(events)" in no_key and "return(false)" in no_key

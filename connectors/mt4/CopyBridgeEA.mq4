@@ -35,15 +35,28 @@
 //|    inputs: CommandEndpoint / EventEndpoint (must match the       |
 //|    venue's endpoints in bridge.toml), TimerMs, HeartbeatMs,      |
 //|    MaxCommandsPerTick, BusyRetryMs, JournalFile ("<login>" is    |
-//|    replaced by the account number).                              |
+//|    replaced by the account number), CurveSecretFile and          |
+//|    CurveClientsFile (see SECURITY).                              |
 //| See connectors/mt4/EA.md for what was and was not verified and   |
 //| how to smoke-test the EA against the bridge.                     |
 //|                                                                  |
-//| SECURITY                                                         |
-//| The protocol has NO AUTHENTICATION: anyone who can reach the     |
-//| command port can trade the account. Bind to 127.0.0.1 (e.g.      |
-//| tcp://127.0.0.1:32780) or to a trusted network only; across      |
-//| hosts put an SSH tunnel (or CURVE) in front.                     |
+//| SECURITY (PROTOCOL.md, "Security"; EA.md, "CURVE")               |
+//| Whoever reaches the command port can trade the account. By       |
+//| default the EA binds 127.0.0.1 only. To serve a bridge on        |
+//| another host it MUST use ZeroMQ CURVE (it refuses to bind a      |
+//| non-loopback endpoint without it):                               |
+//| - on the bridge host: `bridge keys generate --name ea-<login>`   |
+//|   and `bridge keys generate --name bridge`;                      |
+//| - copy ea-<login>.key into <data folder>/MQL4/Files/ and set     |
+//|   CurveSecretFile to its name (the key is read from that file,   |
+//|   never typed into the inputs: inputs are shown in the dialog    |
+//|   and saved with the chart, templates and .set files);           |
+//| - put the bridge's public key (bridge.pub) in a file in          |
+//|   MQL4/Files/ and set CurveClientsFile to its name: only those   |
+//|   clients get in (ZAP). Without it any client that knows the     |
+//|   EA's public key gets in (encrypted, server authenticated).     |
+//| Any MQL program of the terminal can read MQL4/Files: keep the    |
+//| terminal's data folder to the trading user (NTFS permissions).   |
 //+------------------------------------------------------------------+
 #property copyright "copybridge contributors"
 #property version   "1.00"
@@ -55,15 +68,18 @@
 #include <CopyBridge/Orders.mqh>
 #include <CopyBridge/Journal.mqh>
 #include <CopyBridge/Events.mqh>
+#include <CopyBridge/Curve.mqh>
 
 //--- inputs
-input string CommandEndpoint="tcp://*:32780";             // ROUTER: commands in, replies out
-input string EventEndpoint="tcp://*:32781";               // PUB: events ("ev") and heartbeats ("hb")
+input string CommandEndpoint="tcp://127.0.0.1:32780";     // ROUTER: commands in, replies out (off loopback: CURVE)
+input string EventEndpoint="tcp://127.0.0.1:32781";       // PUB: events ("ev") and heartbeats ("hb")
 input int    TimerMs=1;                                   // timer period (ms): commands, then a scan
 input int    HeartbeatMs=500;                             // heartbeat period (ms)
 input int    MaxCommandsPerTick=20;                       // commands handled per timer tick
 input int    BusyRetryMs=500;                             // retry busy server/context (4, 137, 146) this long
 input string JournalFile="copybridge-<login>.journal";    // result journal in MQL4/Files
+input string CurveSecretFile="";                          // CURVE: the EA's secret key, a file in MQL4/Files ("": none)
+input string CurveClientsFile="";                         // CURVE: client public keys let in, MQL4/Files ("": any)
 
 //--- protocol constants (connectors/mt4/protocol.py)
 #define CB_PROTOCOL_VERSION 1
@@ -99,6 +115,7 @@ Socket     *g_pub=NULL;
 CbJournal   g_journal;
 CbEventRing g_ring;
 CbScanner   g_scanner;
+CbCurve     g_curve;              // CURVE keys and the ZAP handler (Curve.mqh)
 string      g_epoch="";
 bool        g_ready=false;        // journal read and snapshot taken (needs the account number)
 bool        g_startWarned=false;
@@ -135,12 +152,22 @@ int OnInit()
    g_sendErrors=0;
    g_epoch=MakeEpoch();
    g_ring.Reset(CB_EVENT_RING);
+   if(!g_curve.Load(CurveSecretFile,CurveClientsFile,CommandEndpoint,EventEndpoint))
+      return(INIT_PARAMETERS_INCORRECT);
 
+//--- the ZAP handler first: a CURVE socket bound before it would let any client key in
+   if(!g_curve.StartZap(g_context))
+      return(INIT_FAILED);
    g_router=new Socket(g_context,ZMQ_ROUTER);
    g_pub=new Socket(g_context,ZMQ_PUB);
    g_router.setLinger(0);
    g_pub.setLinger(0);
    g_pub.setSendHighWaterMark(CB_PUB_HWM);
+   if(!g_curve.Serve(g_router) || !g_curve.Serve(g_pub))
+     {
+      CloseSockets();
+      return(INIT_FAILED);
+     }
    if(!BindRetry(g_router,CommandEndpoint) || !BindRetry(g_pub,EventEndpoint))
      {
       CloseSockets();
@@ -168,7 +195,8 @@ void OnDeinit(const int reason)
    g_journal.Close();
    g_ready=false;
    Print("copybridge: stopped (reason ",reason,"): ",g_answered," replies, ",g_published," events, ",
-         g_badFrames," bad frames, ",g_sendErrors," send errors; epoch ",g_epoch," seq ",g_ring.Seq());
+         g_badFrames," bad frames, ",g_sendErrors," send errors; epoch ",g_epoch," seq ",g_ring.Seq(),
+         "; CURVE clients let in ",g_curve.AllowedCount(),", refused ",g_curve.Refused());
   }
 
 //+------------------------------------------------------------------+
@@ -180,6 +208,10 @@ void OnTick()
 
 void OnTimer()
   {
+//--- a new connection's CURVE handshake waits for the ZAP handler's answer
+   for(int z=0; z<MaxCommandsPerTick; z++)
+      if(!g_curve.PollZap())
+         break;
    if(TryStart())
      {
       for(int i=0; i<MaxCommandsPerTick; i++)
@@ -219,6 +251,12 @@ bool TryStart()
    g_ready=true;
    PrintFormat("copybridge: ready: account %d, epoch %s, commands on %s, events on %s, journal %s",
                login,g_epoch,CommandEndpoint,EventEndpoint,file);
+   if(g_curve.On())
+      PrintFormat("copybridge: CURVE server, public key %s (the bridge's curve_server_public), %s",
+                  g_curve.PublicKey(),g_curve.Listing() ? IntegerToString(g_curve.Clients())+" client key(s) allowed"
+                  : "any client that knows it gets in (no CurveClientsFile)");
+   else
+      Print("copybridge: no CURVE (loopback only)");
    return(true);
   }
 
@@ -259,6 +297,7 @@ void CloseSockets()
       delete g_pub;
    g_router=NULL;
    g_pub=NULL;
+   g_curve.Close();
   }
 
 //--- one frame without waiting: false when none is waiting
