@@ -6,6 +6,10 @@ server, an MT4 EA's socket, a cTrader token), and the daemon connects to them
 when it starts. So ``add`` checks the account and prints the TOML to add, and
 ``remove`` checks that no route uses it and says what to delete; the daemon
 takes either at its next start.
+
+A declared account becomes a master at runtime (``add --master``; the store's
+``masters`` table): the running daemon watches it at once and copies its deals
+from that moment. ``remove --master`` stops that, once no route copies it.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ def _rows(config, book) -> list[dict]:
     for g in book.mams():
         for account, _ in g.members:
             uses.setdefault(name_of(account), []).append(f"mam {g.id}")
-    masters = {name_of(m) for m in config.masters}
+    masters = {name_of(m): source for m, source, _ in book.masters()}
     rows = []
     for venue in config.venues:
         logins = venue.logins()
@@ -46,7 +50,8 @@ def _rows(config, book) -> list[dict]:
         for login in sorted(logins):
             name = f"{venue.name}/{login}"
             rows.append({"account": name, "venue": venue.name, "platform": venue.platform.value,
-                         "master": name in masters, "follows": sorted(uses.get(name, []))})
+                         "master": name in masters, "master_source": masters.get(name),
+                         "follows": sorted(uses.get(name, []))})
     return rows
 
 
@@ -69,7 +74,8 @@ def list_accounts(config_path, as_json) -> None:
         click.echo(json.dumps(rows))
         return
     click.echo(table(["account", "platform", "master", "follows in"],
-                     [[r["account"], r["platform"], "yes" if r["master"] else "", ", ".join(r["follows"]) or "-"]
+                     [[r["account"], r["platform"], {"config": "yes", "cli": "yes (added)"}.get(r["master_source"], ""),
+                       ", ".join(r["follows"]) or "-"]
                       for r in rows]))
 
 
@@ -111,18 +117,25 @@ def test(config_path, account, timeout, as_json) -> None:
 @accounts_group.command()
 @config_option
 @click.argument("account", metavar="VENUE/LOGIN")
-@click.option("--master", is_flag=True, help="The account's trades are copied (also print its [[master]]).")
+@click.option("--master", is_flag=True,
+              help="Make the account a master now: the running daemon watches it and copies its deals from then "
+                   "on (an account already in bridge.toml; otherwise its lines are printed).")
 def add(config_path, account, master) -> None:
-    """Check a new account and print the bridge.toml lines that add it (the daemon takes them at its start).
+    """Check a new account and print the bridge.toml lines that add it (the daemon takes them at its start);
+    with --master, make a configured account a master at once.
 
     Accounts live in bridge.toml because they need credentials or a terminal
-    the daemon connects to when it starts; nothing is written by this command.
+    the daemon connects to when it starts. A configured account made a master
+    with --master is watched by the running daemon at once (no restart); its
+    copying starts with its next deal: its history and the positions it holds
+    then are not copied.
 
     \b
     Example:
       bridge accounts add --config bridge.toml mt5-live/5009
       bridge accounts add --config bridge.toml sim-demo/1001 --master
     """
+    from bridge.cli.route_edit import tell_daemon
     from bridge.errors import InputError
 
     config = load_config(config_path)
@@ -133,6 +146,13 @@ def add(config_path, account, master) -> None:
                          f"({', '.join(v.name for v in config.venues)})")
     logins = venue.logins()
     declared = logins is None or int(number) in logins
+    if declared and master:
+        with route_book(config_path) as (_, book):
+            book.add_master(f"{name}/{number}")
+        click.echo(f"{name}/{number}: now a master; its deals are copied from the daemon's first look at it on "
+                   f"(history and positions open now are not copied)")
+        tell_daemon(config)
+        return
     lines = [] if declared else [f"# in the [[venue]] named {name!r}:", *_account_toml(venue, int(number))]
     if master and not any(f"{m.server.name}/{m.number}" == account.strip() for m in config.masters):
         lines += ["[[master]]", f"account = \"{name}/{number}\""]
@@ -160,23 +180,38 @@ def _account_toml(venue, login: int) -> list[str]:
 @accounts_group.command()
 @config_option
 @click.argument("account", metavar="VENUE/LOGIN")
-def remove(config_path, account) -> None:
-    """Check that no route uses ACCOUNT and say what to delete from bridge.toml (nothing is written).
+@click.option("--master", is_flag=True,
+              help="Only stop ACCOUNT being a master (one added with add --master): the daemon stops watching it.")
+def remove(config_path, account, master) -> None:
+    """Check that no route uses ACCOUNT and say what to delete from bridge.toml (nothing is written);
+    with --master, stop copying a master added at runtime.
 
     \b
     Example:
       bridge accounts remove --config bridge.toml mt5-live/5009
+      bridge accounts remove --config bridge.toml sim-demo/1001 --master
     """
+    from bridge.cli.route_edit import tell_daemon
     from bridge.daemon.route_book import account_of, name_of
     from bridge.errors import InputError
 
+    if master:
+        with route_book(config_path) as (config, book):
+            login = book.remove_master(account)
+        click.echo(f"{name_of(login)}: no longer a master; its deals are not copied from now on")
+        tell_daemon(config)
+        return
     with route_book(config_path) as (config, book):
         login = account_of(config, account)
         uses = [f"copy {c.id}" for c in book.copies() if login in (c.master, c.follower)]
         uses += [f"mam {g.id}" for g in book.mams() if g.master == login or any(a == login for a, _ in g.members)]
+        added_master = login in book.store.runtime_masters()
     if uses:
         raise InputError(f"{name_of(login)} is used by {', '.join(uses)}: remove those first "
                          f"(bridge copy unsubscribe, bridge mam remove, or bridge.toml)")
+    if added_master:
+        raise InputError(f"{name_of(login)} is a master added at runtime: first bridge accounts remove --master "
+                         f"{name_of(login)}")
     what = "its [[venue.account]]"
     if login in config.masters:
         what += " and its [[master]] entry"

@@ -35,7 +35,8 @@ def status_of(top: service.MultiService) -> dict:
     if connector is not None and connector.running:
         p = connector.publisher
         out["connector"] = {"endpoint": p.endpoint, "epoch": p.epoch, "seq": p.seq,
-                            "published": connector.published, "bad_requests": p.bad_requests}
+                            "published": connector.published, "bad_requests": p.bad_requests,
+                            "watching": sorted(connector.watching())}
     worker = _named(top, "worker")
     if worker is not None and worker.running:
         sub, store = worker.subscriber, worker.store
@@ -47,6 +48,7 @@ def status_of(top: service.MultiService) -> dict:
                         "duplicate_deliveries": worker.worker.duplicates},
             "intents": store.intent_counts(),
             "idle": worker.worker.idle,
+            "masters": worker.master_states(),
         }
     pools = _named(top, "pools")
     if pools is not None and pools.running:

@@ -176,10 +176,48 @@ class RouteBook:
     # -- checks ---------------------------------------------------------------
     def master_of(self, text: str) -> Login:
         master = account_of(self.config, text, "master")
-        if master not in self.config.masters:
-            raise InputError(f"master {text!r} is not a [[master]] in bridge.toml: the daemon watches the deals "
-                             f"of those only (add it there and restart the daemon)")
+        if master not in self.config.masters and master not in self.store.runtime_masters():
+            raise InputError(f"master {text!r} is not a master: the daemon watches the deals of bridge.toml's "
+                             f"[[master]] accounts and of those added with: bridge accounts add --master {text}")
         return master
+
+    # -- masters --------------------------------------------------------------
+    def masters(self) -> list[tuple[Login, str, str | None]]:
+        """(account, source ``config`` or ``cli``, where a runtime master's copying starts) of every master."""
+        return [(m, "config", None) for m in self.config.masters] + \
+            [(m, "cli", start) for m, start in self.store.runtime_masters().items() if m not in self.config.masters]
+
+    def add_master(self, text: str) -> Login:
+        """Make a configured account a master at runtime: the daemon watches it and copies its deals from the
+        moment it first does (its history, and the positions it holds then, are not copied)."""
+        login = account_of(self.config, text, "master")
+        if login in self.config.masters:
+            raise InputError(f"{name_of(login)} is a [[master]] in bridge.toml already")
+        follows = [f"copy {c.id}" for c in self.copies() if c.follower == login]
+        follows += [f"MAM group {g.id}" for g in self.mams() if any(a == login for a, _ in g.members)]
+        if follows:
+            raise InputError(f"{name_of(login)} follows a master ({', '.join(follows)}): the orders copied to it "
+                             f"would be copied on as its own deals; remove those routes first")
+        with self.store.transaction():
+            if not self.store.add_master(login):
+                raise InputError(f"{name_of(login)} is a master already (added at runtime)")
+        return login
+
+    def remove_master(self, text: str) -> Login:
+        """Stop watching a master added at runtime; refused while a route copies it."""
+        login = account_of(self.config, text, "master")
+        if login in self.config.masters:
+            raise InputError(f"{name_of(login)} is a [[master]] in bridge.toml: delete it there")
+        if login not in self.store.runtime_masters():
+            raise InputError(f"{name_of(login)} is not a master (see: bridge accounts list)")
+        uses = [f"copy {c.id}" for c in self.copies() if c.master == login]
+        uses += [f"MAM group {g.id}" for g in self.mams() if g.master == login]
+        if uses:
+            raise InputError(f"{name_of(login)} is copied by {', '.join(uses)}: remove those first "
+                             f"(bridge copy unsubscribe, bridge mam delete)")
+        with self.store.transaction():
+            self.store.remove_master(login)
+        return login
 
     def _follows_once(self, master: Login, follower: Login) -> None:
         if follower == master:

@@ -15,6 +15,16 @@ the live feed; a publisher that restarts (a new bus epoch) triggers the same
 backfill. Live deals that arrive while a backfill is under way are held and
 then taken in venue order with the backfilled ones; a deal delivered twice is
 journalled once.
+
+Masters added at runtime (``bridge accounts add --master``, the store's
+``masters`` table) join at a ``reload-routes``: the worker asks the connector
+to ``watch`` the account; the connector notes the account's last deal in the
+venue's history, starts the live watch, and announces it with that deal id
+(``watching.<account>`` with ``last``). The worker records it as where the
+master's copying starts (once), then backfills as for any master: deals up to
+that one are history from before the master was added and are never copied.
+A connector asked to backfill an account it does not watch (it restarted,
+and knows only bridge.toml's masters) starts watching it first.
 """
 
 from __future__ import annotations
@@ -65,6 +75,8 @@ class ConnectorService(service.Service):
         self.when_ready = when_ready or (lambda: defer.succeed(None))
         self.published = 0
         self.ready: defer.Deferred = defer.Deferred()  # every master's watch is live (or has failed, logged)
+        self._watched: dict[str, Login] = {}  # the accounts whose deals are watched (or being set up)
+        self._starts: dict[str, str] = {}  # a runtime master's last history deal when its watch started
 
     def startService(self) -> None:
         super().startService()
@@ -81,25 +93,76 @@ class ConnectorService(service.Service):
                  len(c.masters), c.deals_endpoint, self.publisher.epoch)
 
     def _watch(self) -> None:
-        watches = []
-        for master in self.config.masters:
-            watching = defer.maybeDeferred(self.venues[master.server].watch_deals, master, self._publish)
-            # once the watch is live, say so on the stream: the worker backfills from then, leaving no gap
-            # between the history it has and the deals that now stream live
-            watching.addCallback(lambda _, m=master: self.publisher.publish(f"watching.{m}", {"account": str(m)}))
-            watching.addErrback(lambda f, m=master: log.error("connector: cannot watch %s: %s", m,
-                                                               f.getErrorMessage()))
-            watches.append(watching)
+        watches = [self._start_watch(master) for master in self.config.masters]
         defer.gatherResults(watches).addBoth(lambda _: self.ready.callback(None) if not self.ready.called else None)
+
+    def _start_watch(self, master: Login, last: str | None = None) -> defer.Deferred:
+        """Watch ``master``'s deals; once the watch is live, say so on the stream (with ``last``, where a
+        runtime master's copying starts): the worker backfills from then, leaving no gap between the
+        history it has and the deals that now stream live. Fires with True once live, False if it failed."""
+        self._watched[str(master)] = master
+        watching = defer.maybeDeferred(self.venues[master.server].watch_deals, master, self._publish)
+
+        def live(_):
+            body = {"account": str(master)} if last is None else {"account": str(master), "last": last}
+            self.publisher.publish(f"watching.{master}", body)
+            return True
+
+        def failed(f):
+            self._watched.pop(str(master), None)
+            log.error("connector: cannot watch %s: %s", master, f.getErrorMessage())
+            return False
+
+        return watching.addCallbacks(live, failed)
+
+    def _watch_new(self, account: Login) -> None:
+        """A master added at runtime: its last deal in the venue's history first, then the live watch (a
+        deal between the two is after that one: the backfill brings it). Asked again (the worker did not
+        hear the answer), the same deal id is announced again."""
+        if str(account) in self._watched:
+            if str(account) in self._starts:
+                self.publisher.publish(f"watching.{account}", {"account": str(account),
+                                                                "last": self._starts[str(account)]})
+            return  # its watch is being set up: it announces itself when live
+        venue = self.venues.get(account.server)
+        if venue is None:
+            log.error("connector: cannot watch %s: no venue %s here", account, account.server)
+            return
+        self._watched[str(account)] = account
+        d = venue.deals_since(account, None)
+
+        def start(deals) -> defer.Deferred:
+            last = "" if not deals else f"{deals[-1].deal_id.platform}:{deals[-1].deal_id.value}"
+            self._starts[str(account)] = last
+            log.info("connector: watching %s, a master added at runtime (its copying starts after deal %s)",
+                     account, last or "none: it has no deal yet")
+            return self._start_watch(account, last)
+
+        def failed(f):
+            self._watched.pop(str(account), None)
+            log.error("connector: cannot watch %s: %s", account, f.getErrorMessage())
+
+        d.addCallbacks(start, failed)
 
     def _publish(self, deal) -> None:
         self.publisher.publish(deal_topic(deal), deal_body(deal), origin_ns=time.time_ns())
         self.published += 1
 
     def _command(self, name: str, args: dict) -> None:
-        if name != "backfill":
+        if name not in ("backfill", "watch", "unwatch"):
             raise ValueError(f"unknown command {name!r}")
         account = Login.parse(str(args["account"]))
+        if name == "watch":
+            self._watch_new(account)
+            return
+        if name == "unwatch":
+            self._unwatch(account)
+            return
+        if str(account) not in self._watched and account not in self.config.masters and account.server in self.venues:
+            # a master this connector does not watch (added at runtime before this connector started):
+            # watch it; the worker asks for the backfill again when the watch is live
+            self._start_watch(account)
+            return
         after = args.get("after")
         after_id = None
         if after:
@@ -120,11 +183,30 @@ class ConnectorService(service.Service):
         d.addCallback(publish)
         d.addErrback(lambda f: log.warning("connector: backfill of %s failed: %s", account, f.getErrorMessage()))
 
+    def watching(self) -> list[str]:
+        """The accounts whose deals this connector watches (or is setting up a watch of)."""
+        return list(self._watched)
+
+    def _unwatch(self, account: Login) -> None:
+        if account in self.config.masters or self._watched.pop(str(account), None) is None:
+            return
+        self._starts.pop(str(account), None)
+        unwatch = getattr(self.venues[account.server], "unwatch_deals", None)
+        if unwatch is not None:
+            try:
+                unwatch(account, self._publish)
+            except (ValueError, KeyError):
+                pass  # its watch never went live
+        log.info("connector: no longer watching %s (not a master any more)", account)
+
     def stopService(self):
-        for master in self.config.masters:
+        for master in list(self._watched.values()):
             unwatch = getattr(self.venues[master.server], "unwatch_deals", None)
             if unwatch is not None:
-                unwatch(master, self._publish)
+                try:
+                    unwatch(master, self._publish)
+                except (ValueError, KeyError):
+                    pass  # its watch never went live
         if self.heartbeat.running:
             self.heartbeat.stop()
         self.driver.stop()
@@ -157,6 +239,11 @@ class WorkerService(service.Service):
         self.copy_metrics = CopyMetrics(Registry(), self.executor)  # folded at scrape time (metrics_service)
         self.executor.on_applied = self.copy_metrics.applied
         self.worker = Worker(self.store, self.executor, routes, self.venues)
+        # the masters whose deals are taken: bridge.toml's, and those added at runtime with where each one's
+        # copying starts (None: not yet watched; then the connector is asked to watch it)
+        self.masters: dict[str, Login] = {str(m): m for m in c.masters}
+        self._starts: dict[str, DealId | str | None] = {}  # a DealId, FROM_FIRST, or None
+        self._take_masters()
         self.worker.drift_policy = c.drift
         self.housekeeping = Housekeeping(self.reactor, self.store)
         self.worker.on_idle.append(self.housekeeping.idle)
@@ -187,9 +274,37 @@ class WorkerService(service.Service):
         between deals. Returns how many there are now."""
         routes = daemon_routes(self.config, self.store)
         self.worker.use_routes(routes)
-        counts = {"copy": sum(map(len, routes.copy.values())), "mam": sum(map(len, routes.mam.values()))}
-        log.info("worker: routes reloaded: %d copy route(s), %d MAM group(s)", counts["copy"], counts["mam"])
+        added, removed = self._take_masters()
+        for master in added:
+            self._ask_backfill(master)  # a new master: watched first (see _ask_backfill)
+        for master in removed:
+            self._held.pop(str(master), None)
+            self.subscriber.command("unwatch", {"account": str(master)})
+        counts = {"copy": sum(map(len, routes.copy.values())), "mam": sum(map(len, routes.mam.values())),
+                  "masters": len(self.masters)}
+        log.info("worker: routes reloaded: %d copy route(s), %d MAM group(s), %d master(s)%s%s", counts["copy"],
+                 counts["mam"], counts["masters"], "".join(f"; {m} added" for m in added),
+                 "".join(f"; {m} removed" for m in removed))
         return counts
+
+    def master_states(self) -> dict[str, str]:
+        """Each master's state here: ``starting`` (added at runtime, its watch not yet confirmed),
+        ``backfilling`` (its history since the journal's last deal is being fetched) or ``live``."""
+        return {name: "starting" if name in self._starts and self._starts[name] is None
+                else "backfilling" if name in self._held else "live" for name in sorted(self.masters)}
+
+    def _take_masters(self) -> tuple[list[Login], list[Login]]:
+        """Read the runtime masters again: (the ones new to this worker, the ones gone)."""
+        runtime = {m: start for m, start in self.store.runtime_masters().items() if m not in self.config.masters}
+        added = [m for m in runtime if str(m) not in self.masters]
+        removed = [m for m in self.masters.values() if m not in self.config.masters and m not in runtime]
+        for master in removed:
+            del self.masters[str(master)]
+            self._starts.pop(str(master), None)
+        for master, start in runtime.items():
+            self.masters[str(master)] = master
+            self._starts[str(master)] = _deal_id(start)
+        return added, removed
 
     def _recovered(self, drifts) -> None:
         self.drifts += sum(1 for drift in drifts or () if not drift.clean)
@@ -203,9 +318,13 @@ class WorkerService(service.Service):
             self._backfilled(frame.body)
             return
         if frame.topic.startswith("watching."):
-            master = next((m for m in self.config.masters if str(m) == frame.body.get("account")), None)
-            if master is not None:
-                self._ask_backfill(master)  # the connector's live feed starts now: fetch what came before
+            master = self.masters.get(str(frame.body.get("account")))
+            if master is None:
+                return
+            last = frame.body.get("last")
+            if str(master) in self._starts and self._starts[str(master)] is None and isinstance(last, str):
+                self._start(master, last)
+            self._ask_backfill(master)  # the connector's live feed starts now: fetch what came before
             return
         try:
             deal = deal_from_body(frame.body)
@@ -217,7 +336,29 @@ class WorkerService(service.Service):
         if held is not None:
             held[1].append((deal, frame.header.origin))  # a backfill is under way: keep venue order
             return
-        self.worker.accept(deal, frame.header.origin)
+        self._take(deal, frame.header.origin)
+
+    def _start(self, master: Login, last: str) -> None:
+        """Where a runtime master's copying starts: recorded once, in the store (a restart keeps it)."""
+        with self.store.transaction():
+            self.store.start_master(master, last)
+        start = self.store.runtime_masters().get(master)
+        self._starts[str(master)] = _deal_id(start)
+        log.info("worker: %s, a master added at runtime, is watched; its deals after %s are copied", master,
+                 start or "its first")
+
+    def _take(self, deal, origin) -> None:
+        """Accept a deal of a master; not one of an account that is no master (any more), nor a runtime
+        master's deal from before it was added."""
+        key = str(deal.account)
+        if key not in self.masters:
+            return
+        if key in self._starts:
+            start = self._starts[key]
+            if start is None or (start is not FROM_FIRST and start.platform is deal.deal_id.platform
+                                 and deal.deal_id.value <= start.value):
+                return  # history: from before the master was added (or its start not yet known)
+        self.worker.accept(deal, origin)
 
     def _backfilled(self, body: dict) -> None:
         """A backfill is complete: accept the held deals, oldest venue deal first."""
@@ -230,7 +371,7 @@ class WorkerService(service.Service):
         for deal, origin in sorted(held[1], key=lambda item: item[0].deal_id.value):
             if deal.deal_id not in seen:
                 seen.add(deal.deal_id)
-                self.worker.accept(deal, origin)
+                self._take(deal, origin)
 
     def _on_lost(self, epoch: str, first: int, last: int | None) -> None:
         log.warning("worker: bus frames %s..%s of epoch %s cannot be replayed; backfilling from the venues",
@@ -245,21 +386,30 @@ class WorkerService(service.Service):
         are held from the request until its ``backfill.`` marker, then accepted
         in venue deal order: a partial close is never planned before its open.
         """
-        for master in self.config.masters:
+        for master in list(self.masters.values()):
             self._ask_backfill(master)
 
     def _ask_backfill(self, master: Login) -> None:
+        """Ask for ``master``'s deals since the journal's last (a runtime master not yet watched: ask the
+        connector to watch it, which it answers with where its copying starts); hold its live deals."""
         self._requests += 1
         previous = self._held.get(str(master))
         self._held[str(master)] = (self._requests, previous[1] if previous else [], self.reactor.seconds())
+        if str(master) in self._starts and self._starts[str(master)] is None:
+            self.subscriber.command("watch", {"account": str(master), "request": self._requests})
+            return
         last = self.store.last_deal_id(master, trades_only=True)
+        start = self._starts.get(str(master))
+        if isinstance(start, DealId) and (last is None or last.platform is not start.platform
+                                          or start.value > last.value):
+            last = start  # nothing journalled since it was added: resume after its history
         after = None if last is None else f"{last.platform}:{last.value}"
         self.subscriber.command("backfill", {"account": str(master), "after": after, "request": self._requests})
 
     def _retry_backfills(self) -> None:
         """A backfill whose marker has not come (the request or the answer was lost in a reconnect): ask again."""
         now = self.reactor.seconds()
-        for master in self.config.masters:
+        for master in list(self.masters.values()):
             held = self._held.get(str(master))
             if held is not None and now - held[2] >= BACKFILL_PATIENCE_S:
                 log.warning("worker: backfill of %s not answered in %s s; asking again", master, BACKFILL_PATIENCE_S)
@@ -277,6 +427,21 @@ class WorkerService(service.Service):
         self.executor.closed = True  # results still on their way are resolved by lookup at the next start
         self.store.close()
         return super().stopService()
+
+
+#: the start of a runtime master that had no deal when it was added: every deal of it is copied
+FROM_FIRST = "from its first deal"
+
+
+def _deal_id(text: str | None) -> DealId | str | None:
+    """A start recorded in the store: ``PLATFORM:VALUE``, or '' for an account with no deal yet (copied from
+    its first deal: the lowest possible id), or None (not yet watched)."""
+    if text is None:
+        return None
+    if text == "":
+        return FROM_FIRST
+    platform, _, value = text.partition(":")
+    return DealId(Platform.parse(platform), int(value))
 
 
 def build(config: BridgeConfig, reactor, role: str = "all", ctx: zmq.Context | None = None, *,

@@ -352,6 +352,20 @@ def m0006_account_orders(db: Database) -> None:
     """)
 
 
+def m0007_masters(db: Database) -> None:
+    """Master accounts added at runtime (``bridge accounts add --master``), beside bridge.toml's
+    ``[[master]]``: the account, when it was added, and the venue deal its copying starts after
+    (recorded when the daemon first watches it: ``''`` for an account with no deal yet, NULL until then).
+    Deals up to that one are history from before the master was added, and are never copied."""
+    _run(db, """
+    CREATE TABLE masters (
+        id TEXT PRIMARY KEY,                 -- str(Login)
+        added_at TEXT NOT NULL,
+        start_after TEXT                     -- str(DealId), '' (no deal yet), or NULL (not yet watched)
+    )
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core", m0001_core),
     ("0002_executions", m0002_executions),
@@ -359,6 +373,7 @@ MIGRATIONS: list[Migration] = [
     ("0004_intents_state_check", m0004_intents_state_check),
     ("0005_pamm", m0005_pamm),
     ("0006_account_orders", m0006_account_orders),
+    ("0007_masters", m0007_masters),
 ]
 
 _MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"

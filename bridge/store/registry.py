@@ -99,6 +99,33 @@ class RegistryStore(StoreBase):
             rows = self.db.query("SELECT * FROM accounts WHERE role = ? ORDER BY id", (role,))
         return [_account_of(row) for row in rows]
 
+    # -- masters added at runtime (migration 0007) ----------------------------
+    def add_master(self, login: Login) -> bool:
+        """Record ``login`` as a master added at runtime; False if it is one already."""
+        from datetime import datetime, timezone
+
+        cursor = self.db.conn.execute(
+            "INSERT OR IGNORE INTO masters (id, added_at) VALUES (?, ?)",
+            (str(_login(login, "master")), datetime.now(timezone.utc).isoformat(timespec="seconds")))
+        return cursor.rowcount == 1
+
+    def remove_master(self, login: Login) -> bool:
+        """Forget a master added at runtime; False if it was not one."""
+        return self.db.conn.execute("DELETE FROM masters WHERE id = ?", (account_out(login),)).rowcount == 1
+
+    def runtime_masters(self) -> dict[Login, str | None]:
+        """Masters added at runtime -> the venue deal id (text) their copying starts after: ``''`` when
+        the account had no deal yet, None until the daemon first watches it."""
+        return {Login.parse(row["id"]): row["start_after"]
+                for row in self.db.query("SELECT id, start_after FROM masters ORDER BY added_at, id")}
+
+    def start_master(self, login: Login, start_after: str) -> bool:
+        """Record where a runtime master's copying starts (once: a later call changes nothing); True if
+        this call recorded it."""
+        return self.db.conn.execute(
+            "UPDATE masters SET start_after = ? WHERE id = ? AND start_after IS NULL",
+            (start_after, account_out(login))).rowcount == 1
+
     # -- symbol specs ---------------------------------------------------------
     def upsert_spec(self, account: Login | str, spec: SymbolSpec) -> None:
         if not isinstance(spec, SymbolSpec):
