@@ -271,14 +271,15 @@ def test_bridge_sim_mt4_serves_curve_clients_it_lists_only(tmp_path, request):
     rogue_public, rogue_secret = pair()
     write_key(tmp_path / "ea.key", ea_secret)
     (tmp_path / "bridge.pub").write_text(bridge_public + "\n")
+    err = open(tmp_path / "sim.log", "w")
     sim = subprocess.Popen([BRIDGE, "sim", "mt4", "--login", "4001", "--endpoint", "tcp://0.0.0.0:0",
                             "--curve-secret-file", str(tmp_path / "ea.key"), "--curve-clients",
                             str(tmp_path / "bridge.pub"), "--tick-interval-ms", "0"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-    request.addfinalizer(lambda: (terminate(sim), sim.stdout.close(), sim.stderr.close()))
+                           stdout=subprocess.PIPE, stderr=err, text=True, cwd=ROOT)
+    request.addfinalizer(lambda: (terminate(sim), sim.stdout.close(), err.close()))
     ready, _, _ = select.select([sim.stdout], [], [], 30)
     line = sim.stdout.readline() if ready else ""
-    assert line.startswith("listening on tcp://0.0.0.0:"), line
+    assert line.startswith("listening on tcp://0.0.0.0:"), (line, (tmp_path / "sim.log").read_text())
     assert f"CURVE server key {ea_public}, 1 client key(s) allowed" in line and ea_secret not in line
     port = int(line.split("tcp://0.0.0.0:", 1)[1].split()[0])
     ctx = zmq.Context()

@@ -72,9 +72,13 @@ An unknown key anywhere is an error naming the file, table and key. Example:
     name = "mt4-live"
     platform = "mt4"
     server_offset_s = 7200
+    curve_secret_file = "/etc/copybridge/mt4-link.key"  # optional (or curve_secret_env): CURVE to every EA of
+                                            # the venue; REQUIRED when an EA endpoint is not loopback
+    curve_server_public = "..."             # optional: the EAs' public key when they share one pair
       [[venue.account]]
       login = 4001
       endpoint = "tcp://127.0.0.1:32780"    # the EA's command socket; events on port + 1
+      curve_server_public = "..."           # with curve_secret_file: this EA's public key
       [[venue.account]]                     # (or events_endpoint = "tcp://HOST:PORT")
       login = 4002
       provider = "simulator"                # a simulated terminal and EA in this process
