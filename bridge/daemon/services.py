@@ -191,22 +191,20 @@ class ConnectorService(service.Service):
         if account in self.config.masters or self._watched.pop(str(account), None) is None:
             return
         self._starts.pop(str(account), None)
+        self._stop_watch(account)
+        log.info("connector: no longer watching %s (not a master any more)", account)
+
+    def _stop_watch(self, account: Login) -> None:
         unwatch = getattr(self.venues[account.server], "unwatch_deals", None)
         if unwatch is not None:
             try:
                 unwatch(account, self._publish)
             except (ValueError, KeyError):
                 pass  # its watch never went live
-        log.info("connector: no longer watching %s (not a master any more)", account)
 
     def stopService(self):
         for master in list(self._watched.values()):
-            unwatch = getattr(self.venues[master.server], "unwatch_deals", None)
-            if unwatch is not None:
-                try:
-                    unwatch(master, self._publish)
-                except (ValueError, KeyError):
-                    pass  # its watch never went live
+            self._stop_watch(master)
         if self.heartbeat.running:
             self.heartbeat.stop()
         self.driver.stop()
