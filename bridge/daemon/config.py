@@ -23,6 +23,7 @@ An unknown key anywhere is an error naming the file, table and key. Example:
 
     [reconcile]
     drift = "report"                        # or "adopt": a link takes the volume the follower holds
+    every_s = 300                           # also between deals, this often (0: at start and reconnect only)
 
     [metrics]
     listen = "127.0.0.1:9464"               # Prometheus /metrics (HOST:PORT); "" turns it off
@@ -288,6 +289,7 @@ class BridgeConfig:
     log_file: Path | None = None  # [log] file; None: stderr
     notify: NotifySettings | None = None  # [notify], [notify.email] (bridge.notify.config); None: no notifications
     curve: CurveKeys | None = None  # [bus] curve_*: CURVE on every tcp:// bus socket (bridge.bus.curve)
+    reconcile_every_s: int = 300  # [reconcile] every_s: a reconcile between deals this often; 0: at start only
 
     def control_for(self, role: str) -> str:
         """The control endpoint a process running ``role`` binds (``bridge status --role`` asks it)."""
@@ -309,6 +311,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
 
     reconcile = doc.table("reconcile") or Table({}, f"{where} [reconcile]")
     drift = reconcile.enum("drift", DriftPolicy, DriftPolicy.REPORT)
+    reconcile_every_s = _positive_int(reconcile, "every_s", 300, allow_zero=True)
     reconcile.finish()
 
     metrics = doc.table("metrics") or Table({}, f"{where} [metrics]")
@@ -377,7 +380,7 @@ def parse(data: dict, where: str, base: Path = Path(".")) -> BridgeConfig:
         log_path = Path(log_file) if Path(log_file).is_absolute() else base / log_file
     return BridgeConfig(store_path, bus.deals, bus.deals_replay, bus.heartbeat_ms, venues, tuple(masters),
                         tuple(copies), tuple(mams), bus.control, bus.control_connector, drift, metrics_listen,
-                        log_format, log_path, notify=notify, curve=bus.curve)
+                        log_format, log_path, notify=notify, curve=bus.curve, reconcile_every_s=reconcile_every_s)
 
 
 LOG_FORMATS = ("text", "json")

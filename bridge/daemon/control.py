@@ -49,6 +49,7 @@ def status_of(top: service.MultiService) -> dict:
             "intents": store.intent_counts(),
             "idle": worker.worker.idle,
             "masters": worker.master_states(),
+            "reconcile": worker.last_patrol,
         }
     pools = _named(top, "pools")
     if pools is not None and pools.running:

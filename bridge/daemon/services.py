@@ -50,6 +50,7 @@ from bridge.notify.events import OperatorEvents, reconcile_events
 from bridge.store import Store
 from bridge.worker.planning import CopyRoute, MamRoute
 from bridge.worker.progress import ProgressLog
+from bridge.worker.reconcile import reconcile
 from bridge.worker.routes import Routes
 from bridge.worker.worker import Worker
 
@@ -264,6 +265,12 @@ class WorkerService(service.Service):
         d.addErrback(lambda f: log.error("worker: recovery failed: %s", f.getTraceback()))
         d.addBoth(lambda _: self.ready.callback(None) if not self.ready.called else None)
         d.addBoth(lambda _: self.housekeeping.start() if self.running else None)
+        self._patrolling = False
+        self.last_patrol: dict | None = None  # the last reconcile between deals: followers, skipped, drifted
+        self.patrol = LoopingCall(self._patrol)  # reconcile between deals: drift and stop-outs found soon
+        self.patrol.clock = self.reactor
+        if c.reconcile_every_s:
+            d.addBoth(lambda _: self.patrol.start(c.reconcile_every_s, now=False) if self.running else None)
         log.info("worker: journal %s, %d copy route(s), %d MAM group(s)", c.store_path,
                  sum(map(len, routes.copy.values())), sum(map(len, routes.mam.values())))
 
@@ -305,11 +312,65 @@ class WorkerService(service.Service):
         return added, removed
 
     def _recovered(self, drifts) -> None:
+        self._report(drifts)
+        self._backfill()
+
+    def _report(self, drifts) -> None:
         self.drifts += sum(1 for drift in drifts or () if not drift.clean)
         for drift in drifts or ():
             for event in reconcile_events(drift, self.worker.drift_policy):
                 self.events.emit(event)
-        self._backfill()
+
+    def _activity(self):
+        """What changes whenever an order may move a follower position: orders sent and deals taken by the
+        worker, orders sent or in hand by the closes and pools services; None while any of them is busy."""
+        w = self.worker
+        if not w.idle or w.working or w.has_stuck:
+            return None
+        stamp = [self.executor.sent, w.journalled]
+        for name in ("closes", "pools"):
+            other = self.parent.namedServices.get(name) if self.parent is not None else None
+            orders = getattr(other, "orders", None)
+            if orders is not None:
+                if orders.busy:
+                    return None
+                stamp.append(orders.sent)
+        return tuple(stamp)
+
+    def _patrol(self) -> None:
+        """Reconcile every follower between deals (``[reconcile] every_s``): a position closed by the venue
+        (a stop-out) or by hand, and drift, are found and reported (mailed) without a restart. A follower
+        whose positions arrive after any order went out is skipped until the next round."""
+        if self._patrolling or self._activity() is None:
+            return
+        self._patrolling = True
+        d = self._patrol_followers()
+        d.addErrback(lambda f: log.warning("worker: reconcile between deals failed: %s", f.getErrorMessage()))
+        d.addBoth(lambda _: setattr(self, "_patrolling", False))
+
+    @defer.inlineCallbacks
+    def _patrol_followers(self):
+        routes = self.worker.routes
+        followers = {f for m in self.masters.values() for f in routes.followers(m)}
+        drifts, skipped = [], 0
+        for follower in sorted(followers, key=str):
+            stamp = self._activity()
+            if stamp is None or not self.running:
+                skipped += 1
+                continue
+            try:
+                drift = yield reconcile(self.store, self.venues[follower.server], follower, self.worker.drift_policy,
+                                        quiet=lambda s=stamp: self._activity() == s)
+            except Exception as exc:  # a venue that cannot answer now: the next round asks again
+                log.info("worker: reconcile of %s between deals skipped: %s", follower, exc)
+                continue
+            if drift is None:
+                skipped += 1
+            else:
+                drifts.append(drift)
+        self._report(drifts)
+        self.last_patrol = {"followers": len(drifts), "skipped": skipped,
+                            "drifted": sum(1 for d in drifts if not d.clean)}
 
     def _on_frame(self, frame) -> None:
         if frame.topic.startswith("backfill."):
@@ -417,6 +478,8 @@ class WorkerService(service.Service):
 
     def stopService(self):
         self.housekeeping.stop()
+        if self.patrol.running:
+            self.patrol.stop()
         if self.backfill_retry.running:
             self.backfill_retry.stop()
         self.driver.stop()

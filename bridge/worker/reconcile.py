@@ -50,9 +50,15 @@ class Drift:
 
 
 @defer.inlineCallbacks
-def reconcile(store: Store, venue, follower: Login, policy: DriftPolicy = DriftPolicy.REPORT):
-    """Compare one follower's links with its venue positions; returns a :class:`Drift`."""
+def reconcile(store: Store, venue, follower: Login, policy: DriftPolicy = DriftPolicy.REPORT, quiet=None):
+    """Compare one follower's links with its venue positions; returns a :class:`Drift`.
+
+    ``quiet``: for a reconcile between deals, called when the venue's positions arrive: False (an order
+    went out or a deal came in meanwhile, so the positions may be newer than the links) skips this
+    follower, returning None, with nothing changed."""
     positions = yield venue.positions(follower)
+    if quiet is not None and not quiet():
+        return None
     held = {p.position_id: p for p in positions}
     drift = Drift(follower)
     links = store.open_links(str(follower))
