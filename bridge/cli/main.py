@@ -24,6 +24,7 @@ from bridge.cli.report import report
 from bridge.cli.run import run
 from bridge.cli.sim import sim
 from bridge.cli.status import status
+from bridge.cli.store import store_group
 from bridge.errors import InputError
 
 EXIT_USAGE = 2
@@ -56,6 +57,7 @@ cli.add_command(pamm_group)
 cli.add_command(report)
 cli.add_command(accounts_group)
 cli.add_command(copy_group)
+cli.add_command(store_group)
 cli.add_command(mam_group)
 cli.add_command(keys_group)
 
