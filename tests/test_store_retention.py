@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import time
+from pathlib import Path
 
 import pytest
 
@@ -137,6 +138,24 @@ def test_the_store_commands(cfg, capsys, tmp_path):
     ]:
         code, out, err = run(capsys, "store", argv[0], "--config", cfg, *argv[1:])
         assert code == 2 and err.startswith("bridge: error: ") and err.count("\n") == 1 and expected in err, err
+
+
+def test_backups_into_a_directory_keep_the_newest(cfg, capsys, tmp_path, monkeypatch):
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    for day in ("20261201T030000Z", "20261202T030000Z", "20261203T030000Z"):
+        (folder / f"copybridge-{day}.sqlite").write_text("an older backup")
+    (folder / "notes.txt").write_text("not a backup")
+    code, out, err = run(capsys, "store", "backup", "--config", cfg, "--to", str(folder), "--keep", "2", "--json")
+    assert code == 0, err
+    done = json.loads(out)
+    assert done["deleted"] == [str(folder / "copybridge-20261201T030000Z.sqlite"),
+                               str(folder / "copybridge-20261202T030000Z.sqlite")]
+    assert sorted(p.name for p in folder.iterdir()) == ["copybridge-20261203T030000Z.sqlite",
+                                                         Path(done["path"]).name, "notes.txt"]
+    assert Path(done["path"]).name.startswith("copybridge-2") and done["check"] == "ok"
+    code, out, err = run(capsys, "store", "backup", "--config", cfg, "--to", str(tmp_path / "x.sqlite"), "--keep", "2")
+    assert code == 2 and "--keep goes with a directory" in err
 
 
 def test_a_missing_store_is_one_line(tmp_path, capsys):

@@ -473,14 +473,16 @@ def verifiable(tmp_path):
     """Copies of the shipped units whose ExecStart runs this venv's bridge (verify checks the binary exists)."""
     if SYSTEMD_ANALYZE is None:
         pytest.skip("systemd-analyze is not installed here (Debian/Ubuntu: apt-get install systemd)")
-    for unit in ("copybridge.service", "copybridge@.service"):
+    for unit in ("copybridge.service", "copybridge@.service", "copybridge-backup.service"):
         text = (UNITS / unit).read_text()
         assert SHIPPED_BRIDGE in text
         (tmp_path / unit).write_text(text.replace(SHIPPED_BRIDGE, BRIDGE))
+    (tmp_path / "copybridge-backup.timer").write_text((UNITS / "copybridge-backup.timer").read_text())
     return tmp_path
 
 
-@pytest.mark.parametrize("unit", ["copybridge.service", "copybridge@connector.service", "copybridge@worker.service"])
+@pytest.mark.parametrize("unit", ["copybridge.service", "copybridge@connector.service", "copybridge@worker.service",
+                                  "copybridge-backup.service", "copybridge-backup.timer"])
 def test_systemd_analyze_verify_finds_nothing(verifiable, unit):
     result = subprocess.run([SYSTEMD_ANALYZE, "verify", "--man=no", f"./{unit}"], capture_output=True, text=True,
                             timeout=60, cwd=verifiable)
@@ -488,7 +490,7 @@ def test_systemd_analyze_verify_finds_nothing(verifiable, unit):
     assert (result.returncode, result.stdout + result.stderr) == (0, ""), result.stdout + result.stderr
 
 
-@pytest.mark.parametrize("unit", ["copybridge.service", "copybridge@worker.service"])
+@pytest.mark.parametrize("unit", ["copybridge.service", "copybridge@worker.service", "copybridge-backup.service"])
 def test_the_units_exposure_stays_low(verifiable, unit):
     """Below 2.0 of systemd's 0-10 exposure scale (its --threshold counts tenths)."""
     result = subprocess.run([SYSTEMD_ANALYZE, "security", "--offline=true", "--no-pager", "--threshold=20",
@@ -496,4 +498,19 @@ def test_the_units_exposure_stays_low(verifiable, unit):
     if "Unknown option" in result.stderr or "unrecognized option" in result.stderr:
         pytest.skip(f"this systemd-analyze has no offline security check: {result.stderr.strip()}")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert re.search(r"Overall exposure level for .*: 1\.\d", result.stdout), result.stdout
+    assert re.search(r"Overall exposure level for .*: [01]\.\d", result.stdout), result.stdout
+
+
+def test_the_backup_unit_runs_the_store_commands_it_names():
+    """Its two ExecStart lines are commands the CLI takes (each checked by parsing it as bridge would)."""
+    from click.testing import CliRunner
+
+    from bridge.cli.main import cli
+
+    lines = [line.split("=", 1)[1] for line in unit_lines("copybridge-backup.service") if line.startswith("ExecStart=")]
+    assert [line.split()[1:3] for line in lines] == [["store", "backup"], ["store", "prune"]]
+    for line in lines:
+        argv = line.split()[1:]
+        # --help after the arguments: click parses them all (an unknown option fails) and prints the help
+        result = CliRunner().invoke(cli, [*argv[:2], *[a for a in argv[2:]], "--help"])
+        assert result.exit_code == 0, result.output

@@ -80,31 +80,43 @@ def info(config_path, as_json) -> None:
 
 @store_group.command()
 @config_option
-@click.option("--to", "target", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The backup file to create (never overwritten).")
+@click.option("--to", "target", required=True, type=click.Path(path_type=Path),
+              help="The backup file to create (never overwritten), or a directory: the file is then named "
+                   "copybridge-YYYYMMDDTHHMMSSZ.sqlite in it.")
+@click.option("--keep", type=click.IntRange(min=1), default=None,
+              help="With a directory: keep this many newest copybridge-*.sqlite backups there, delete older ones.")
 @json_option
-def backup(config_path, target, as_json) -> None:
+def backup(config_path, target, keep, as_json) -> None:
     """Copy the store to a new file while the daemon runs: one consistent snapshot, compacted, mode 0600,
     checked with SQLite's quick_check. Restore by stopping the daemon and putting the file in [store] path.
 
     \b
     Example:
-      bridge store backup --config bridge.toml --to /var/backups/copybridge-$(date +%F).sqlite
+      bridge store backup --config bridge.toml --to /var/backups/copybridge-2026-12-04.sqlite
+      bridge store backup --config bridge.toml --to /var/lib/copybridge/backups --keep 7
     """
     from bridge.errors import InputError
     from bridge.store.errors import StoreError
-    from bridge.store.retention import backup as store_backup
+    from bridge.store.retention import backup as store_backup, rotate
 
+    directory = target if target.is_dir() else None
+    if keep is not None and directory is None:
+        raise InputError(f"--keep goes with a directory for --to ({target} is not one)")
+    if directory is not None:
+        target = directory / time.strftime("copybridge-%Y%m%dT%H%M%SZ.sqlite", time.gmtime())
     with _store(config_path) as store:
         try:
             done = store_backup(store, target)
         except StoreError as exc:
             raise InputError(str(exc)) from None
+    if keep is not None:
+        done["deleted"] = [str(p) for p in rotate(directory, keep)]
     if as_json:
         click.echo(json.dumps(done))
         return
     click.echo(f"backup {done['path']}: {_megabytes(done['bytes'])}, {done['deals']} master deals, "
-               f"checked ({done['check']}), in {done['seconds']} s")
+               f"checked ({done['check']}), in {done['seconds']} s"
+               + (f"; {len(done['deleted'])} older backup(s) deleted" if done.get("deleted") else ""))
 
 
 def _age_ns(text: str) -> int:

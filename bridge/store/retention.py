@@ -146,6 +146,16 @@ def backup(store, target: Path) -> dict:
             "seconds": round(time.monotonic() - started, 3), "check": verdict}
 
 
+def rotate(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the ``keep`` newest ``copybridge-*.sqlite`` backups in ``directory`` (by name: the
+    names carry their UTC time); returns what was deleted."""
+    backups = sorted(Path(directory).glob("copybridge-*.sqlite"))
+    gone = backups[:-keep] if len(backups) > keep else []
+    for path in gone:
+        path.unlink()
+    return gone
+
+
 def info(store) -> dict:
     """The store's size and what fills it."""
     conn = store.db.conn
