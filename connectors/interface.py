@@ -141,6 +141,10 @@ class VenuePosition:
     key: str | None = None  # the idempotency key of the order that opened it, if the bridge did
 
 
+#: a position's (stop loss, take profit), None where it has none
+Stops = tuple[Decimal | None, Decimal | None]
+
+
 @dataclass(frozen=True, slots=True)
 class AccountInfo:
     login: Login
@@ -201,7 +205,12 @@ class Venue(Protocol):
         """Fires with the :class:`SymbolSpec` of ``symbol`` on this account's server (KeyError if unknown)."""
 
     def deals_since(self, account: Login, after: DealId | None) -> Deferred:
-        """Fires with the account's master deals after ``after`` (all, if None), oldest first: the backfill."""
+        """Fires with the account's master deals after ``after`` (all, if None), oldest first: the backfill.
+
+        A venue whose history holds no SL/TP changes (cTrader) sets ``recovers_stops = True`` and takes
+        ``stops``, a mapping of open position id -> :data:`Stops` the bridge last knew (a position absent:
+        none): it then adds an SLTP deal for each open position whose stops are not those now, with an
+        id that is the same for the same change however it is found."""
 
     def watch_deals(self, account: Login, callback: Callable[[MasterDeal], None]):
         """Call ``callback`` with every new master deal on ``account``, in venue order.

@@ -141,3 +141,18 @@ class JournalStore(StoreBase):
             (str(account),),
         )
         return None if row is None else venue_id_in(row["venue_deal_id"], DealId)
+
+    def known_stops(self, account: Login) -> dict[PositionId, tuple]:
+        """The SL/TP the journal last told for each of ``account``'s positions it holds open, where it told
+        any: an SLTP deal's, or an open's or reversal's (a position's stops start there); a close forgets
+        the position. What a backfill compares the venue's positions with on a venue whose history holds
+        no SL/TP changes (``Venue.deals_since(..., stops=)``). One pass over the account's deals."""
+        stops: dict[str, tuple] = {}
+        for position, kind, sl, tp in self.db.conn.execute(
+                "SELECT position_id, kind, sl, tp FROM master_deals WHERE account_id = ? "
+                "AND kind IN ('open', 'reversal', 'sltp', 'close') ORDER BY seq", (str(account),)):
+            if kind == "close":
+                stops.pop(position, None)
+            else:
+                stops[position] = (dec_in(sl), dec_in(tp))
+        return {venue_id_in(p, PositionId): s for p, s in stops.items() if s != (None, None)}

@@ -85,12 +85,16 @@ def master_deal(deal, account: Login, symbol: str, before: int, after: int) -> M
                       when(deal.executionTimestamp), abs(before), price(deal.executionPrice))
 
 
+def stops(position) -> tuple[Decimal | None, Decimal | None]:
+    """A position's (stop loss, take profit); None where it has none."""
+    return (price(position.stopLoss) if position.HasField("stopLoss") else None,
+            price(position.takeProfit) if position.HasField("takeProfit") else None)
+
+
 def sltp_deal(deal_id: int, position, account: Login, symbol: str, ms: int) -> MasterDeal:
     volume = position.tradeData.volume
     return MasterDeal(DealId(P, deal_id), PositionId(P, position.positionId), account, symbol, DealKind.SLTP,
-                      side_of(position.tradeData.tradeSide), 0, when(ms), volume, None,
-                      price(position.stopLoss) if position.HasField("stopLoss") else None,
-                      price(position.takeProfit) if position.HasField("takeProfit") else None)
+                      side_of(position.tradeData.tradeSide), 0, when(ms), volume, None, *stops(position))
 
 
 def balance_deal(op, account: Login) -> MasterDeal:
@@ -104,9 +108,7 @@ def bridge_key(label: str) -> str | None:
 
 def venue_position(position, account: Login, symbol: str) -> VenuePosition:
     return VenuePosition(PositionId(P, position.positionId), account, symbol, side_of(position.tradeData.tradeSide),
-                         position.tradeData.volume, price(position.price),
-                         price(position.stopLoss) if position.HasField("stopLoss") else None,
-                         price(position.takeProfit) if position.HasField("takeProfit") else None,
+                         position.tradeData.volume, price(position.price), *stops(position),
                          bridge_key(position.tradeData.label))
 
 

@@ -14,7 +14,9 @@ deal, they would hold a fan-out back for seconds. So:
   (:meth:`Figures.follow`): a close's ``closePositionDetail.balance`` (equity
   unchanged: the profit moves from floating to the balance), a deposit's or
   withdrawal's ``balance`` and ``equity``. Equity between refreshes does not
-  follow prices.
+  follow prices;
+* after a reconnect the account's figures are asked again (:meth:`Figures.after_gap`):
+  events missed while disconnected cannot leave a stale balance behind.
 """
 
 from __future__ import annotations
@@ -74,6 +76,21 @@ class Figures:
         d = defer.Deferred()
         asking.append(d)
         return d
+
+    def after_gap(self, ctid: int, wait: bool) -> None:
+        """The account was disconnected: events that moved its balance (a deposit, a withdrawal, a close) may
+        be lost. Figures already in the book are asked again now; with ``wait`` (a master: its figures size
+        every follower's copy) they are dropped too, so that the next ``of`` waits for the fresh ones. Never
+        for an account not yet asked (nothing was missed)."""
+        known = self.known.get(ctid)
+        if known is None:
+            return
+        if wait:
+            del self.known[ctid]
+        if ctid not in self.asking:
+            self.ask(known[1].login).addErrback(
+                lambda f: log.info("ctrader %s: figures of %s not asked again after a reconnect: %s",
+                                   self.venue.name, known[1].login, f.getErrorMessage()))
 
     def _fetched(self, result, ctid: int) -> None:
         waiters = self.asking.pop(ctid, [])

@@ -17,7 +17,11 @@ sockets the injected ``reactor``.
   answered at once, refreshed in the background, balances following events.
 - ``positions``: ``ReconcileReq``; a position's label is its idempotency key.
 - After every (re)connect, per account: a ``DealListReq`` backfill from the
-  newest deal seen (watched accounts), then ``ReconcileReq``; see ``deals.py``.
+  newest deal seen (watched accounts), then ``ReconcileReq``, whose positions'
+  SL/TP are compared with those the deals told (an amend made while
+  disconnected becomes one SLTP deal); see ``deals.py``. The account's figures
+  are asked again (balance operations may have been missed): a watched
+  account's next ``account_info`` waits for them.
 - Orders and lookup: ``orders.py``.
 """
 
@@ -25,12 +29,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Mapping
 
 from ctrader_open_api.messages import OpenApiMessages_pb2 as oa
 from ctrader_open_api.messages import OpenApiModelMessages_pb2 as model
 from twisted.internet import defer
 
-from bridge.domain.ids import DealId, Login, Platform, ServerId
+from bridge.domain.ids import DealId, Login, Platform, PositionId, ServerId
 from connectors.ctrader import convert
 from connectors.ctrader.deals import AccountDeals, classify, signed_positions
 from connectors.ctrader.figures import FIGURES_REFRESH_S, Figures
@@ -38,7 +43,7 @@ from connectors.ctrader.orders import MARGIN_MS, WEEK_MS, Orders
 from connectors.ctrader.pool import Pool
 from connectors.ctrader.session import BUSY_BACKOFF, Backoff, Endpoint, Session
 from connectors.ctrader.tokens import Token, TokenKeeper
-from connectors.interface import OrderRequest
+from connectors.interface import OrderRequest, Stops
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +145,7 @@ class CTraderVenue:
             backfill = yield self._deal_list(session, ctid, stream.last_ms, self.now_ms() + MARGIN_MS)
         res = yield session.request(oa.ProtoOAReconcileReq(ctidTraderAccountId=ctid))
         self.open[ctid] = signed_positions(res.position)
+        self.figures.after_gap(ctid, wait=bool(stream.watchers))  # balance events may have been missed
         stream.resume(backfill, res.position)
         self.resyncs += 1
         for d in self._ready_waiters.pop(ctid, []):
@@ -228,15 +234,27 @@ class CTraderVenue:
         res = yield self.session_for(ctid).request(oa.ProtoOAReconcileReq(ctidTraderAccountId=ctid))
         return [convert.venue_position(p, account, self.symbol_name(p.tradeData.symbolId)) for p in res.position]
 
+    #: ``deals_since`` takes ``stops``: SL/TP changes are no deals in cTrader's history (see deals.py)
+    recovers_stops = True
+
     @defer.inlineCallbacks
-    def deals_since(self, account: Login, after: DealId | None):
+    def deals_since(self, account: Login, after: DealId | None, stops: Mapping[PositionId, Stops] | None = None):
+        """The deals after ``after``; with ``stops`` (the SL/TP the bridge last knew for each open position,
+        none if absent), then an SLTP deal for each open position whose SL/TP are not those now."""
         ctid = account.number
         session = self.session_for(ctid)
         now = self.now_ms()
         deals = yield self._deal_list(session, ctid, now - WEEK_MS + MARGIN_MS, now + MARGIN_MS)
         res = yield session.request(oa.ProtoOAReconcileReq(ctidTraderAccountId=ctid))
         found = classify(deals, signed_positions(res.position), account, self.symbol_name)
-        return [d for d in found if after is None or d.deal_id.value > after.value]
+        found = [d for d in found if after is None or d.deal_id.value > after.value]
+        if stops is not None:
+            stream = self.streams[ctid]
+            changes = stream.stop_changes(res.position, {p.value: s for p, s in stops.items()})
+            for change in changes:  # published by the caller: the live feed need not tell them again
+                stream.remember(change)
+            found += changes
+        return found
 
     @defer.inlineCallbacks
     def _deal_list(self, session: Session, ctid: int, start: int, end: int):
