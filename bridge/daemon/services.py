@@ -25,12 +25,18 @@ master's copying starts (once), then backfills as for any master: deals up to
 that one are history from before the master was added and are never copied.
 A connector asked to backfill an account it does not watch (it restarted,
 and knows only bridge.toml's masters) starts watching it first.
+
+A backfill request carries the SL/TP the journal last told for each open
+position of the master (``stops``): a venue whose history holds no SL/TP
+changes (cTrader) turns every difference with its positions now into an SLTP
+deal, so an amend made while the daemon was down is copied at its start.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from decimal import Decimal
 
 import zmq
 from twisted.application import service
@@ -44,7 +50,7 @@ from bridge.daemon.config import BridgeConfig
 from bridge.daemon.housekeeping import Housekeeping
 from bridge.daemon.route_book import daemon_routes
 from bridge.daemon.venues import VenuesService, build_venue
-from bridge.domain.ids import DealId, Login, Platform
+from bridge.domain.ids import DealId, Login, Platform, PositionId
 from bridge.executor import Executor
 from bridge.notify.events import OperatorEvents, reconcile_events
 from bridge.store import Store
@@ -170,7 +176,12 @@ class ConnectorService(service.Service):
             platform, _, value = str(after).partition(":")
             after_id = DealId(Platform.parse(platform), int(value))
         request = args.get("request")
-        d = self.venues[account.server].deals_since(account, after_id)
+        venue, stops = self.venues[account.server], args.get("stops")
+        if stops is not None and getattr(venue, "recovers_stops", False):  # SL/TP changes are no deals there
+            d = venue.deals_since(account, after_id, stops={
+                PositionId(account.platform, int(p)): (_decimal(sl), _decimal(tp)) for p, sl, tp in stops})
+        else:
+            d = venue.deals_since(account, after_id)
 
         def publish(deals) -> None:
             progress = ProgressLog(log, f"connector: backfill of {account}", len(deals), "deals")
@@ -463,7 +474,10 @@ class WorkerService(service.Service):
                                           or start.value > last.value):
             last = start  # nothing journalled since it was added: resume after its history
         after = None if last is None else f"{last.platform}:{last.value}"
-        self.subscriber.command("backfill", {"account": str(master), "after": after, "request": self._requests})
+        # the SL/TP the journal last told per open position: a venue with no SL/TP history compares them
+        stops = [[p.value, _text(sl), _text(tp)] for p, (sl, tp) in self.store.known_stops(master).items()]
+        self.subscriber.command("backfill", {"account": str(master), "after": after, "request": self._requests,
+                                             "stops": stops})
 
     def _retry_backfills(self) -> None:
         """A backfill whose marker has not come (the request or the answer was lost in a reconnect): ask again."""
@@ -492,6 +506,14 @@ class WorkerService(service.Service):
 
 #: the start of a runtime master that had no deal when it was added: every deal of it is copied
 FROM_FIRST = "from its first deal"
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _decimal(text: str | None) -> Decimal | None:
+    return None if text is None else Decimal(text)
 
 
 def _deal_id(text: str | None) -> DealId | str | None:
