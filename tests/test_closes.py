@@ -44,7 +44,7 @@ class Session:
         self.m1, self.m2, self.hedger, self.netter = v.login(1000), v.login(1100), v.login(2001), v.login(3001)
         for login, hedging in ((self.m1, True), (self.m2, True), (self.hedger, True), (self.netter, False)):
             v.add_account(login, Decimal(100_000), hedging=hedging)
-        one = resolve(CopySettings(mode=SizingMode.MULTIPLIER))
+        self.one = one = resolve(CopySettings(mode=SizingMode.MULTIPLIER))
         routes = Routes(copy={self.m1: [CopyRoute(self.hedger, one), CopyRoute(self.netter, one)],
                               self.m2: [CopyRoute(self.netter, one)]})
         self.path = path
@@ -70,9 +70,33 @@ class Session:
             return self.store.plan_closes(follower, master, origin, owner)
 
     def start(self) -> CloseService:
-        self.service = CloseService(self.clock, {self.venue.server: self.venue}, self.path)
+        """A close service on the store's file (a connection of its own), beside this session's worker."""
+        self.service = CloseService(self.clock, {self.venue.server: self.venue}, self.path,
+                                    worker=lambda: self.worker)
         self.service.startService()
         return self.service
+
+    def unsubscribe_hedger(self) -> list:
+        """What ``bridge copy unsubscribe --close-positions`` does to the hedging follower of m1: the closes
+        planned (and the request recorded) in one transaction, then the worker told its new routes."""
+        closes = self.plan(self.hedger, self.m1)
+        self.worker.use_routes(Routes(copy={self.m1: [CopyRoute(self.netter, self.one)],
+                                            self.m2: [CopyRoute(self.netter, self.one)]}))
+        return closes
+
+    def run(self, seconds: int) -> None:
+        for _ in range(seconds):
+            self.clock.advance(1)
+
+    def intent_states(self, follower) -> list[str]:
+        return [r["state"] for r in self.store.db.query(
+            "SELECT state FROM intents WHERE follower_id = ? ORDER BY deal_seq", (str(follower),))]
+
+    def closes_per_position(self, login) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for deal in self.closes_at_venue(login):
+            counts[str(deal.position_id)] = counts.get(str(deal.position_id), 0) + 1
+        return counts
 
     def stop(self) -> None:
         if self.service is not None and self.service.running:
@@ -186,3 +210,95 @@ def test_a_close_filled_short_plans_one_order_for_the_rest(s):
     s.start()  # the rest goes out like any close
     assert s.volumes(s.netter) == [4_000_000]  # GBPUSD closed, EURUSD down to m2's copy
     assert sorted(link.volume for link in s.store.open_links(str(s.netter))) == [4_000_000]
+
+
+# -- a copy in flight at the removal: closed once it fills, exactly once ------------------------------
+
+HELD_S = 5  # the venue answers every order 5 seconds after it arrives
+
+
+def _open_in_flight(s) -> None:
+    """m1 opens EURUSD buy 0.20; the followers' copies reach the venue, which holds them unanswered."""
+    s.venue.config = replace(s.venue.config, fill_latency_us=HELD_S * 1_000_000)
+    s.venue.trade(s.m1, "EURUSD", Side.BUY, "0.20")
+    assert s.intent_states(s.hedger)[-1] == "sent" and s.volumes(s.hedger) == [3_000_000, 5_000_000, LOT]
+
+
+def test_a_copy_in_flight_at_the_removal_is_closed_once_it_fills(s):
+    _open_in_flight(s)
+    master_before = s.venue.positions(s.m1).result
+    closes = s.unsubscribe_hedger()
+    assert len(closes) == 3  # the linked positions; the copy at the venue has no link yet
+    (request,) = s.store.close_requests()
+    assert (request["state"], request["follower"], request["master"], len(request["pending"])) == \
+        ("waiting", str(s.hedger), str(s.m1), 1)
+    service = s.start()
+    s.run(HELD_S + 1)  # the copy fills (its link is made), and so do the three closes
+    s.run(HELD_S + 2)  # then the request is settled: the new position is closed
+    assert s.volumes(s.hedger) == []
+    assert service.late == 1 and service.orders.sent == 4 and service.orders.filled == 4
+    assert s.store.close_requests(("done",))[0]["detail"] == "1 copy(ies) in flight at the removal; 1 late close(s)"
+    assert sorted(s.closes_per_position(s.hedger).values()) == [1, 1, 1, 1]  # four positions, each closed once
+    assert s.links(s.hedger) == {"closed": 4}
+    s.run(10)  # later ticks plan and send nothing more
+    assert service.orders.sent == 4 and len(s.closes_at_venue(s.hedger)) == 4
+    assert s.venue.positions(s.m1).result == master_before  # the master keeps its positions
+    assert s.volumes(s.netter) == [5_000_000, 19_000_000]  # still copying m1: its copy of the 0.20 came too
+
+
+def test_a_restart_while_the_copy_is_in_flight_still_closes_it_once(s):
+    _open_in_flight(s)
+    first = {o.key for o in s.unsubscribe_hedger()}
+    s.start()
+    s.run(1)
+    s.stop()  # the daemon's close service stops with the copy (and the three closes) at the venue
+    s.run(HELD_S + 1)  # the copy fills meanwhile; the closes come back to nobody
+    s.start()  # a new service, a new connection to the same store: the closes are looked up, the copy closed
+    s.run(2)
+    late = [o for o in s.store.account_orders() if o.key not in first]
+    assert len(late) == 1 and late[0].state in ("sent", "planned")
+    s.stop()  # and once more with the late close itself at the venue unanswered
+    s.start()
+    s.run(2 * HELD_S + 2)
+    assert s.volumes(s.hedger) == [] and sorted(s.closes_per_position(s.hedger).values()) == [1, 1, 1, 1]
+    assert {o.state for o in s.store.account_orders()} == {"filled"} and len(s.store.account_orders()) == 4
+    assert [r["state"] for r in s.store.close_requests()] == ["done"]
+
+
+def test_a_request_waits_while_the_worker_may_still_copy_along_the_removed_route(s):
+    s.plan(s.hedger, s.m1)  # the CLI removed the route; the worker has not been told yet
+    service = s.start()
+    s.run(2)
+    assert service.waiting == 1 and s.volumes(s.hedger) == []
+    s.venue.trade(s.m1, "GBPUSD", Side.BUY, "0.10")  # copied along the old routes: after the removal
+    assert s.volumes(s.hedger) == [1_000_000]
+    s.worker.use_routes(Routes(copy={s.m2: [CopyRoute(s.netter, s.one)]}))  # the reload reaches the worker
+    s.run(2)
+    assert s.volumes(s.hedger) == [] and service.late == 1 and service.waiting == 0
+    assert sorted(s.closes_per_position(s.hedger).values()) == [1, 1, 1, 1]
+
+
+def test_following_the_master_again_seals_the_request(s):
+    s.plan(s.hedger, s.m1)
+    with s.store.transaction():  # bridge copy subscribe of the same pair, before the daemon heard of either
+        assert s.store.seal_close_requests(s.hedger, s.m1) == 1
+    s.venue.trade(s.m1, "GBPUSD", Side.BUY, "0.10")  # copied along the new route: not the request's
+    service = s.start()
+    s.run(2)
+    assert service.late == 0 and service.waiting == 0
+    assert s.volumes(s.hedger) == [1_000_000]  # only the three positions of the old route were closed
+
+
+def test_a_netting_followers_copy_in_flight_loses_only_this_masters_share(s):
+    _open_in_flight(s)  # the netting follower's copy adds 0.20 to its EURUSD position, at the venue unanswered
+    closes = s.plan(s.netter, s.m1, owner="s2")
+    s.worker.use_routes(Routes(copy={s.m1: [CopyRoute(s.hedger, s.one)], s.m2: [CopyRoute(s.netter, s.one)]}))
+    assert sorted((o.symbol, o.volume, o.action) for o in closes) == [
+        ("EURUSD", 13_000_000, "partial-close"), ("GBPUSD", 5_000_000, "close")]
+    service = s.start()
+    s.run(2 * HELD_S + 3)
+    assert service.late == 1
+    (late,) = [o for o in s.store.account_orders() if o.key not in {c.key for c in closes}]
+    assert (late.symbol, late.volume, late.action, late.state) == ("EURUSD", 2_000_000, "partial-close", "filled")
+    assert s.volumes(s.netter) == [4_000_000]  # m2's copy stays
+    assert [(link.volume, link.state) for link in s.store.open_links(str(s.netter))] == [(4_000_000, "open")]

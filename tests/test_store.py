@@ -122,7 +122,7 @@ def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path)
         before = old.intents_of_deal(seq)
     with Store.open(path) as store:
         assert store.migrated == ["0002_executions", "0003_links_per_position", "0004_intents_state_check", "0005_pamm",
-                                  "0006_account_orders", "0007_masters"]
+                                  "0006_account_orders", "0007_masters", "0008_close_requests"]
         assert store.migrations() == [name for name, _ in MIGRATIONS]
         assert "executions" in store.db.table_names()
         assert store.deal_at(seq) == make_deal(1)
@@ -652,7 +652,7 @@ def test_pool_orders_move_to_account_orders_keeping_their_state(tmp_path):
     db.conn.commit()
     db.close()
     with Store.open(path) as store:
-        assert store.migrated == ["0006_account_orders", "0007_masters"]
+        assert store.migrated == ["0006_account_orders", "0007_masters", "0008_close_requests"]
         assert "pamm_orders" not in store.db.table_names()
         (row,) = store.account_orders(("pamm",), "alpha")
         assert (row.key, row.batch, row.reason, row.state, row.detail, row.volume, row.links) == \

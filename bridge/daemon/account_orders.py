@@ -99,6 +99,8 @@ class AccountOrders:
                     self.log.warning("%s: lookup of %s failed: %s; asking again", self.what, row.key, exc)
                     yield task.deferLater(self.reactor, self.retry_delay_s, lambda: None)
                     continue  # never send blind
+                if self.stopped:
+                    return  # the service stopped (its store is closed): the next start looks it up again
                 if found is not None:
                     self.resolved_by_lookup += 1
                     self._final(row, found)
@@ -111,10 +113,14 @@ class AccountOrders:
             try:
                 result = yield defer.maybeDeferred(venue.execute, order)
             except (AmbiguousOutcome, VenueUnavailable) as exc:
+                if self.stopped:
+                    return
                 self.store.mark_account_order(row.key, "unknown", str(exc))
                 self.log.warning("%s: order %s: %s; looking it up", self.what, row.key, exc)
                 state = "unknown"
                 continue
+            if self.stopped:
+                return  # the reply came after the service stopped: left sent, looked up at the next start
             self._final(row, result)
             return
         self.log.error("%s: order %s still unresolved after %d attempts; worked again later (the next tick or "

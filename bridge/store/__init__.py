@@ -11,7 +11,8 @@ Modules: :mod:`~bridge.store.base` (connection, transactions),
 states), :mod:`~bridge.store.links` (master->follower positions),
 :mod:`~bridge.store.tracking` (latency and slippage),
 :mod:`~bridge.store.registry` (accounts, specs, strategies, MAM groups),
-:mod:`~bridge.store.orders` (account orders: pool orders, closes on unsubscribe).
+:mod:`~bridge.store.orders` (account orders: pool orders, closes on unsubscribe),
+:mod:`~bridge.store.close_requests` (removals with closes, until the copies in flight then are closed).
 
 One :class:`Store` per thread (sqlite3's ``check_same_thread``); another
 process may open the same file (WAL readers never block the writer; writers
@@ -25,6 +26,7 @@ from pathlib import Path
 from sqlite_utils import Database
 
 from bridge.store.base import BUSY_TIMEOUT_MS, StoreBase, connect
+from bridge.store.close_requests import CloseRequestStore
 from bridge.store.errors import StoreError
 from bridge.store.intents import IntentRow, IntentState, IntentStore
 from bridge.store.journal import JournalEntry, JournalStore
@@ -43,7 +45,8 @@ __all__ = [
 ]
 
 
-class Store(JournalStore, IntentStore, LinkStore, TrackingStore, RegistryStore, AccountOrderStore, StoreBase):
+class Store(JournalStore, IntentStore, LinkStore, TrackingStore, RegistryStore, AccountOrderStore, CloseRequestStore,
+            StoreBase):
     """The whole store: every repository's methods on one object sharing one connection."""
 
     def __init__(self, db: Database, path: Path | None = None) -> None:

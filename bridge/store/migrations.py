@@ -366,6 +366,30 @@ def m0007_masters(db: Database) -> None:
     """)
 
 
+def m0008_close_requests(db: Database) -> None:
+    """A removal with ``--close-positions`` recorded as a request (bridge.store.close_requests), in the removal's
+    transaction, beside the closes it plans at once: the follower's copies of that master still in flight then
+    (intents not final, deals journalled but not yet planned, deals planned before the daemon took the new
+    routes) are closed once they fill. ``batch`` is the request's number, shared with its account orders."""
+    _run(db, """
+    CREATE TABLE close_requests (
+        batch INTEGER PRIMARY KEY,           -- the request's number: the batch of the closes it plans
+        origin TEXT NOT NULL CHECK (origin = 'unsubscribe' OR origin = 'mam-remove'),
+        owner TEXT NOT NULL,                 -- the subscription or MAM group
+        follower TEXT NOT NULL,              -- str(Login)
+        master TEXT NOT NULL,                -- str(Login)
+        pending TEXT NOT NULL DEFAULT '[]',  -- JSON: keys of the follower's intents of the master's deals not final then
+        after_seq INTEGER NOT NULL,          -- the master's deals from this journal seq on are covered too
+        until_seq INTEGER,                   -- set when the follower follows the master again: not covered from it on
+        state TEXT NOT NULL CHECK (state = 'waiting' OR state = 'done'),
+        detail TEXT NOT NULL DEFAULT '',
+        created_at TEXT NOT NULL,
+        done_at TEXT
+    );
+    CREATE INDEX close_requests_by_state ON close_requests (state, follower)
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core", m0001_core),
     ("0002_executions", m0002_executions),
@@ -374,6 +398,7 @@ MIGRATIONS: list[Migration] = [
     ("0005_pamm", m0005_pamm),
     ("0006_account_orders", m0006_account_orders),
     ("0007_masters", m0007_masters),
+    ("0008_close_requests", m0008_close_requests),
 ]
 
 _MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"

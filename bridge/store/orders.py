@@ -12,7 +12,9 @@ every one the same way, exactly once (:mod:`bridge.daemon.account_orders`):
   position linked to that master's positions is closed at market
   (:meth:`AccountOrderStore.plan_closes`, in the removal's own transaction).
   Such an order names the master positions whose links to its follower
-  position it ends (``links``).
+  position it ends (``links``). The removal is recorded as a close request
+  (:mod:`bridge.store.close_requests`): a copy still in flight then is closed
+  once it fills, by one more order of the same batch.
 
 Lifecycle (``state``)::
 
@@ -177,33 +179,44 @@ class AccountOrderStore(StoreBase):
         """Plan the closes of every ``follower`` position linked to a position of ``master`` (inside the
         caller's transaction: the removal's). One order per follower position: a close, or, when the
         position also copies another master (a netting account), a partial close of this master's share.
-        Positions that an unfinished order already closes are left to it."""
+        Positions that an unfinished order already closes are left to it. The request is recorded too
+        (:mod:`bridge.store.close_requests`): the copies still in flight are closed once they fill."""
         ours = {r["position_id"] for r in self._all(
             "SELECT DISTINCT position_id FROM master_deals WHERE account_id = ?", (str(master),))}
         busy = {r.position_id for r in self.account_orders(None, None, UNFINISHED) if r.account == str(follower)}
-        by_position: dict[PositionId, list] = {}
+        links = [link for link in self.open_links(str(follower))
+                 if str(link.master_position) in ours and str(link.follower_position.value) not in busy]
+        batch = self.next_close_batch()
+        self.record_close_request(batch, follower, master, origin, owner)
+        orders = self.close_orders(str(follower), links, origin, owner, batch)
+        self.insert_account_orders(orders)
+        return orders
+
+    def close_orders(self, follower: str, links: list, origin: str, owner: str, batch: int,
+                     late: bool = False) -> list[AccountOrderRow]:
+        """One close order per follower position of ``links`` (the follower's open links to close): the whole
+        position, or, when its other open links copy other masters, a partial close of these links' share.
+        Keys derived from the request (``batch``) and the position; ``late``: a copy that filled after it."""
         totals: dict[PositionId, int] = {}
-        for link in self.open_links(str(follower)):
+        for link in self.open_links(follower):
             totals[link.follower_position] = totals.get(link.follower_position, 0) + link.volume
-            if str(link.master_position) in ours:
-                by_position.setdefault(link.follower_position, []).append(link)
-        row = self._one("SELECT COALESCE(MAX(batch), 0) + 1 AS n FROM account_orders WHERE origin != 'pamm'")
-        batch = row["n"]
+        by_position: dict[PositionId, list] = {}
+        for link in links:
+            by_position.setdefault(link.follower_position, []).append(link)
         now = _now()
         orders = []
-        for position, links in by_position.items():
-            if str(position.value) in busy:
-                continue
-            volume = sum(link.volume for link in links)
+        for position, group in by_position.items():
+            volume = sum(link.volume for link in group)
             whole = volume >= totals[position]
             orders.append(AccountOrderRow(
-                key=idempotency_key(f"{origin}:{owner}:{batch}", str(position), 0), origin=origin, owner=owner,
-                batch=batch, reason=origin, account=str(follower), position_id=str(position.value),
-                symbol=links[0].symbol, side=links[0].side.value, volume=volume,
+                key=idempotency_key(f"{origin}:{owner}:{batch}" + (":late" if late else ""), str(position), 0),
+                origin=origin, owner=owner, batch=batch, reason=origin, account=follower,
+                position_id=str(position.value), symbol=group[0].symbol, side=group[0].side.value, volume=volume,
                 action="close" if whole else "partial-close",
-                detail="" if whole else f"this master's share of a position holding {totals[position]}",
-                created_at=now, updated_at=now, links=tuple(str(link.master_position) for link in links)))
-        self.insert_account_orders(orders)
+                detail="; ".join(part for part in (
+                    "a copy filled after the removal" if late else "",
+                    "" if whole else f"this master's share of a position holding {totals[position]}") if part),
+                created_at=now, updated_at=now, links=tuple(str(link.master_position) for link in group)))
         return orders
 
 
