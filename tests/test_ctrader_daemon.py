@@ -334,3 +334,64 @@ balance = "20000"
             trader.stop()
         daemon.stop()
         ctx.destroy(0)
+
+
+def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_at_its_restart(sim, tmp_path,
+                                                                                               monkeypatch):
+    """cTrader's deal history holds no SL/TP amends: the restarted bridge compares the master's positions with
+    the stops its journal last told (connectors/ctrader/deals.py). One modify per follower, then none."""
+    port, ca = sim
+    config, control = configure(tmp_path, monkeypatch, port, ca)
+    ctx = zmq.Context()
+    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    trader = None
+
+    def follower_stops(ctid: int) -> list:
+        time.sleep(0.02)
+        res = trader.call("ReconcileReq", ctidTraderAccountId=ctid)
+        return [(p.stopLoss if p.HasField("stopLoss") else None, p.takeProfit if p.HasField("takeProfit") else None)
+                for p in res.position]
+
+    def settled(filled: int):
+        return lambda s: (s and s.get("venues_ready") and s["worker"]["idle"]
+                          and set(s["worker"]["masters"].values()) == {"live"}
+                          and s["worker"]["intents"] == {"filled": filled})
+
+    try:
+        daemon.start()
+        daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"], "the cTrader venue to connect")
+        trader = Conn(port)
+        trader.auth(MASTER, token="tok-a")
+        for ctid in (HEDGED, NETTED):
+            assert trader.call("AccountAuthReq", ctidTraderAccountId=ctid,
+                               accessToken="tok-f").DESCRIPTOR.name == "ProtoOAAccountAuthRes"
+        mid = trader.send("NewOrderReq", ctidTraderAccountId=MASTER, symbolId=1, orderType=1, tradeSide=1,
+                          volume=LOT)
+        filled = trader.wait(lambda m, i: i == mid and m.DESCRIPTOR.name == "ProtoOAExecutionEvent"
+                             and m.executionType == 3)
+        daemon.wait(settled(2), "the two copies")
+        assert follower_stops(HEDGED) == follower_stops(NETTED) == [(None, None)]
+        daemon.kill()
+
+        sl, tp = round(filled.position.price - 0.01, 5), round(filled.position.price + 0.01, 5)
+        answer = trader.call("AmendPositionSLTPReq", ctidTraderAccountId=MASTER,
+                             positionId=filled.position.positionId, stopLoss=sl, takeProfit=tp)
+        assert answer.DESCRIPTOR.name == "ProtoOAExecutionEvent", answer
+
+        daemon.start()
+        status = daemon.wait(settled(4), "one modify per follower after the restart", timeout_s=30)
+        assert status["worker"]["journal"]["deals"] == 2
+        assert follower_stops(HEDGED) == follower_stops(NETTED) == [(sl, tp)]
+        daemon.kill()  # nothing changed: a second restart sends nothing
+        daemon.start()
+        status = daemon.wait(settled(4), "the second restart", timeout_s=30)
+        time.sleep(1.0)  # a late SLTP deal would show now
+        status = daemon.wait(settled(4), "the second restart to stay quiet")
+        assert status["worker"]["journal"]["deals"] == 2
+    finally:
+        if trader is not None:
+            trader.stop()
+        daemon.stop()
+        ctx.destroy(0)
+    log = (tmp_path / "bridge.log").read_text()
+    assert "Traceback" not in log
