@@ -396,6 +396,20 @@ def test_route_changes_reach_the_running_daemon(world):
 
 # -- --close-positions: the follower ends flat at the venue, the master keeps its positions ---------
 
+def two_master_positions_copied(venue: Client, bridge: Daemon) -> list:
+    """The master opens EURUSD buy 1.00 and GBPUSD sell 0.40; each copied to the configured follower and two
+    more (6 fills). Returns the master's positions, (symbol, volume) sorted."""
+    venue.venue("trade", account=MASTER, symbol="EURUSD", side="buy", amount="1.00")
+    bridge.wait(settled(3), "3 fills")
+    venue.venue("trade", account=MASTER, symbol="GBPUSD", side="sell", amount="0.40")
+    bridge.wait(settled(6), "6 fills")
+    return master_positions(venue)
+
+
+def master_positions(venue: Client) -> list:
+    return sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER))
+
+
 def test_unsubscribe_and_mam_remove_with_close_positions_leave_the_follower_flat(world):
     venue, bridge, config = world
     bridge.start()
@@ -403,11 +417,7 @@ def test_unsubscribe_and_mam_remove_with_close_positions_leave_the_follower_flat
         "--mode", "multiplier", "--multiplier", "0.5")
     cli("mam", "create", "--config", str(config), "beta", "--master", f"{VENUE}/1000", "--method", "equity")
     cli("mam", "add", "--config", str(config), "beta", f"{VENUE}/3001")
-    venue.venue("trade", account=MASTER, symbol="EURUSD", side="buy", amount="1.00")
-    bridge.wait(settled(3), "3 fills")
-    venue.venue("trade", account=MASTER, symbol="GBPUSD", side="sell", amount="0.40")
-    bridge.wait(settled(6), "6 fills")
-    master = sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER))
+    master = two_master_positions_copied(venue, bridge)
     assert held(venue, 2002) > 0 and held(venue, 3001) > 0
 
     out = cli("copy", "unsubscribe", "--config", str(config), "--close-positions", "s1")
@@ -416,7 +426,7 @@ def test_unsubscribe_and_mam_remove_with_close_positions_leave_the_follower_flat
     assert "and sends the 2 close(s) now" in out.splitlines()[1]
     wait_for(lambda: held(venue, 2002) == 0, "the unsubscribed follower to be flat")
     assert trades(venue, 2002) == 4  # two opens, two closes
-    assert sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER)) == master
+    assert master_positions(venue) == master
     assert held(venue, 2001) > 0  # the configured follower keeps copying
 
     # with no daemon running, the closes wait in the store and go out when it starts
@@ -430,7 +440,7 @@ def test_unsubscribe_and_mam_remove_with_close_positions_leave_the_follower_flat
     assert trades(venue, 3001) == 4
     status = bridge.status()
     assert status["closes"]["filled"] == 2 and status["closes"]["sent"] == 2
-    assert sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER)) == master
+    assert master_positions(venue) == master
 
     # nothing left to close: one line says so; --json prints the plan
     cli("copy", "subscribe", "--config", str(config), "--master", f"{VENUE}/1000", "--follower", f"{VENUE}/2002",
@@ -438,3 +448,33 @@ def test_unsubscribe_and_mam_remove_with_close_positions_leave_the_follower_flat
     answer = json.loads(cli("copy", "unsubscribe", "--config", str(config), "--close-positions", "--json", "again"))
     assert (answer["id"], answer["follower"], answer["closes"], answer["daemon"]) == \
         ("again", f"{VENUE}/2002", [], "applied")
+
+
+def test_mam_delete_with_close_positions_closes_every_members_copies(world):
+    venue, bridge, config = world
+    bridge.start()
+    cli("mam", "create", "--config", str(config), "beta", "--master", f"{VENUE}/1000", "--method", "equity")
+    cli("mam", "add", "--config", str(config), "beta", f"{VENUE}/3001")
+    cli("mam", "add", "--config", str(config), "beta", f"{VENUE}/3002")
+    master = two_master_positions_copied(venue, bridge)
+    copied = held(venue, 2001)
+    assert held(venue, 3001) > 0 and held(venue, 3002) > 0
+
+    out = cli("mam", "delete", "--config", str(config), "--close-positions", "beta").splitlines()
+    assert out[0] == "MAM group beta: deleted"
+    assert out[1].startswith(f"  closing 2 copied position(s) of {VENUE}/3001 at market: ")
+    assert out[2].startswith(f"  closing 2 copied position(s) of {VENUE}/3002 at market: ")
+    assert "and sends the 4 close(s) now" in out[3]
+    wait_for(lambda: held(venue, 3001) == 0 and held(venue, 3002) == 0, "both members to be flat")
+    assert trades(venue, 3001) == 4 and trades(venue, 3002) == 4  # two opens, two closes each, no more
+    assert master_positions(venue) == master
+    assert held(venue, 2001) == copied  # the configured follower is not touched
+    assert json.loads(cli("mam", "list", "--config", str(config), "--json")) == []
+    # the members' requests are settled once their closes are done (no copy was in flight: nothing more)
+    wait_for(lambda: bridge.status()["closes"]["requests_waiting"] == 0, "the close requests to be settled")
+    status = bridge.status()["closes"]
+    assert (status["filled"], status["sent"], status["late"]) == (4, 4, 0)
+
+    venue.venue("trade", account=MASTER, symbol="EURUSD", side="buy", amount="0.50")  # the group copies no more
+    bridge.wait(settled(7), "7 fills")
+    assert trades(venue, 3001) == 4 and trades(venue, 3002) == 4

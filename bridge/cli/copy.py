@@ -186,8 +186,9 @@ def unsubscribe(config_path, close_positions, as_json, sub_id) -> None:
     master's positions is closed at market: the closes are written in the same
     transaction as the removal and sent by the running daemon's worker, each
     exactly once (a lost reply is looked up at the venue, a restart resumes
-    them; a position already closed by hand is left closed). The master's own
-    positions are not touched. On a netting follower whose position also holds
+    them; a position already closed by hand is left closed). A copy still on
+    its way to the follower (the master opened a moment before) is closed
+    once it fills, once. The master's own positions are not touched. On a netting follower whose position also holds
     copies of another master, only this master's share is closed. A paused
     subscription's positions are closed the same way. A close the venue
     refuses for another reason (market closed, say) leaves the position open,

@@ -84,9 +84,11 @@ def remove(config_path, close_positions, group_id, account) -> None:
     With --close-positions, every position of the sub-account linked to one of
     the group master's positions is closed at market, each exactly once, as
     bridge copy unsubscribe --close-positions does (written with the removal,
-    sent by the running daemon or when it starts). The master's positions and
-    the other members' are not touched; the group's later blocks are split
-    over the members left.
+    sent by the running daemon or when it starts; a copy still on its way to
+    it is closed once it fills). The master's positions and the other
+    members' are not touched; the group's later blocks are split over the
+    members left. bridge mam delete --close-positions does this for every
+    member of a group.
 
     \b
     Example:
@@ -121,18 +123,37 @@ def set_method(config_path, group_id, method, leftover) -> None:
 
 @mam_group.command()
 @config_option
+@close_option
 @click.argument("group_id", metavar="ID")
-def delete(config_path, group_id) -> None:
-    """Delete a group made with `bridge mam create`; its members' positions stay as they are.
+def delete(config_path, close_positions, group_id) -> None:
+    """Delete a group made with `bridge mam create`. Without --close-positions its members' positions stay as
+    they are, unmanaged.
+
+    With --close-positions, every member's positions linked to one of the
+    group master's positions are closed at market, as bridge mam remove
+    --close-positions closes one member's, for all of them in the deletion's
+    own transaction: each close exactly once, sent by the running daemon (or
+    when it starts); a copy still on its way to a member is closed once it
+    fills. The master's positions are not touched.
 
     \b
     Example:
       bridge mam delete --config bridge.toml beta
+      bridge mam delete --config bridge.toml --close-positions beta
     """
+    from bridge.daemon.route_book import name_of
+
     with route_book(config_path) as (config, book):
-        book.mam_delete(group_id)
-    click.echo(f"MAM group {group_id}: deleted")
-    tell_daemon(config)
+        members = book.mam_delete(group_id, close_positions)
+    if not close_positions:
+        click.echo(f"MAM group {group_id}: deleted; its members' open positions stay as they are")
+    elif not members:
+        click.echo(f"MAM group {group_id}: deleted; it had no members: nothing to close")
+    else:
+        click.echo(f"MAM group {group_id}: deleted")
+        for account, closes in members:
+            click.echo(f"  {closes_text(closes, name_of(account))}")
+    tell_daemon(config, sum(len(closes) for _, closes in members))
 
 
 @mam_group.command(name="list")

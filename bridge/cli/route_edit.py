@@ -45,7 +45,8 @@ def route_book(config_path: Path) -> Iterator:
 close_option = click.option(
     "--close-positions", "close_positions", is_flag=True,
     help="Also close, at market, every follower position copied from the master's positions (each close "
-         "exactly once; sent by the running daemon now, or when it starts).")
+         "exactly once; sent by the running daemon now, or when it starts; a copy still on its way is closed "
+         "once it fills).")
 
 
 def closes_text(closes, account: str) -> str:

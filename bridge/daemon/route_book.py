@@ -261,6 +261,7 @@ class RouteBook:
                 _check_id(sub_id, "copy id")
                 if self.store.subscription(sub_id) is not None or sub_id.startswith("config-"):
                     raise InputError(f"copy id {sub_id!r} is taken")
+            self.store.seal_close_requests(follower, master)  # copies from now on are the new route's
             strategy = str(master)
             if self.store.strategy(strategy) is None:
                 self.store.upsert_strategy(StrategyRow(strategy, master, {}))
@@ -321,6 +322,7 @@ class RouteBook:
         with self.store.transaction():
             group = self._cli_mam(group_id)
             self._follows_once(group.master, account)
+            self.store.seal_close_requests(account, group.master)
             members = self.store.mam_members(group_id)
             self.store.upsert_mam_group(group, [*members, MamMemberRow(group_id, account, value)])
 
@@ -343,11 +345,16 @@ class RouteBook:
                 group.id, group.master, _method(method).value,
                 group.leftover if leftover is None else _leftover(leftover).value, group.force_minimum))
 
-    def mam_delete(self, group_id: str) -> None:
+    def mam_delete(self, group_id: str, close_positions: bool = False) -> list[tuple[Login, list[AccountOrderRow]]]:
+        """Delete a group; with ``close_positions``, plan for every member, in the same transaction, the closes
+        :meth:`mam_remove` plans for one. Returns (member, its closes) for every member, in order."""
         with self.store.transaction():
-            self._cli_mam(group_id)
+            group = self._cli_mam(group_id)
+            members = [m.account for m in self.store.mam_members(group_id)]
             self.store.db.execute("DELETE FROM mam_members WHERE group_id = ?", (group_id,))
             self.store.db.execute("DELETE FROM mam_groups WHERE id = ?", (group_id,))
+            return [(account, self.store.plan_closes(account, group.master, "mam-remove", group_id)
+                     if close_positions else []) for account in members]
 
 
 def _check_id(value: str, what: str) -> None:
