@@ -219,6 +219,26 @@ def test_mam_create_add_set_method_remove_delete(cfg, capsys):
     assert store_rows(cfg)["mam_groups"] == [] and store_rows(cfg)["mam_members"] == []
 
 
+def test_close_requests_are_recorded_with_the_removal_and_ended_by_following_again(cfg, capsys):
+    """No daemon: each removal with --close-positions records its request (one per member for a group
+    deletion, in the deletion's transaction); following the same master again ends what it covers."""
+    run(capsys, "copy", "subscribe", "--config", cfg, "--master", "v/1000", "--follower", "v/2002")
+    run(capsys, "mam", "create", "--config", cfg, "beta", "--master", "v/1000", "--method", "equity")
+    run(capsys, "mam", "add", "--config", cfg, "beta", "v/1001")
+    code, out, err = run(capsys, "copy", "unsubscribe", "--config", cfg, "--close-positions", "s1")
+    assert code == 0 and "v/2002 has no copied position open: nothing to close" in out, err
+    code, out, err = run(capsys, "mam", "delete", "--config", cfg, "--close-positions", "beta")
+    assert code == 0, err
+    assert out.splitlines()[:2] == ["MAM group beta: deleted", "  v/1001 has no copied position open: nothing to close"]
+    run(capsys, "copy", "subscribe", "--config", cfg, "--master", "v/1000", "--follower", "v/2002")
+    with Store.open(Path(cfg).parent / "bridge.sqlite") as store:
+        requests = [(r["batch"], r["origin"], r["owner"], r["follower"], r["state"], r["until_seq"])
+                    for r in store.close_requests()]
+    assert requests == [(1, "unsubscribe", "s1", "sim/v/2002", "waiting", 1),
+                        (2, "mam-remove", "beta", "sim/v/1001", "waiting", None)]
+    assert store_rows(cfg)["mam_groups"] == [] and store_rows(cfg)["mam_members"] == []
+
+
 def test_bad_mam_inputs_are_one_line_exit_2_nothing_written(cfg, capsys):
     run(capsys, "mam", "create", "--config", cfg, "beta", "--master", "v/1000", "--method", "equity")
     run(capsys, "mam", "add", "--config", cfg, "beta", "v/2002")
