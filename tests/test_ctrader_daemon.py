@@ -154,6 +154,32 @@ def configure(tmp_path, monkeypatch, port: int, ca: Path, followers=FOLLOWERS) -
     return bridge_config(tmp_path, port, ca, secret, followers)
 
 
+def shut(trader: Conn | None, daemon: Daemon, ctx: zmq.Context) -> None:
+    """The end of a test: the trader's connection, the daemon, the ZeroMQ context."""
+    if trader is not None:
+        trader.stop()
+    daemon.stop()
+    ctx.destroy(0)
+
+
+def master_trader(port: int) -> Conn:
+    """The stock client, authorised on the master and (to look at their positions) on the followers."""
+    trader = Conn(port)
+    trader.auth(MASTER, token="tok-a")
+    for ctid in (HEDGED, NETTED):
+        assert trader.call("AccountAuthReq", ctidTraderAccountId=ctid,
+                           accessToken="tok-f").DESCRIPTOR.name == "ProtoOAAccountAuthRes"
+    return trader
+
+
+def open_by_hand(trader: Conn, volume: int = LOT):
+    """A market buy on the master; its ORDER_FILLED event."""
+    mid = trader.send("NewOrderReq", ctidTraderAccountId=MASTER, symbolId=1, orderType=1, tradeSide=1,
+                      volume=volume)
+    return trader.wait(lambda m, i: i == mid and m.DESCRIPTOR.name == "ProtoOAExecutionEvent"
+                       and m.executionType == 3)
+
+
 def test_bridge_run_copies_trades_placed_by_hand_on_the_simulated_ctrader_master(sim, tmp_path, monkeypatch):
     port, ca = sim
     config, control = configure(tmp_path, monkeypatch, port, ca)
@@ -166,16 +192,8 @@ def test_bridge_run_copies_trades_placed_by_hand_on_the_simulated_ctrader_master
         connections = status["connections"]["ctrader/ct"]
         assert [(c["connected"], c["accounts"], c["authorised"]) for c in connections] == [(True, 2, 2), (True, 1, 1)]
 
-        trader = Conn(port)  # the master's trader: the stock client, as any Open API application
-        trader.auth(MASTER, token="tok-a")
-        for ctid in (HEDGED, NETTED):
-            assert trader.call("AccountAuthReq", ctidTraderAccountId=ctid,
-                               accessToken="tok-f").DESCRIPTOR.name == "ProtoOAAccountAuthRes"
-        mid = trader.send("NewOrderReq", ctidTraderAccountId=MASTER, symbolId=1, orderType=1, tradeSide=1,
-                          volume=LOT)
-        filled = trader.wait(lambda m, i: i == mid and m.DESCRIPTOR.name == "ProtoOAExecutionEvent"
-                             and m.executionType == 3)
-        position = filled.position.positionId
+        trader = master_trader(port)  # the master's trader: the stock client, as any Open API application
+        position = open_by_hand(trader).position.positionId
 
         def copies_are(hedged: int, netted: int) -> bool:
             return net_volume(trader, HEDGED) == hedged and net_volume(trader, NETTED) == netted
@@ -260,10 +278,7 @@ def test_refreshed_tokens_are_kept_so_a_restart_after_sigkill_still_authorises(t
                              "the closing copies after the restart", timeout_s=30)
         assert set(status["worker"]["intents"]) == {"filled"}
     finally:
-        if trader is not None:
-            trader.stop()
-        daemon.stop()
-        ctx.destroy(0)
+        shut(trader, daemon, ctx)
     log = (tmp_path / "bridge.log").read_text()
     assert "kept in" in log
     for secret_text in ("tok-f", entries[str(HEDGED)]["access"], entries[str(HEDGED)]["refresh"]):
@@ -330,10 +345,7 @@ balance = "20000"
         log = (tmp_path / "bridge.log").read_text()
         assert log.count("were in flight") >= 1, "no kill landed mid fan-out: the test proved less than it says"
     finally:
-        if trader is not None:
-            trader.stop()
-        daemon.stop()
-        ctx.destroy(0)
+        shut(trader, daemon, ctx)
 
 
 def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_at_its_restart(sim, tmp_path,
@@ -360,15 +372,8 @@ def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_
     try:
         daemon.start()
         daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"], "the cTrader venue to connect")
-        trader = Conn(port)
-        trader.auth(MASTER, token="tok-a")
-        for ctid in (HEDGED, NETTED):
-            assert trader.call("AccountAuthReq", ctidTraderAccountId=ctid,
-                               accessToken="tok-f").DESCRIPTOR.name == "ProtoOAAccountAuthRes"
-        mid = trader.send("NewOrderReq", ctidTraderAccountId=MASTER, symbolId=1, orderType=1, tradeSide=1,
-                          volume=LOT)
-        filled = trader.wait(lambda m, i: i == mid and m.DESCRIPTOR.name == "ProtoOAExecutionEvent"
-                             and m.executionType == 3)
+        trader = master_trader(port)
+        filled = open_by_hand(trader)
         daemon.wait(settled(2), "the two copies")
         assert follower_stops(HEDGED) == follower_stops(NETTED) == [(None, None)]
         daemon.kill()
@@ -389,9 +394,6 @@ def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_
         status = daemon.wait(settled(4), "the second restart to stay quiet")
         assert status["worker"]["journal"]["deals"] == 2
     finally:
-        if trader is not None:
-            trader.stop()
-        daemon.stop()
-        ctx.destroy(0)
+        shut(trader, daemon, ctx)
     log = (tmp_path / "bridge.log").read_text()
     assert "Traceback" not in log

@@ -11,26 +11,13 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 from bridge.domain.deal import DealKind, Side
 from connectors.ctrader.deals import STOPS_SCALE
-from tests.ctrader_venue_rig import HEDGER, MASTER, CTraderHarness
+from tests.ctrader_venue_rig import HEDGER, MASTER
+from tests import test_ctrader_connector as connector_tests
+from tests.test_ctrader_connector import EURUSD, watch
 
-EURUSD = "EURUSD"
-
-
-@pytest.fixture
-def h():
-    harness = CTraderHarness()
-    yield harness
-    harness.close()
-
-
-def watch(h, ctid=MASTER) -> list:
-    seen: list = []
-    h.result(h.venue.watch_deals(h.login(ctid), seen.append))
-    return seen
-
+h = connector_tests.h  # the fixture: a CTraderHarness on a fresh local server
 
 def amend(h, position, sl=None, tp=None, ctid=MASTER) -> None:
     """An SL/TP amend by hand (the trader's own connection)."""
