@@ -60,14 +60,14 @@ class CloseService(service.Service):
 
     def routed(self, master: str, follower: str) -> bool:
         """May the worker here still plan copies of ``master`` to ``follower``? It takes new routes between
-        deals: routes it was given while working (``_next_routes``) replace its current ones at its next deal,
+        deals: routes it was given while working (``pending_routes``) replace its current ones at its next deal,
         so those still count while a deal is under way. False when no worker runs here."""
         worker = self.worker()
         if worker is None:
             return False
         login = Login.parse(master)
         now = any(str(f) == follower for f in worker.routes.followers(login))
-        upcoming = getattr(worker, "_next_routes", None)
+        upcoming = worker.pending_routes
         if upcoming is None:
             return now
         return any(str(f) == follower for f in upcoming.followers(login)) or (now and worker.working)

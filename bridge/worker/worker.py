@@ -107,6 +107,11 @@ class Worker:
         return self.kick()
 
     @property
+    def pending_routes(self) -> Routes | None:
+        """Routes given at runtime that replace the current ones before the next deal (None: none)."""
+        return self._next_routes
+
+    @property
     def has_stuck(self) -> bool:
         """Some deal was left with unresolved intents, or could not be planned (see :meth:`retry_stuck`)."""
         return bool(self._stuck) or self._blocked
