@@ -108,6 +108,22 @@ def sim_bridge_config(path: Path, venue: str, endpoints: tuple[str, str, str], c
     return path
 
 
+def sim_world(tmp_path: Path, request, venue: str, accounts: list[tuple[int, int]], extra: str = "",
+              **venue_options) -> tuple[Client, "Daemon", Path]:
+    """A sim venue process with ``accounts`` (netting, ``(login, balance)``; ``venue_options`` its [venue]
+    settings) and a ``bridge run`` for it configured with ``extra`` (masters, routes), not yet started:
+    (a client of the venue, the daemon, its bridge.toml). Both stop when ``request``'s test ends."""
+    ctx = zmq.Context()
+    request.addfinalizer(lambda: ctx.destroy(0))
+    endpoints = start_venue(write_accounts(tmp_path / "accounts.toml", venue, accounts, **venue_options),
+                            tmp_path / "venue.log", request)
+    control = free_port_endpoint()
+    config = sim_bridge_config(tmp_path / "bridge.toml", venue, endpoints, control, extra)
+    bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    request.addfinalizer(bridge.stop)
+    return Client(ctx, endpoints[0]), bridge, config
+
+
 def bridge_cli(*argv: str) -> str:
     """``bridge ARGV`` in a subprocess (no BRIDGE_DEBUG); its output, asserting exit 0."""
     env = {k: v for k, v in os.environ.items() if k != "BRIDGE_DEBUG"}

@@ -12,11 +12,9 @@ venue's own deal history shows each position closed exactly once.
 from __future__ import annotations
 
 import pytest
-import zmq
 
 from tests.processes import (
-    Client, Daemon, bridge_cli, free_port_endpoint, read_only_store, settled, sim_bridge_config, start_venue, wait_for,
-    write_accounts,
+    Client, bridge_cli, read_only_store, settled, sim_world, wait_for,
 )
 
 VENUE = "closev"
@@ -30,17 +28,9 @@ def cli(config, *args: str) -> str:
 
 @pytest.fixture
 def world(tmp_path, request):
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    accounts = write_accounts(tmp_path / "accounts.toml", VENUE, [(1000, 100000), (2001, 20000)],
-                              fill_latency_us=300_000)
-    endpoints = start_venue(accounts, tmp_path / "venue.log", request)
-    control = free_port_endpoint()
-    config = sim_bridge_config(tmp_path / "bridge.toml", VENUE, endpoints, control,
-                               f"[[master]]\naccount = \"{VENUE}/1000\"\n")
-    bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(bridge.stop)
-    return Client(ctx, endpoints[0]), bridge, config, tmp_path / "bridge.sqlite"
+    return (*sim_world(tmp_path, request, VENUE, [(1000, 100000), (2001, 20000)],
+                       f"[[master]]\naccount = \"{VENUE}/1000\"\n", fill_latency_us=300_000),
+            tmp_path / "bridge.sqlite")
 
 
 def close_orders(store_path) -> list[dict]:

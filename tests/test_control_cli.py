@@ -19,7 +19,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-import zmq
 
 import bridge.cli.route_edit as route_edit
 from bridge.cli.main import main
@@ -27,7 +26,7 @@ from bridge.daemon import config as bridge_config
 from bridge.errors import InputError
 from bridge.store import Store
 from tests.processes import (
-    Client, Daemon, bridge_cli, free_port_endpoint, settled, sim_bridge_config, start_venue, wait_for, write_accounts,
+    Client, Daemon, bridge_cli, free_port_endpoint, settled, sim_world, wait_for,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -333,18 +332,10 @@ MASTER = f"sim/{VENUE}/1000"
 
 @pytest.fixture
 def world(tmp_path, request):
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    accounts = write_accounts(tmp_path / "accounts.toml", VENUE,
-                              [(1000, 100000), (2001, 10000), (2002, 20000), (3001, 30000), (3002, 10000)])
-    endpoints = start_venue(accounts, tmp_path / "venue.log", request)
-    control = free_port_endpoint()
-    config = sim_bridge_config(tmp_path / "bridge.toml", VENUE, endpoints, control,
-                               f"[[master]]\naccount = \"{VENUE}/1000\"\n[[copy]]\nmaster = \"{VENUE}/1000\"\n"
-                               f"follower = \"{VENUE}/2001\"\n[copy.settings]\nmode = \"balance\"\n")
-    bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(bridge.stop)
-    return Client(ctx, endpoints[0]), bridge, config
+    return sim_world(tmp_path, request, VENUE,
+                     [(1000, 100000), (2001, 10000), (2002, 20000), (3001, 30000), (3002, 10000)],
+                     f"[[master]]\naccount = \"{VENUE}/1000\"\n[[copy]]\nmaster = \"{VENUE}/1000\"\n"
+                     f"follower = \"{VENUE}/2001\"\n[copy.settings]\nmode = \"balance\"\n")
 
 
 cli = bridge_cli

@@ -9,11 +9,9 @@ restart, and the master's later close sends that follower nothing. The venue's r
 from __future__ import annotations
 
 import pytest
-import zmq
 
 from bridge.store import Store
-from tests.processes import Client, Daemon, free_port_endpoint, settled, sim_bridge_config, start_venue, wait_for, \
-    write_accounts
+from tests.processes import Client, settled, sim_world, wait_for
 
 VENUE = "live"
 
@@ -24,18 +22,10 @@ def account(login: int) -> str:
 
 @pytest.fixture
 def world(tmp_path, request):
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    accounts = write_accounts(tmp_path / "accounts.toml", VENUE, [(1000, 100000), (2001, 10000), (2002, 10000)])
-    endpoints = start_venue(accounts, tmp_path / "venue.log", request)
-    control = free_port_endpoint()
-    config = sim_bridge_config(tmp_path / "bridge.toml", VENUE, endpoints, control,
-                               f"[reconcile]\nevery_s = 1\n[[master]]\naccount = \"{VENUE}/1000\"\n"
-                               + "".join(f"[[copy]]\nmaster = \"{VENUE}/1000\"\nfollower = \"{VENUE}/{f}\"\n"
-                                         for f in (2001, 2002)))
-    bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(bridge.stop)
-    return Client(ctx, endpoints[0]), bridge, config
+    return sim_world(tmp_path, request, VENUE, [(1000, 100000), (2001, 10000), (2002, 10000)],
+                     f"[reconcile]\nevery_s = 1\n[[master]]\naccount = \"{VENUE}/1000\"\n"
+                     + "".join(f"[[copy]]\nmaster = \"{VENUE}/1000\"\nfollower = \"{VENUE}/{f}\"\n"
+                               for f in (2001, 2002)))
 
 
 def link_states(config, login: int) -> list[str]:

@@ -15,12 +15,10 @@ import json
 from pathlib import Path
 
 import pytest
-import zmq
 
 import bridge.cli.route_edit as route_edit
 from bridge.store import Store
-from tests.processes import Client, Daemon, bridge_cli, free_port_endpoint, settled, sim_bridge_config, start_venue, \
-    write_accounts
+from tests.processes import Client, bridge_cli, free_port_endpoint, settled, sim_world
 from tests.test_control_cli import CONFIG, one_line_usage_error, run
 
 
@@ -95,18 +93,9 @@ def account(login: int) -> str:
 
 @pytest.fixture
 def world(tmp_path, request):
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    accounts = write_accounts(tmp_path / "accounts.toml", VENUE,
-                              [(1000, 100000), (1001, 100000), (2001, 10000), (2002, 20000)])
-    endpoints = start_venue(accounts, tmp_path / "venue.log", request)
-    control = free_port_endpoint()
-    config = sim_bridge_config(tmp_path / "bridge.toml", VENUE, endpoints, control,
-                               f"[[master]]\naccount = \"{VENUE}/1000\"\n[[copy]]\nmaster = \"{VENUE}/1000\"\n"
-                               f"follower = \"{VENUE}/2001\"\n")
-    bridge = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(bridge.stop)
-    return Client(ctx, endpoints[0]), bridge, config
+    return sim_world(tmp_path, request, VENUE, [(1000, 100000), (1001, 100000), (2001, 10000), (2002, 20000)],
+                     f"[[master]]\naccount = \"{VENUE}/1000\"\n[[copy]]\nmaster = \"{VENUE}/1000\"\n"
+                     f"follower = \"{VENUE}/2001\"\n")
 
 
 def trades(venue: Client, login: int) -> list[dict]:
