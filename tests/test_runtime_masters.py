@@ -16,19 +16,13 @@ from pathlib import Path
 
 import pytest
 
-import bridge.cli.route_edit as route_edit
 from bridge.store import Store
-from tests.processes import Client, bridge_cli, free_port_endpoint, settled, sim_world
-from tests.test_control_cli import CONFIG, one_line_usage_error, run
+from tests.processes import Client, bridge_cli, settled, sim_world
+import tests.test_control_cli as control
+from tests.test_control_cli import one_line_usage_error, run
 
 
-@pytest.fixture
-def cfg(tmp_path, monkeypatch):
-    """test_control_cli's configuration: master v/1000, copied by v/2001 and MAM group alpha (v/3001)."""
-    monkeypatch.setattr(route_edit, "ASK_TIMEOUT_MS", 50)  # nobody answers: don't wait long
-    path = tmp_path / "bridge.toml"
-    path.write_text(CONFIG.format(control=free_port_endpoint()))
-    return str(path)
+cfg = control.cfg  # the same fixture: test_control_cli's configuration (master v/1000, v/2001 and alpha follow)
 
 
 def masters_rows(config: str) -> list[dict]:
