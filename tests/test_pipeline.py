@@ -438,3 +438,32 @@ def test_a_netting_follower_of_a_hedging_master_closes_only_the_closed_positions
     v.close(master, b)
     assert s.net(netter) == 0 and s.venue_trades(netter) == len(s.filled(netter))
     s.store.close()
+
+
+def test_masters_on_two_servers_whose_deal_ids_coincide_are_both_copied(tmp_path):
+    """Deal tickets are numbered per server: two masters on two servers of one platform make deals of the
+    same number. Each is journalled and copied (the journal is unique per account, keys carry the master)."""
+    clock = Clock()
+    north = SimVenue("north", clock, random.Random(1))
+    south = SimVenue("south", clock, random.Random(2))
+    m1, m2, follower = north.login(1000), south.login(1000), north.login(2001)
+    north.add_account(m1, Decimal(10_000))
+    south.add_account(m2, Decimal(10_000))
+    north.add_account(follower, Decimal(10_000))
+    settings = resolve(CopySettings(mode=SizingMode.MULTIPLIER))
+    routes = Routes(copy={m1: [CopyRoute(follower, settings)], m2: [CopyRoute(follower, settings)]})
+    with Store.open(tmp_path / "bridge.sqlite") as store:
+        venues = {north.server: north, south.server: south}
+        worker = Worker(store, Executor(store, venues), routes, venues)
+        north.watch_deals(m1, worker.accept)
+        south.watch_deals(m2, worker.accept)
+        north.trade(m1, "EURUSD", Side.BUY, "0.10")
+        south.trade(m2, "EURUSD", Side.SELL, "0.20")
+        first, second = north.deals_since(m1, None).result[-1], south.deals_since(m2, None).result[-1]
+        assert first.deal_id == second.deal_id  # the same number on both servers
+        assert sorted((p.side, p.volume) for p in north.positions(follower).result) == [
+            (Side.BUY, 1_000_000), (Side.SELL, 2_000_000)]
+        assert store.deal_seq(first.deal_id, m1) != store.deal_seq(second.deal_id, m2)
+        assert worker.duplicates == 0
+        assert worker.accept(second) is False and worker.duplicates == 1  # a redelivery is still one
+        assert len(north.positions(follower).result) == 2

@@ -122,8 +122,14 @@ def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path)
         before = old.intents_of_deal(seq)
     with Store.open(path) as store:
         assert store.migrated == ["0002_executions", "0003_links_per_position", "0004_intents_state_check", "0005_pamm",
-                                  "0006_account_orders", "0007_masters", "0008_close_requests"]
+                                  "0006_account_orders", "0007_masters", "0008_close_requests",
+                                  "0009_deals_unique_per_account"]
         assert store.migrations() == [name for name, _ in MIGRATIONS]
+        # the journal rebuilt (0009): its seqs, and the intents' foreign key to them, intact and enforced
+        assert store.db.conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        assert store.db.conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+        with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+            store.db.conn.execute("UPDATE intents SET deal_seq = 999 WHERE key = ?", (intents[1].key,))
         assert "executions" in store.db.table_names()
         assert store.deal_at(seq) == make_deal(1)
         assert store.intents_of_deal(seq) == before  # the intents survived their table's rebuild
@@ -652,7 +658,8 @@ def test_pool_orders_move_to_account_orders_keeping_their_state(tmp_path):
     db.conn.commit()
     db.close()
     with Store.open(path) as store:
-        assert store.migrated == ["0006_account_orders", "0007_masters", "0008_close_requests"]
+        assert store.migrated == ["0006_account_orders", "0007_masters", "0008_close_requests",
+                                  "0009_deals_unique_per_account"]
         assert "pamm_orders" not in store.db.table_names()
         (row,) = store.account_orders(("pamm",), "alpha")
         assert (row.key, row.batch, row.reason, row.state, row.detail, row.volume, row.links) == \

@@ -57,7 +57,7 @@ def _deal_row(deal: MasterDeal, detected_ns: int) -> dict[str, Any]:
 
 
 _JOURNAL = (f"INSERT INTO master_deals ({', '.join(_DEAL_COLUMNS)}, state) "
-            f"VALUES ({', '.join('?' * (len(_DEAL_COLUMNS) + 1))}) ON CONFLICT (venue_deal_id) DO NOTHING")
+            f"VALUES ({', '.join('?' * (len(_DEAL_COLUMNS) + 1))}) ON CONFLICT DO NOTHING")  # (account_id, venue_deal_id): a redelivery
 
 
 def _deal_of(row: dict[str, Any]) -> MasterDeal:
@@ -109,10 +109,15 @@ class JournalStore(StoreBase):
         """The master deal journalled as ``seq``, rebuilt exactly (StoreError if there is none)."""
         return self.journal_entry(seq).deal
 
-    def deal_seq(self, deal_id: DealId) -> int | None:
-        """The seq a venue deal was journalled under, or None."""
-        row = self.db.conn.execute("SELECT seq FROM master_deals WHERE venue_deal_id = ?",
-                                   (venue_id_out(deal_id, DealId, "deal_id"),)).fetchone()
+    def deal_seq(self, deal_id: DealId, account: Login | None = None) -> int | None:
+        """The seq ``account``'s venue deal was journalled under, or None. Deal ids are unique per account
+        only (numbered per server): without ``account``, the first account's with that id (one master)."""
+        out = venue_id_out(deal_id, DealId, "deal_id")
+        if account is None:
+            row = self.db.conn.execute("SELECT min(seq) FROM master_deals WHERE venue_deal_id = ?", (out,)).fetchone()
+        else:
+            row = self.db.conn.execute("SELECT seq FROM master_deals WHERE account_id = ? AND venue_deal_id = ?",
+                                       (str(account), out)).fetchone()
         return None if row is None else row[0]
 
     def deals_in_state(self, state: str = "new") -> list[JournalEntry]:

@@ -390,6 +390,50 @@ def m0008_close_requests(db: Database) -> None:
     """)
 
 
+def m0009_deals_unique_per_account(db: Database) -> None:
+    """A master deal is unique by (account, venue deal id), no longer by the venue deal id alone: deal
+    tickets are numbered per server, so two masters on two servers of one platform (two MT5 servers, two
+    sim venues) can have deals of the same number, and the second was refused as a duplicate (lost).
+
+    The table is rebuilt with its rows and seqs by SQLite's own procedure for a table others refer to
+    (https://sqlite.org/lang_altertable.html, "making other kinds of table schema changes"): foreign keys
+    off for this migration (:func:`apply_migrations` sees ``FOREIGN_KEYS_OFF``), a new table filled, the
+    old one dropped, the new one renamed; the intents' ``REFERENCES master_deals`` then name the new table,
+    which has every seq the old one had (``foreign_key_check`` before the commit)."""
+    _run(db, """
+    CREATE TABLE master_deals_v9 (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,   -- journal order; never reused
+        venue_deal_id TEXT NOT NULL,             -- str(DealId): unique per account (below)
+        account_id TEXT NOT NULL,                -- str(Login)
+        position_id TEXT NOT NULL,               -- str(PositionId)
+        symbol TEXT NOT NULL,
+        kind TEXT NOT NULL,                      -- DealKind value
+        side TEXT NOT NULL,                      -- Side value
+        volume INTEGER NOT NULL,
+        position_volume INTEGER NOT NULL,
+        price TEXT, sl TEXT, tp TEXT,            -- Decimals or NULL
+        time TEXT NOT NULL,                      -- venue time, ISO-8601 UTC
+        detected_ns INTEGER NOT NULL,            -- bridge clock, ns UTC
+        state TEXT NOT NULL DEFAULT 'new' CHECK (state IN ('new', 'planned')),
+        UNIQUE (account_id, venue_deal_id)       -- a redelivery is refused here
+    );
+    INSERT INTO master_deals_v9 (seq, venue_deal_id, account_id, position_id, symbol, kind, side, volume,
+                                 position_volume, price, sl, tp, time, detected_ns, state)
+        SELECT seq, venue_deal_id, account_id, position_id, symbol, kind, side, volume, position_volume,
+               price, sl, tp, time, detected_ns, state FROM master_deals ORDER BY seq;
+    DROP TABLE master_deals;
+    ALTER TABLE master_deals_v9 RENAME TO master_deals;
+    CREATE INDEX master_deals_by_state ON master_deals (state, seq);
+    CREATE INDEX master_deals_by_account ON master_deals (account_id, seq)
+    """)
+    broken = db.execute("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"0009: foreign keys broken by the rebuild: {broken[:5]}")
+
+
+m0009_deals_unique_per_account.FOREIGN_KEYS_OFF = True  # type: ignore[attr-defined]
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core", m0001_core),
     ("0002_executions", m0002_executions),
@@ -399,6 +443,7 @@ MIGRATIONS: list[Migration] = [
     ("0006_account_orders", m0006_account_orders),
     ("0007_masters", m0007_masters),
     ("0008_close_requests", m0008_close_requests),
+    ("0009_deals_unique_per_account", m0009_deals_unique_per_account),
 ]
 
 _MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
@@ -432,6 +477,11 @@ def apply_migrations(db: Database, migrations: list[Migration] | None = None) ->
     for name, function in migrations:
         if name in done:
             continue
+        # a migration that rebuilds a table others refer to runs with foreign keys off (SQLite's procedure:
+        # the pragma is a no-op inside a transaction) and checks them itself before its commit
+        keys_off = getattr(function, "FOREIGN_KEYS_OFF", False)
+        if keys_off:
+            conn.execute("PRAGMA foreign_keys = OFF")
         conn.execute("BEGIN IMMEDIATE")
         try:
             if conn.execute("SELECT 1 FROM migrations WHERE name = ?", (name,)).fetchone() is None:
@@ -446,4 +496,7 @@ def apply_migrations(db: Database, migrations: list[Migration] | None = None) ->
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        finally:
+            if keys_off:
+                conn.execute("PRAGMA foreign_keys = ON")
     return applied

@@ -24,9 +24,10 @@ Routes:
   closes, SL/TP changes and reversals follow each member's linked position
   exactly as a copy follower's do.
 
-Keys: ``idempotency_key(master deal id, follower, leg number)``, so planning
-the same deal twice gives the same keys, and the store's primary key stops a
-second copy.
+Keys: ``idempotency_key(master account | master deal id, follower, leg number)``,
+so planning the same deal twice gives the same keys, and the store's primary
+key stops a second copy. The master account is part of it because deal ids are
+numbered per server: two masters' deals may share a number.
 """
 
 from __future__ import annotations
@@ -133,7 +134,8 @@ def plan_deal(
     """
     master_spec = master.specs[deal.symbol]
     master_state = Master(master.balance, master.equity, master_spec)
-    keys = keys_of_deal(f"{deal.deal_id.platform.value}:{deal.deal_id.value}")  # the deal's part hashed once
+    # the deal's part hashed once; the master account in it, since deal ids are numbered per server
+    keys = keys_of_deal(f"{deal.account}|{deal.deal_id.platform.value}:{deal.deal_id.value}")
     intents: list[Intent] = []
     extend = intents.extend
     for route in copy_routes:

@@ -171,11 +171,12 @@ class Worker:
         taken (counted and ignored) or one that arrives while stopping (the next start backfills it)."""
         if self.stopping:
             return False
-        if deal.deal_id in self._inbox_ids or (not self._newer(deal) and self.store.deal_seq(deal.deal_id)):
+        if (deal.account, deal.deal_id) in self._inbox_ids or (
+                not self._newer(deal) and self.store.deal_seq(deal.deal_id, deal.account)):
             self.duplicates += 1
             return False
         self._inbox.append((deal, detected_ns or self.clock_ns()))
-        self._inbox_ids.add(deal.deal_id)
+        self._inbox_ids.add((deal.account, deal.deal_id))
         if not self._recovering:
             self.kick()
         return True
@@ -278,7 +279,7 @@ class Worker:
             self._journal_inbox()  # journalled new, so that it is retried (and nothing behind it jumps it)
             raise
         self._inbox.popleft()
-        self._inbox_ids.discard(deal.deal_id)
+        self._inbox_ids.discard((deal.account, deal.deal_id))
         planned = self.store.journal_planned(deal, detected_ns,
                                              lambda seq: self._rows(seq, deal, intents, planned_ns))
         if planned is None:  # journalled meanwhile (a recovery's backfill): nothing more to do here
