@@ -44,6 +44,18 @@ mod 1000``, raised to one above the account's previous SL/TP id if needed:
   lesson); the worker resumes after the last *trade* anyway
   (``Store.last_deal_id(trades_only=True)``).
 
+After a restart the poller's first read is its baseline: a change made while
+the bridge was down is not one to it. The worker's backfill then passes the
+stops its journal last told per open position (``MT5Venue.deals_since(...,
+stops=)``, :func:`recovered_stops`): each open position whose stops differ
+(after the backfill's own deals, counted as the journal counts them:
+:func:`told_stops`) is one SLTP deal carrying its stops now, with the id the
+poller gives that change (:func:`sltp_id` of the position as read, no previous
+id), so a change both the poller and the backfill see is journalled once.
+Both remember the last SLTP deal made per position (``told``: its stops and
+id); a change whose stops are those told keeps that id (a bumped poller id, a
+backfill asked again before the first was journalled).
+
 Ids of SL/TP changes do not interleave with deal tickets, so a poll's deals and
 changes are delivered merged by *time* (then by id), not by id alone.
 
@@ -62,16 +74,18 @@ deal after it; a poll skips it.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable
+from typing import Callable, Mapping
 
 from bridge.domain.deal import DealKind, MasterDeal, Side, kind_of, signed
 from bridge.domain.ids import DealId, Login, Platform, PositionId
+from connectors.interface import Stops
 from connectors.mt5 import codes as c
 from connectors.mt5 import convert
 
 P = Platform.MT5
 
 SLTP_IDS = 10 ** 17
+NO_STOPS: Stops = (None, None)
 REMEMBER = 10_000  # deal tickets kept for de-duplication
 TRADES = frozenset({c.DEAL_TYPE_BUY, c.DEAL_TYPE_SELL})
 BALANCES = frozenset({c.DEAL_TYPE_BALANCE, c.DEAL_TYPE_CREDIT, c.DEAL_TYPE_CHARGE, c.DEAL_TYPE_CORRECTION,
@@ -164,21 +178,63 @@ def resume_point(after: DealId | None) -> tuple[str, int] | None:
     return ("time_msc", max(0, (after.value - SLTP_IDS) // 1000 - RESUME_MARGIN_MS))
 
 
+def stops_of(position, info) -> Stops:
+    return convert.stop(position.sl, info.digits), convert.stop(position.tp, info.digits)
+
+
 def sltp_changes(previous: dict, positions, account: Login, info_of: InfoOf, clock: convert.ServerClock,
-                 last_id: int | None) -> list[MasterDeal]:
+                 last_id: int | None, told: dict | None = None) -> list[MasterDeal]:
     """SL/TP changes between two ``positions_get`` reads (``previous``: identifier -> TradePosition),
-    ordered by time; ids above ``last_id``."""
+    ordered by time; ids above ``last_id``, but see :func:`sltp_deals` for ``told``."""
     changed = [p for p in positions
                if p.identifier in previous and (p.sl, p.tp) != (previous[p.identifier].sl, previous[p.identifier].tp)]
+    return sltp_deals(changed, account, info_of, clock, last_id, told)
+
+
+def sltp_deals(changed, account: Login, info_of: InfoOf, clock: convert.ServerClock, last_id: int | None,
+               told: dict | None = None) -> list[MasterDeal]:
+    """One SLTP deal per position of ``changed`` (its stops as they are now), ordered by time; ids from
+    :func:`sltp_id` above ``last_id``. ``told`` (identifier -> (stops, id) of the last SLTP deal made for the
+    position, updated here): a position whose stops are those told keeps that deal's id, so the poller and a
+    backfill that both find one change report it under one id."""
+    told = {} if told is None else told
     out = []
     for p in sorted(changed, key=lambda p: (p.time_update_msc, p.ticket)):
         info = info_of(p.symbol)
-        last_id = sltp_id(p, last_id)
-        out.append(MasterDeal(DealId(P, last_id), PositionId(P, p.identifier), account, p.symbol, DealKind.SLTP,
+        stops = stops_of(p, info)
+        last = told.get(p.identifier)
+        if last is not None and last[0] == stops:
+            deal_id = last[1]
+        else:
+            deal_id = last_id = sltp_id(p, last_id)
+        told[p.identifier] = (stops, deal_id)
+        out.append(MasterDeal(DealId(P, deal_id), PositionId(P, p.identifier), account, p.symbol, DealKind.SLTP,
                               convert.side_of(p.type), 0, clock.utc_ms(p.time_update_msc),
-                              convert.volume_of(p.volume, info), None, convert.stop(p.sl, info.digits),
-                              convert.stop(p.tp, info.digits)))
+                              convert.volume_of(p.volume, info), None, *stops))
     return out
+
+
+def told_stops(known: Mapping[int, Stops], deals: list[MasterDeal]) -> dict[int, Stops]:
+    """The stops the bridge knows per open position once ``deals`` (a backfill, oldest first) are journalled
+    on top of ``known`` (``Store.known_stops``): as the journal counts them, an open's, a reversal's or an
+    SLTP deal's stops; a close forgets the position."""
+    stops = dict(known)
+    for deal in deals:
+        pid = deal.position_id.value
+        if deal.kind in (DealKind.OPEN, DealKind.REVERSAL, DealKind.SLTP):
+            stops[pid] = (deal.sl, deal.tp)
+        elif deal.kind is DealKind.CLOSE:
+            stops.pop(pid, None)
+    return stops
+
+
+def recovered_stops(known: Mapping[int, Stops], positions, account: Login, info_of: InfoOf,
+                    clock: convert.ServerClock, told: dict | None = None) -> list[MasterDeal]:
+    """An SLTP deal for each open position whose stops are not those the bridge knows (``known``: by
+    identifier, absent is none): a change made while no poller watched. Ids as the poller gives the same
+    change (:func:`sltp_id` of the position as it is now), or the id ``told`` holds for these stops."""
+    changed = [p for p in positions if stops_of(p, info_of(p.symbol)) != known.get(p.identifier, NO_STOPS)]
+    return sltp_deals(changed, account, info_of, clock, None, told)
 
 
 class AccountPoll:
@@ -186,12 +242,15 @@ class AccountPoll:
     SL/TP id. ``first`` positions read (at start) are the baseline: no SL/TP change is reported
     against nothing."""
 
-    def __init__(self, account: Login, info_of: InfoOf, clock: convert.ServerClock) -> None:
+    def __init__(self, account: Login, info_of: InfoOf, clock: convert.ServerClock,
+                 told: dict | None = None) -> None:
         self.account = account
         self.info_of = info_of
         self.clock = clock
         self.positions: dict | None = None
         self.last_sltp: int | None = None
+        # identifier -> (stops, id) of the last SLTP deal made for it, here or by a backfill (shared with the venue)
+        self.told: dict = {} if told is None else told
         self.newest_msc: int | None = None  # server time of the newest deal seen: the next window's start
         self.top: int | None = None  # the highest deal ticket seen: an unseen one below it predates the watch
         self._seen: set[int] = set()
@@ -212,13 +271,17 @@ class AccountPoll:
                  if d.ticket not in self._seen and (self.top is None or d.ticket > self.top)}
         found = classify(fresh.values(), positions, self.account, self.info_of, self.clock)
         changes = [] if self.positions is None else sltp_changes(self.positions, positions, self.account,
-                                                                 self.info_of, self.clock, self.last_sltp)
+                                                                 self.info_of, self.clock, self.last_sltp,
+                                                                 self.told)
         for deal in fresh.values():
             self._remember(deal.ticket)
             self._note(deal.time_msc)
         if changes:
-            self.last_sltp = changes[-1].deal_id.value
+            self.last_sltp = max(self.last_sltp or 0, *(d.deal_id.value for d in changes))
         self.positions = {p.identifier: p for p in positions}
+        if len(self.told) > len(self.positions):  # closed positions are told nothing more
+            for gone in [i for i in self.told if i not in self.positions]:
+                del self.told[gone]
         return sorted(found + changes, key=lambda m: (m.time, m.kind is DealKind.SLTP, m.deal_id.value))
 
     def _note(self, msc: int) -> None:

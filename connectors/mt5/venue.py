@@ -11,9 +11,12 @@ account, its symbols and account record loaded; it fires once all are up.
   ``VenueUnavailable`` until a health check has initialised it again.
 - Master deals: ``watch_deals`` starts the account's poller (``watch.py``)
   at ``poll_interval_s``; ``deals_since`` reads the history (``deals.py``
-  classifies; SL/TP changes are seen by the poller only, MT5 keeps no history
-  of them). Times are trade-server time converted to UTC with
-  ``server_offset_s`` (server minus UTC).
+  classifies). MT5 keeps no history of SL/TP changes: the poller finds them by
+  diffing positions, and ``deals_since(..., stops=)`` (``recovers_stops``)
+  compares the open positions with the stops the bridge's journal last told,
+  one SLTP deal per difference (an amend made while the bridge was down), ids
+  as the poller's (``deals.recovered_stops``). Times are trade-server time
+  converted to UTC with ``server_offset_s`` (server minus UTC).
 - Orders (``requests.py``, ``retcodes.py``): ``order_send`` at market with the
   symbol's filling mode, ``deviation`` from the order's max slippage, ``magic``
   and ``comment`` carrying the key; CLOSE closes the position's whole volume as
@@ -41,16 +44,17 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Mapping
 
 from twisted.internet import defer
 
 from allocation.leg import Action
-from bridge.domain.ids import DealId, Login, Platform, ServerId
+from bridge.domain.ids import DealId, Login, Platform, PositionId, ServerId
 from connectors.once import OrdersOnce
-from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable
+from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, Stops, VenueUnavailable
 from connectors.mt5 import codes as c
 from connectors.mt5 import convert, requests, retcodes
-from connectors.mt5.deals import Inconsistent, classify, resume_point
+from connectors.mt5.deals import Inconsistent, classify, recovered_stops, resume_point, told_stops
 from connectors.mt5.pool import CallFailed, TerminalPool, Worker, checked
 from connectors.mt5.watch import AHEAD_S, READS, Poller
 
@@ -132,6 +136,8 @@ class MT5Venue:
         self.infos: dict[int, dict[str, object]] = {login: {} for login in terminals}  # SymbolInfo records
         self.specs: dict[int, dict[str, object]] = {login: {} for login in terminals}  # SymbolSpec
         self.hedging: dict[int, bool] = {}
+        # per login: identifier -> (stops, id) of the last SLTP deal made (the poller's and deals_since's)
+        self.told: dict[int, dict] = {login: {} for login in terminals}
         self.pollers: dict[int, Poller] = {}
         self.orders = OrdersOnce()
         self.filled = self.orders.filled  # (login, key) -> the fill, known here
@@ -198,7 +204,13 @@ class MT5Venue:
         return d.addCallback(lambda records: [
             convert.venue_position(p, account, self.infos[account.number][p.symbol]) for p in records])
 
-    def deals_since(self, account: Login, after: DealId | None) -> defer.Deferred:
+    #: ``deals_since`` takes ``stops``: SL/TP changes are no deals in MT5's history (see deals.py)
+    recovers_stops = True
+
+    def deals_since(self, account: Login, after: DealId | None,
+                    stops: Mapping[PositionId, Stops] | None = None) -> defer.Deferred:
+        """The deals after ``after``; with ``stops`` (the SL/TP the bridge last knew for each open position,
+        none if absent), then an SLTP deal for each open position whose SL/TP are not those now."""
         point = resume_point(after)
         now_s = self.server_clock.server_seconds(self.now())
         if point is None:
@@ -208,9 +220,9 @@ class MT5Venue:
         else:
             start = point[1] // 1000
         d = defer.maybeDeferred(lambda: self._worker(account).run(_history_and_positions, start, now_s + AHEAD_S))
-        return d.addCallback(self._since, account, point)
+        return d.addCallback(self._since, account, point, stops)
 
-    def _since(self, reads, account: Login, point):
+    def _since(self, reads, account: Login, point, stops: Mapping[PositionId, Stops] | None):
         deals, positions = reads
         infos = self.infos[account.number]
         if point is not None and point[0] == "ticket":
@@ -218,16 +230,21 @@ class MT5Venue:
         elif point is not None:
             deals = [d for d in deals if d.time_msc >= point[1]]
         try:
-            return classify(deals, positions, account, infos.__getitem__, self.server_clock)
+            found = classify(deals, positions, account, infos.__getitem__, self.server_clock)
         except Inconsistent as exc:  # a deal between the reads: the caller asks again
             raise VenueUnavailable(f"mt5 {account}: history changed while read ({exc})") from None
+        if stops is not None:
+            known = told_stops({p.value: s for p, s in stops.items()}, found)
+            found += recovered_stops(known, positions, account, infos.__getitem__, self.server_clock,
+                                     self.told[account.number])
+        return found
 
     def watch_deals(self, account: Login, callback) -> defer.Deferred:
         poller = self.pollers.get(account.number)
         if poller is None:
             poller = self.pollers[account.number] = Poller(
                 account, self._worker(account), clock=self.clock, interval_s=self.poll_interval_s,
-                server_clock=self.server_clock, infos=self.infos[account.number])
+                server_clock=self.server_clock, infos=self.infos[account.number], told=self.told[account.number])
         poller.watchers.append(callback)
         return poller.start()
 

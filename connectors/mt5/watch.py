@@ -71,14 +71,14 @@ class Poller:
     """One watched account: its poll state, its watchers and its loop."""
 
     def __init__(self, account: Login, worker: Worker, *, clock, interval_s: float, server_clock: convert.ServerClock,
-                 infos: dict) -> None:
+                 infos: dict, told: dict | None = None) -> None:
         self.account = account
         self.worker = worker
         self.clock = clock
         self.interval_s = interval_s
         self.server_clock = server_clock
         self.infos = infos  # symbol -> SymbolInfo of this terminal (shared with the venue)
-        self.poll = AccountPoll(account, self.info_of, server_clock)
+        self.poll = AccountPoll(account, self.info_of, server_clock, told)
         self.watchers: list[Callable[[MasterDeal], None]] = []
         self.baselined = False
         self.since_s: int | None = None
