@@ -232,7 +232,8 @@ class Executor:
     def _write(self, entry, items) -> None:
         store, deal = self.store, entry.deal
         store.mark_results([(row.key, result, done_ns) for row, _, result, done_ns in items])
-        links = store.link_rows(deal.position_id)  # follower -> its link rows to this master position
+        # follower -> its link rows to this master position (of this master: numbers are per server)
+        links = store.link_rows(deal.position_id, str(deal.account))
         changed: dict[tuple[str, PositionId], StoredLink] = {}
         executions = []
         for row, sent_ns, result, done_ns in items:

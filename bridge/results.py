@@ -55,7 +55,7 @@ def relinked(deal: MasterDeal, row: IntentRow, result: OrderResult, rows: list[S
         same = next((link for link in rows if link.follower_position == result.position_id), None)
         if same is None:  # a new position: the first copy, or a hedging follower's copy of an add
             return StoredLink(deal.position_id, row.follower_id, result.position_id, row.symbol, row.side,
-                              result.volume, "open", row.key)
+                              result.volume, "open", row.key, str(deal.account))
         if same.state != "open":
             raise StoreError(f"link {deal.position_id} -> {row.follower_id}: follower position "
                              f"{same.follower_position} is already {same.state}; a link is never reopened")

@@ -467,3 +467,8 @@ def test_masters_on_two_servers_whose_deal_ids_coincide_are_both_copied(tmp_path
         assert worker.duplicates == 0
         assert worker.accept(second) is False and worker.duplicates == 1  # a redelivery is still one
         assert len(north.positions(follower).result) == 2
+        # their positions share a number too: closing one master's closes only its own copy
+        north.close(m1, north.positions(m1).result[0].position_id)
+        assert [(p.side, p.volume) for p in north.positions(follower).result] == [(Side.SELL, 2_000_000)]
+        south.close(m2, south.positions(m2).result[0].position_id)
+        assert north.positions(follower).result == []

@@ -123,7 +123,7 @@ def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path)
     with Store.open(path) as store:
         assert store.migrated == ["0002_executions", "0003_links_per_position", "0004_intents_state_check", "0005_pamm",
                                   "0006_account_orders", "0007_masters", "0008_close_requests",
-                                  "0009_deals_unique_per_account"]
+                                  "0009_deals_unique_per_account", "0010_links_per_master"]
         assert store.migrations() == [name for name, _ in MIGRATIONS]
         # the journal rebuilt (0009): its seqs, and the intents' foreign key to them, intact and enforced
         assert store.db.conn.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -141,6 +141,8 @@ def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path)
         [link] = store.links_of_master(PositionId(Platform.SIM, 7))  # the link survived the rebuild
         assert (link.follower_position, link.volume, link.opened_by) == (PositionId(Platform.MT5, 70), 300_000,
                                                                          "cbkey")
+        # 0010: no intent is named cbkey and no deal has position 7: the link's master is unknown ('')
+        assert link.master_id == ""
 
 
 def test_a_failing_migration_leaves_nothing_and_is_not_recorded(tmp_path):
@@ -659,8 +661,29 @@ def test_pool_orders_move_to_account_orders_keeping_their_state(tmp_path):
     db.close()
     with Store.open(path) as store:
         assert store.migrated == ["0006_account_orders", "0007_masters", "0008_close_requests",
-                                  "0009_deals_unique_per_account"]
+                                  "0009_deals_unique_per_account", "0010_links_per_master"]
         assert "pamm_orders" not in store.db.table_names()
         (row,) = store.account_orders(("pamm",), "alpha")
         assert (row.key, row.batch, row.reason, row.state, row.detail, row.volume, row.links) == \
             ("k1", 3, "pool-stop", "unknown", "timeout", 100_000, ())
+
+
+def test_links_get_their_master_from_the_deal_that_opened_them(tmp_path):
+    """0010 on a store with a link opened by a planned intent: its master is that deal's account."""
+    path = tmp_path / "store.db"
+    db = connect(path)
+    apply_migrations(db, [m for m in MIGRATIONS if m[0] < "0010"])
+    db.close()
+    with Store(connect(path)) as old:
+        deal = make_deal(1)
+        seq = old.journal_deal(deal, 10)
+        intents = make_intents(seq, deal)
+        old.plan(seq, intents)
+        old.link(deal.position_id, FOLLOWERS[0], PositionId(Platform.MT5, 70), "EURUSD", Side.BUY, 300_000,
+                 intents[0].key)
+    with Store.open(path) as store:
+        assert store.migrated == ["0010_links_per_master"]
+        [link] = store.links_of_master(deal.position_id)
+        assert link.master_id == str(deal.account)
+        assert store.links_of_master(deal.position_id, str(deal.account)) == [link]
+        assert store.links_of_master(deal.position_id, "sim/elsewhere/1") == []

@@ -102,7 +102,8 @@ class CloseRequestStore(StoreBase):
             filled = {(r["master_position"], r["filled_position_id"]) for r in covered
                       if r["state"] == "filled" and r["action"] == "open" and r["filled_position_id"]}
             links = [link for link in self.open_links(follower)
-                     if (str(link.master_position), str(link.follower_position)) in filled]
+                     if (str(link.master_position), str(link.follower_position)) in filled
+                     and link.master_id in ("", request["master"])]
             orders = self.close_orders(follower, links, request["origin"], request["owner"], batch, late=True)
             self.insert_account_orders(orders)
             self.db.execute("UPDATE close_requests SET state = 'done', done_at = ?, detail = ? WHERE batch = ?",

@@ -434,6 +434,39 @@ def m0009_deals_unique_per_account(db: Database) -> None:
 m0009_deals_unique_per_account.FOREIGN_KEYS_OFF = True  # type: ignore[attr-defined]
 
 
+def m0010_links_per_master(db: Database) -> None:
+    """Links carry their master account, and it is part of their key: position numbers are per server, so
+    two masters on two servers of one platform may each have a position 7, and their copies were taken for
+    one master position's (one master's close closed the other's copies). An existing link's master is the
+    account of the deal whose intent opened it (``opened_by``), else of the latest deal of that position."""
+    _run(db, """
+    CREATE TABLE links_v10 (
+        master_position TEXT NOT NULL,           -- str(PositionId) on the master
+        master_id TEXT NOT NULL DEFAULT '',      -- str(Login) of the master account
+        follower_id TEXT NOT NULL,
+        follower_position TEXT NOT NULL,         -- str(PositionId) on the follower
+        symbol TEXT NOT NULL,
+        side TEXT NOT NULL,
+        volume INTEGER NOT NULL,                 -- the follower position's open volume
+        state TEXT NOT NULL CHECK (state IN ('open', 'closed', 'unlinked')),
+        opened_by TEXT,                          -- the intent key that opened it
+        PRIMARY KEY (master_position, master_id, follower_id, follower_position)
+    );
+    INSERT INTO links_v10 (master_position, master_id, follower_id, follower_position, symbol, side, volume, state,
+                           opened_by)
+        SELECT l.master_position,
+               COALESCE((SELECT d.account_id FROM intents AS i JOIN master_deals AS d ON d.seq = i.deal_seq
+                         WHERE i.key = l.opened_by),
+                        (SELECT d.account_id FROM master_deals AS d WHERE d.position_id = l.master_position
+                         ORDER BY d.seq DESC LIMIT 1), ''),
+               l.follower_id, l.follower_position, l.symbol, l.side, l.volume, l.state, l.opened_by
+        FROM links AS l ORDER BY l.rowid;
+    DROP TABLE links;
+    ALTER TABLE links_v10 RENAME TO links;
+    CREATE INDEX links_by_follower ON links (follower_id, state)
+    """)
+
+
 MIGRATIONS: list[Migration] = [
     ("0001_core", m0001_core),
     ("0002_executions", m0002_executions),
@@ -444,6 +477,7 @@ MIGRATIONS: list[Migration] = [
     ("0007_masters", m0007_masters),
     ("0008_close_requests", m0008_close_requests),
     ("0009_deals_unique_per_account", m0009_deals_unique_per_account),
+    ("0010_links_per_master", m0010_links_per_master),
 ]
 
 _MIGRATIONS_TABLE = "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"

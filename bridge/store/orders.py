@@ -149,7 +149,8 @@ class AccountOrderStore(StoreBase):
         wanted = set(row.links)
         position = row.position()
         links = [link for link in self.open_links(row.account)
-                 if link.follower_position == position and str(link.master_position) in wanted]
+                 if link.follower_position == position and (link_ref(link) in wanted
+                                                            or str(link.master_position) in wanted)]
         if result.status is not OrderStatus.FILLED:
             if result.reason == POSITION_GONE:  # closed outside the bridge: never reopened
                 self.save_links([replace(link, state="unlinked") for link in links])
@@ -167,8 +168,8 @@ class AccountOrderStore(StoreBase):
         self.save_links(changed)
         rest = row.volume - filled
         if rest > 0:  # a partly-filled close: the rest is one more order, its key derived from this one's
-            remaining = [str(link.master_position) for link in changed if link.state == "open"] + \
-                [str(link.master_position) for link in links[len(changed):]]
+            remaining = [link_ref(link) for link in changed if link.state == "open"] + \
+                [link_ref(link) for link in links[len(changed):]]
             self.insert_account_orders([replace(
                 row, key=idempotency_key(f"rest:{row.key}", row.position_id, 0), reason="rest",
                 volume=rest, action="partial-close", state="planned",
@@ -185,7 +186,8 @@ class AccountOrderStore(StoreBase):
             "SELECT DISTINCT position_id FROM master_deals WHERE account_id = ?", (str(master),))}
         busy = {r.position_id for r in self.account_orders(None, None, UNFINISHED) if r.account == str(follower)}
         links = [link for link in self.open_links(str(follower))
-                 if str(link.master_position) in ours and str(link.follower_position.value) not in busy]
+                 if (link.master_id == str(master) or not link.master_id and str(link.master_position) in ours)
+                 and str(link.follower_position.value) not in busy]
         batch = self.next_close_batch()
         self.record_close_request(batch, follower, master, origin, owner)
         orders = self.close_orders(str(follower), links, origin, owner, batch)
@@ -216,7 +218,7 @@ class AccountOrderStore(StoreBase):
                 detail="; ".join(part for part in (
                     "a copy filled after the removal" if late else "",
                     "" if whole else f"this master's share of a position holding {totals[position]}") if part),
-                created_at=now, updated_at=now, links=tuple(str(link.master_position) for link in group)))
+                created_at=now, updated_at=now, links=tuple(link_ref(link) for link in group)))
         return orders
 
 
@@ -227,6 +229,11 @@ def _row(r: dict) -> AccountOrderRow:
 
 def _json(data) -> str:
     return json.dumps(data, separators=(",", ":"), sort_keys=True)
+
+
+def link_ref(link) -> str:
+    """How an order names a link it ends: ``MASTER|POSITION`` (a master position's number is per server)."""
+    return f"{link.master_id}|{link.master_position}" if link.master_id else str(link.master_position)
 
 
 def _now() -> str:

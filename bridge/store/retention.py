@@ -101,14 +101,15 @@ def prune(store, cutoff_ns: int, *, dry_run: bool = False, progress: Callable[[i
 
 def _prune_links(store, cutoff_ns: int, dry_run: bool) -> int:
     """Links no longer open of master positions closed at the master before the cutoff."""
-    # each master position's last trade (one pass over the journal, grouped), kept where it closed it in full
+    # each master position's last trade (one pass over the journal, grouped), kept where it closed it in full;
+    # a position is its master's (numbers are per server): links name both
     closed_positions = (
-        "SELECT d.position_id FROM master_deals AS d JOIN (SELECT max(seq) AS seq FROM master_deals "
-        "WHERE kind != 'sltp' AND kind != 'balance' GROUP BY position_id) AS last ON d.seq = last.seq "
+        "SELECT d.account_id, d.position_id FROM master_deals AS d JOIN (SELECT max(seq) AS seq FROM master_deals "
+        "WHERE kind != 'sltp' AND kind != 'balance' GROUP BY account_id, position_id) AS last ON d.seq = last.seq "
         "WHERE d.kind = 'close' AND d.detected_ns < ?")
-    where = f"state != 'open' AND master_position IN ({closed_positions}) " \
+    where = f"state != 'open' AND (master_id, master_position) IN ({closed_positions}) " \
             f"AND NOT EXISTS (SELECT 1 FROM links AS o WHERE o.master_position = links.master_position " \
-            f"AND o.state = 'open')"
+            f"AND o.master_id = links.master_id AND o.state = 'open')"
     conn = store.db.conn
     if dry_run:
         return conn.execute(f"SELECT count(*) FROM links WHERE {where}", (cutoff_ns,)).fetchone()[0]

@@ -65,13 +65,14 @@ def reconcile(store: Store, venue, follower: Login, policy: DriftPolicy = DriftP
     for link in links:
         position = held.get(link.follower_position)
         if position is None:
-            store.unlink(link.master_position, str(follower), link.follower_position)
+            store.unlink(link.master_position, str(follower), link.follower_position, link.master_id)
             drift.closed_outside.append(link.master_position)
             log.info("reconcile: %s closed %s outside the bridge; unlinked", follower, link.follower_position)
         elif position.volume != link.volume:
             drift.volume_mismatch.append((link.master_position, link.volume, position.volume))
             if policy is DriftPolicy.ADOPT:
-                store.set_link_volume(link.master_position, str(follower), position.volume, link.follower_position)
+                store.set_link_volume(link.master_position, str(follower), position.volume, link.follower_position,
+                                      link.master_id)
                 drift.adopted.append(link.master_position)
                 log.warning("reconcile: %s holds %s of %s, the link said %s; the link now says %s (policy adopt)",
                             follower, position.volume, link.follower_position, link.volume, position.volume)

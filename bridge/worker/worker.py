@@ -347,10 +347,10 @@ class Worker:
         links: dict[Login, Link] = {}
         hand_closed = set()
         # an open starts a master position: nothing can be linked to it yet
-        link_rows = {} if deal.kind is DealKind.OPEN else self.store.link_rows(deal.position_id)
+        link_rows = {} if deal.kind is DealKind.OPEN else self.store.link_rows(deal.position_id, str(deal.account))
         # only a netting follower's venue nets several master positions into one of its positions
         netting = link_rows and deal.kind in _ON_POSITION and any(not a.hedging for a in accounts.values())
-        shared = self.store.shared_positions(deal.position_id) if netting else {}
+        shared = self.store.shared_positions(deal.position_id, str(deal.account)) if netting else {}
         login_of = self.executor.login_of
         for follower_id, rows in link_rows.items():
             # the routes' own Login (the planner looks links up with it: the same object is found at once)
