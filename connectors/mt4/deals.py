@@ -35,11 +35,13 @@ type 6 is BALANCE (no symbol, position 0). MT4 is always hedging: no ADD, no REV
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from bridge.domain.deal import DealKind, MasterDeal, Side
 from bridge.domain.ids import DealId, Login, Platform, PositionId
 from bridge.domain.volume import SymbolSpec
+from connectors.interface import Stops
 from connectors.mt4 import convert
 from connectors.mt4 import protocol as P
 
@@ -203,6 +205,52 @@ def after(deals: list[MasterDeal], last: DealId | None, clock: convert.ServerClo
         since = clock.utc_ms(max(0, (last.value - SLTP_IDS) // 1000 - RESUME_MARGIN_MS))
         return [d for d in deals if d.time >= since]
     return [d for d in deals if d.deal_id.value > last.value]
+
+
+# -- SL/TP as state ------------------------------------------------------------------------
+def stops_of(trade: dict, spec: SymbolSpec) -> Stops:
+    return convert.stop(trade["sl"], spec.digits), convert.stop(trade["tp"], spec.digits)
+
+
+def sltp_deals(changed: list[dict], account: Login, spec_of: SpecOf, clock: convert.ServerClock, chains: Chains,
+               now_msc: int, told: dict, last_id: int | None = None) -> list[MasterDeal]:
+    """One SLTP deal per open trade of ``changed`` (its position's stops now), found at server time ``now_msc``
+    (MT4 keeps no time of an amend): ids from :func:`sltp_id` of that time, above ``last_id``. ``told`` (root ->
+    (stops, id) of the last SLTP deal made for the position, updated here): a position whose stops are those told
+    keeps that deal's id, so one change found twice (a backfill asked again, the EA's event and a backfill) is
+    one id."""
+    out = []
+    for t in sorted(changed, key=lambda t: t["ticket"]):
+        s = spec_of(t["symbol"])
+        root = chains.root(t["ticket"])
+        stops = stops_of(t, s)
+        last = told.get(root)
+        if last is not None and last[0] == stops:
+            deal_id = last[1]
+        else:
+            deal_id = last_id = sltp_id(now_msc, t["ticket"], last_id)
+        told[root] = (stops, deal_id)
+        found_msc = (deal_id - SLTP_IDS) // 1000  # when first found (an id told keeps its time too)
+        out.append(MasterDeal(DealId(M4, deal_id), PositionId(M4, root), account, t["symbol"], DealKind.SLTP,
+                              convert.side_of(t["type"]), 0, clock.utc_ms(found_msc),
+                              convert.volume_of(t["lots"], s), None, *stops))
+    return out
+
+
+def told_deal(deal: MasterDeal, told: dict) -> MasterDeal:
+    """A live ``deal`` as delivered, ``told`` kept: an SLTP deal takes the id ``told`` holds for its position if
+    it tells the same stops (a backfill recovered the change already), then ``told`` holds its; a close forgets
+    the position."""
+    root = deal.position_id.value
+    if deal.kind is DealKind.CLOSE:
+        told.pop(root, None)
+    if deal.kind is not DealKind.SLTP:
+        return deal
+    last = told.get(root)
+    if last is not None and last[0] == (deal.sl, deal.tp) and last[1] != deal.deal_id.value:
+        deal = replace(deal, deal_id=DealId(M4, last[1]))
+    told[root] = ((deal.sl, deal.tp), deal.deal_id.value)
+    return deal
 
 
 def key_of(record: dict) -> str | None:

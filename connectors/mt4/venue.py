@@ -31,6 +31,11 @@ open trades (``SYMBOL``) are loaded; ``stop()`` closes every link.
   ``position-not-found`` (an earlier attempt with this key may have closed it).
 - Master deals: ``deals_since`` classifies the history and trades (``deals.classify``, venue order);
   ``watch_deals`` follows the EA's events (``watch.py``: seq, REPLAY, resync on a new epoch or a gap).
+  MT4 keeps no history of SL/TP changes and a restarted watch starts from the trades' stops as they are:
+  ``deals_since(..., stops=)`` (``recovers_stops``) compares the open trades with the stops the bridge's
+  journal last told, one SLTP deal per difference (an amend made while the bridge was down), its id
+  from the time it is found and kept per position and stops (``deals.sltp_deals``, ``told``: a backfill
+  asked again, or the EA's event of the same change, gives the same id).
 - Time: the EA's ``*_msc`` server times become UTC with ``server_offset_s`` (server minus UTC).
 """
 
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta, timezone
+from typing import Mapping
 
 import zmq
 from twisted.internet import defer
@@ -51,12 +57,14 @@ from connectors.interface import (
     OrderRequest,
     OrderResult,
     OrderStatus,
+    Stops,
     VenueUnavailable,
     magic_number,
 )
 from connectors.mt4 import convert, deals, errors
 from connectors.mt4 import protocol as P
 from connectors.mt4.deals import Chains
+from connectors.mt5.deals import NO_STOPS, told_stops
 from connectors.mt4.errors import EAError
 from connectors.mt4.ledger import Ledger
 from connectors.mt4.link import EALink, LinkClosed, LinkTimeout
@@ -93,6 +101,7 @@ class MT4Venue:
                                     ping_s=ping_s, curve=(curve or {}).get(login))
                       for login, (command, events) in terminals.items()}
         self.chains = {login: Chains() for login in terminals}
+        self.told: dict[int, dict] = {login: {} for login in terminals}  # root -> (stops, id) of the last SLTP
         self.ledgers = {login: Ledger(link, self.chains[login]) for login, link in self.links.items()}
         self.specs: dict[int, dict] = {login: {} for login in terminals}
         self.records: dict[int, dict] = {login: {} for login in terminals}  # SYMBOL results
@@ -230,13 +239,40 @@ class MT4Venue:
             out.append(convert.venue_position(t, root, key, account, self.specs[login][t["symbol"]]))
         return out
 
+    #: ``deals_since`` takes ``stops``: MT4 keeps no history of SL/TP changes (OrderModify)
+    recovers_stops = True
+
     @defer.inlineCallbacks
-    def deals_since(self, account: Login, after: DealId | None):
+    def deals_since(self, account: Login, after: DealId | None, stops: Mapping[PositionId, Stops] | None = None):
+        """The deals after ``after``; with ``stops`` (the SL/TP the bridge last knew for each open position,
+        none if absent), then an SLTP deal for each open position whose SL/TP are not those now (an amend made
+        while the bridge was down: the EA's events of it are gone)."""
         history, trades = yield self._state(account)
         login = account.number
-        found = deals.classify(history, trades, account, self.specs[login].__getitem__, self.server_clock,
-                               self.chains[login])
-        return deals.after(found, after, self.server_clock)
+        spec_of = self.specs[login].__getitem__
+        found = deals.classify(history, trades, account, spec_of, self.server_clock, self.chains[login])
+        found = deals.after(found, after, self.server_clock)
+        if stops is not None:
+            found += self.recovered_stops(account, stops, found, trades)
+        return found
+
+    def recovered_stops(self, account: Login, stops: Mapping[PositionId, Stops], found: list, trades: list[dict]):
+        """SLTP deals for the open ``trades`` whose position's stops are not those ``stops`` (the journal's) and
+        the deals ``found`` (the backfill, journalled next) tell. Ids of the time found, or the one told."""
+        login = account.number
+        chains, spec_of = self.chains[login], self.spec_table(login).__getitem__
+        known = told_stops({p.value: s for p, s in stops.items()}, found)
+        changed = [t for t in trades
+                   if deals.stops_of(t, spec_of(t["symbol"])) != known.get(chains.root(t["ticket"]), NO_STOPS)]
+        return deals.sltp_deals(changed, account, spec_of, self.server_clock, chains, self.server_now_ms(),
+                                self.told[login])
+
+    def spec_table(self, login: int) -> dict:
+        """Symbol -> SymbolSpec of ``login``'s terminal."""
+        return self.specs[login]
+
+    def server_now_ms(self) -> int:
+        return self.server_clock.server_ms(self.now())
 
     def watch_deals(self, account: Login, callback) -> defer.Deferred:
         self._link(account)

@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from datetime import datetime, timezone
 from typing import Callable
 
 from twisted.internet import defer
 
 from bridge.domain.deal import DealKind, MasterDeal
-from bridge.domain.ids import DealId, Login, PositionId
+from bridge.domain.ids import DealId, Login
 from connectors.mt4 import convert, deals
 from connectors.mt4 import protocol as P
 
@@ -48,6 +47,7 @@ class AccountWatch:
         self.link = venue.links[account.number]
         self.ledger = venue.ledgers[account.number]
         self.chains = venue.chains[account.number]
+        self.told = venue.told[account.number]  # root -> (stops, id) of the last SLTP deal (shared with deals_since)
         self.watchers: list[Callable[[MasterDeal], None]] = []
         self.last: DealId | None = None
         self.last_sltp: int | None = None
@@ -127,11 +127,12 @@ class AccountWatch:
             if deal is None:
                 continue
             if deal.kind is DealKind.SLTP:
-                self.last_sltp = deal.deal_id.value
+                self.last_sltp = max(self.last_sltp or 0, deal.deal_id.value)
             if deal.kind in (DealKind.OPEN, DealKind.SLTP):
                 self.stops[deal.position_id.value] = (deal.sl, deal.tp)
             elif deal.kind is DealKind.CLOSE:
                 self.stops.pop(deal.position_id.value, None)
+            deal = deals.told_deal(deal, self.told)  # an SLTP a backfill found already keeps its id
             self._deliver(deal)
 
     @defer.inlineCallbacks
@@ -157,20 +158,15 @@ class AccountWatch:
         self.stops = stops
 
     def _stop_changes(self, trades: list[dict]) -> list[MasterDeal]:
-        now = datetime.fromtimestamp(self.venue.clock.seconds(), timezone.utc)
-        now_msc = self.venue.server_clock.server_ms(now)
-        out = []
-        for t in sorted(trades, key=lambda t: t["ticket"]):
-            s = self._spec_of(t["symbol"])
+        changed = []
+        for t in trades:
             root = self.chains.root(t["ticket"])
-            levels = (convert.stop(t["sl"], s.digits), convert.stop(t["tp"], s.digits))
-            if root not in self.stops or self.stops[root] == levels:
-                continue
-            self.last_sltp = deals.sltp_id(now_msc, t["ticket"], self.last_sltp)
-            out.append(MasterDeal(DealId(deals.M4, self.last_sltp), PositionId(deals.M4, root), self.account,
-                                  t["symbol"], DealKind.SLTP, convert.side_of(t["type"]), 0,
-                                  self.venue.server_clock.utc_ms(now_msc), convert.volume_of(t["lots"], s), None,
-                                  *levels))
+            if root in self.stops and self.stops[root] != deals.stops_of(t, self._spec_of(t["symbol"])):
+                changed.append(t)
+        out = deals.sltp_deals(changed, self.account, self._spec_of, self.venue.server_clock, self.chains,
+                               self.venue.server_now_ms(), self.told, self.last_sltp)
+        if out:
+            self.last_sltp = max(self.last_sltp or 0, *(d.deal_id.value for d in out))
         return out
 
     def _deliver(self, deal: MasterDeal) -> None:

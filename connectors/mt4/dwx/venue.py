@@ -9,6 +9,8 @@ and ``poll_ms`` is one period for all, or one per login
 - Master deals: ``watch_deals`` polls ``GET_OPEN_TRADES`` every ``poll_ms`` and diffs the snapshots
   (``feed.py``); ``deals_since`` answers from the deals this process has seen so (the EA has no history
   command: nothing before this process's first poll, nothing that opened and closed between two polls).
+  ``deals_since(..., stops=)`` compares a fresh snapshot with the stops the bridge's journal last told (an
+  amend made while the bridge was down: one SLTP deal per open position, as ``MT4Venue`` does).
 - Orders: ``TRADE;OPEN`` with the idempotency key as the comment and ``magic_number(key)`` as the magic,
   without stops; an order's SL/TP then follow as a ``TRADE;MODIFY`` of point distances from the fill price
   (a stop left unset is sent as the distance that puts it at 0, MT4's "none"). ``CLOSE`` closes the
@@ -36,6 +38,7 @@ import logging
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
+from typing import Mapping
 
 import zmq
 from twisted.internet import defer
@@ -45,7 +48,15 @@ from allocation.leg import Action
 from bridge.domain.deal import Side
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId, ServerId
 from bridge.domain.volume import SymbolSpec
-from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, VenueUnavailable, magic_number
+from connectors.interface import (
+    AmbiguousOutcome,
+    OrderRequest,
+    OrderResult,
+    OrderStatus,
+    Stops,
+    VenueUnavailable,
+    magic_number,
+)
 from connectors.mt4 import convert, deals
 from connectors.mt4.deals import Chains
 from connectors.mt4.dwx import protocol as D
@@ -90,6 +101,7 @@ class DwxVenue(MT4Venue):
                                      heartbeat_s=heartbeat_s)
                       for login, (command, replies) in terminals.items()}
         self.chains = {login: Chains() for login in terminals}
+        self.told: dict[int, dict] = {login: {} for login in terminals}  # root -> (stops, id) of the last SLTP
         # symbol -> spec, one table for every terminal (MT4Venue.specs is per login, from the EA)
         self.symbol_specs = dict(specs) if specs is not None else default_specs()
         self.seen: dict[int, deque] = {login: deque(maxlen=REMEMBER) for login in terminals}
@@ -171,9 +183,19 @@ class DwxVenue(MT4Venue):
         return [convert.venue_position(t, chains.root(t["ticket"]), deals.key_of(t), account, self.symbol_specs[t["symbol"]])
                 for t in trades]
 
-    def deals_since(self, account: Login, after: DealId | None) -> defer.Deferred:
+    def deals_since(self, account: Login, after: DealId | None,
+                    stops: Mapping[PositionId, Stops] | None = None) -> defer.Deferred:
+        """The deals this process polled after ``after``; with ``stops``, then an SLTP deal for each open trade
+        whose position's stops are not those (read from a fresh snapshot; see ``MT4Venue.deals_since``)."""
         self._link(account)
-        return defer.succeed(deals.after(list(self.seen[account.number]), after, self.server_clock))
+        found = deals.after(list(self.seen[account.number]), after, self.server_clock)
+        if stops is None:
+            return defer.succeed(found)
+        d = self.snapshot(account)
+        return d.addCallback(lambda trades: found + self.recovered_stops(account, stops, found, self.known(trades)))
+
+    def spec_table(self, login: int) -> dict:
+        return self.symbol_specs
 
     def watch_deals(self, account: Login, callback) -> defer.Deferred:
         self._link(account)
@@ -410,7 +432,9 @@ class _Watch:
             log.info("dwx %s: polling again (%s)", self.account, self.failing)
             self.failing = None
         found = self.diff.update(self.venue.known(trades), self.venue.now())
+        told = self.venue.told[self.account.number]
         for deal in found:
+            deal = deals.told_deal(deal, told)  # an SLTP a backfill found already keeps its id
             self.venue.seen[self.account.number].append(deal)
             self.delivered += 1
             for callback in list(self.watchers):
