@@ -302,3 +302,50 @@ def test_a_watch_that_starts_between_a_positions_deals_is_not_held_up_by_the_ear
         assert rig.venue.pollers[NET_MASTER].inconsistent == 0
     finally:
         rig.close()
+
+
+def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_at_its_restart(tmp_path, request):
+    """MT5 keeps no history of SL/TP changes and the restarted poller's first read is its baseline: the bridge
+    compares the master's positions with the stops its journal last told (connectors/mt5/deals.py). SIGKILLed,
+    the master's SL/TP amended by hand, restarted: one modify per follower, then none after a second restart."""
+    ports = start_sims(tmp_path, request, "--hedging")
+    config, control = bridge_config(tmp_path, ports)
+    ctx = zmq.Context()
+    request.addfinalizer(lambda: ctx.destroy(0))
+    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    request.addfinalizer(daemon.stop)
+    trader = Trader(ports[MASTER])
+    request.addfinalizer(trader.close)
+    daemon.start()
+    daemon.wait(settled(0), "the three terminals to be linked")
+    followers = readers(ports)
+    request.addfinalizer(lambda: [t.close() for t in followers.values()])
+
+    def follower_stops() -> dict[int, list]:
+        return {login: [(p.sl, p.tp) for p in t.positions_get()] for login, t in followers.items()}
+
+    position = trader.send(BUY, "0.4")
+    journalled = daemon.wait(settled(2), "the two copies")["worker"]["journal"]["deals"]  # the deposit, the open
+    assert follower_stops() == {HEDGED: [(0.0, 0.0)], NETTED: [(0.0, 0.0)]}
+    daemon.kill()
+    price = trader.conn.eval(f"mt5.positions_get(ticket={position})[0].price_open")
+    sl, tp = round(price - 0.01, 5), round(price + 0.01, 5)
+    result = trader.conn.eval(f"mt5.order_send({{'action': mt5.TRADE_ACTION_SLTP, 'symbol': 'EURUSD', "
+                              f"'position': {position}, 'sl': {sl!r}, 'tp': {tp!r}}})")
+    assert result.retcode == 10009, (result.retcode, result.comment)
+
+    daemon.start()
+    status = daemon.wait(settled(4), "one modify per follower after the restart", timeout_s=30)
+    assert follower_stops() == {HEDGED: [(sl, tp)], NETTED: [(sl, tp)]}
+    assert status["worker"]["journal"]["deals"] == journalled + 1
+    daemon.kill()  # nothing changed: a second restart sends nothing
+    daemon.start()
+    daemon.wait(settled(4), "the second restart", timeout_s=30)
+    time.sleep(1.0)  # a late SLTP deal would show now
+    status = daemon.wait(settled(4), "the second restart to stay quiet")
+    assert status["worker"]["journal"]["deals"] == journalled + 1
+    daemon.stop()
+    with read_only_store(tmp_path / "bridge.sqlite") as store:
+        assert [i.action.value for i in store.intents_in_state("filled")].count("modify") == 2
+    log = (tmp_path / "bridge.log").read_text()
+    assert "Traceback" not in log
