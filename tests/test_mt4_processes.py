@@ -289,3 +289,51 @@ def test_sigkill_around_the_master_trades_loses_nothing_and_doubles_nothing(tmp_
     assert "Traceback" not in log
     print(f"\n{daemon.kills} kills: {in_flight} with orders in flight ({done_there} with one done at the EA), "
           f"{unplanned} before the last trade's orders were all planned")
+
+
+def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_at_its_restart(tmp_path, request):
+    """MT4 keeps no history of OrderModify and the EA's event of it reaches no bridge while none runs: the
+    restarted bridge compares the master's open trades with the stops its journal last told
+    (``MT4Venue.deals_since(..., stops=)``). SIGKILLed, the master's SL/TP amended by hand, restarted: one MODIFY
+    per follower (their EAs' journals), then none after a second restart."""
+    ports = start_sims(tmp_path, request)
+    config, control = bridge_config(tmp_path, ports)
+    ctx = zmq.Context()
+    request.addfinalizer(lambda: ctx.destroy(0))
+    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
+    request.addfinalizer(daemon.stop)
+    daemon.start()
+    daemon.wait(settled(0), "the three terminals to be linked")
+    trader = Terminal(ctx, ports[MASTER])
+    followers = {login: Terminal(ctx, ports[login]) for login, _ in FOLLOWERS}
+
+    def follower_stops() -> dict[int, list]:
+        return {login: [(t["sl"], t["tp"]) for t in f.trades()] for login, f in followers.items()}
+
+    def modifies() -> dict[int, int]:
+        return {login: [cmd for _, cmd in journal_keys(tmp_path, login)].count("MODIFY") for login in followers}
+
+    opened = trader.call("MANUAL_OPEN", symbol="EURUSD", type=BUY, lots=0.4, sl=0, tp=0)
+    journalled = daemon.wait(settled(2), "the two copies")["worker"]["journal"]["deals"]
+    assert follower_stops() == {FOLLOWER: [(0, 0)], HALF: [(0, 0)]}
+    daemon.kill()
+    sl, tp = opened["price"] - Decimal("0.02"), opened["price"] + Decimal("0.02")  # far from a 20 ms walk
+    trader.call("MANUAL_MODIFY", ticket=opened["ticket"], sl=float(sl), tp=float(tp))
+
+    daemon.start()
+    status = daemon.wait(settled(4), "one modify per follower after the restart", timeout_s=30)
+    assert follower_stops() == {FOLLOWER: [(sl, tp)], HALF: [(sl, tp)]}
+    assert status["worker"]["journal"]["deals"] == journalled + 1
+    assert modifies() == {FOLLOWER: 1, HALF: 1}
+    daemon.kill()  # nothing changed: a second restart sends nothing
+    daemon.start()
+    daemon.wait(settled(4), "the second restart", timeout_s=30)
+    time.sleep(1.0)  # a late SLTP deal would show now
+    status = daemon.wait(settled(4), "the second restart to stay quiet")
+    assert status["worker"]["journal"]["deals"] == journalled + 1
+    assert modifies() == {FOLLOWER: 1, HALF: 1}
+    daemon.stop()
+    for f in (trader, *followers.values()):
+        f.close()
+    log = (tmp_path / "bridge.log").read_text()
+    assert "Traceback" not in log
