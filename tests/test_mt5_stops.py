@@ -194,3 +194,26 @@ def test_through_the_worker_a_down_time_amend_reaches_each_follower_with_one_mod
     assert requests(rig) == before and len(store.intents_in_state("filled")) == 6
     worker.stopping = True
     store.close()
+
+
+def test_an_amend_made_while_the_terminal_was_down_is_found_by_the_next_poll(rig):
+    """A disconnect (not a restart): the poller keeps its last positions, so its first poll after the terminal
+    is back compares with them; a backfill of the same change then keeps the poll's id."""
+    from connectors.mt5.pool import HEALTH_S
+
+    m, t = rig.login(MASTER), rig.terminals[MASTER]
+    seen = watch(rig, MASTER)
+    position = rig.manual(m, "EURUSD", Side.BUY, "1.00")
+    settle(rig, seen, 1)
+    t.shutdown()  # the pipe is gone: the worker marks the terminal down at its next call
+    rig.clock.advance(POLL_S)
+    assert not [s for s in rig.venue.terminal_status() if s["login"] == MASTER][0]["up"]
+    assert t.initialize(login=MASTER, password="password")  # the trader's own session amends meanwhile
+    rig.manual_sltp(m, position, SL, TP)
+    skipped = rig.venue.pollers[MASTER].skipped
+    rig.clock.advance(HEALTH_S)
+    settle(rig, seen, 2)
+    assert rig.venue.pollers[MASTER].skipped > skipped
+    sltp = seen[-1]
+    assert (sltp.kind, sltp.sl, sltp.tp) == (DealKind.SLTP, SL, TP)
+    assert rig.result(rig.venue.deals_since(m, seen[0].deal_id, stops={})) == [sltp]
