@@ -62,8 +62,12 @@ def test_master_deals_open_partial_close_sltp_close_and_balance(h):
     h.pump(lambda: len(seen) >= 5)
     assert [d.kind for d in seen] == [DealKind.OPEN, DealKind.PARTIAL_CLOSE, DealKind.SLTP, DealKind.BALANCE,
                                       DealKind.CLOSE]
-    opened, part, sltp, _, close = seen
+    opened, part, sltp, balance, close = seen
     assert (opened.volume, opened.side, opened.position_volume) == (LOT, Side.BUY, 0)
+    # a balance operation's id is in its own range: its sequence is not the dealIds', and the journal is
+    # unique per account and id, so a raw balanceHistoryId equal to a later dealId would lose that trade
+    trade_ids = {d.deal_id.value for d in (opened, part, close)}
+    assert balance.deal_id.value > 2 ** 63 > max(trade_ids) and balance.deal_id.value < sltp.deal_id.value
     assert (part.volume, part.position_volume, part.side) == (3 * LOT // 10, LOT, Side.BUY)
     assert sltp.sl == (bid - Decimal("0.01")) and sltp.position_volume == 7 * LOT // 10
     assert (close.volume, close.position_volume) == (7 * LOT // 10, 7 * LOT // 10)

@@ -97,9 +97,15 @@ def sltp_deal(deal_id: int, position, account: Login, symbol: str, ms: int) -> M
                       side_of(position.tradeData.tradeSide), 0, when(ms), volume, None, *stops(position))
 
 
+#: a balance operation's deal id: this + its ``balanceHistoryId``. The ids come from another sequence than
+#: dealIds, so a raw one could equal a trade's and the journal (unique per account and id) would refuse
+#: that trade as a duplicate; above every int64 and below every SLTP id (``deals.STOPS_SCALE`` x ms)
+BALANCE_BASE = 10 ** 19
+
+
 def balance_deal(op, account: Login) -> MasterDeal:
-    return MasterDeal(DealId(P, op.balanceHistoryId), PositionId(P, 0), account, "", DealKind.BALANCE, Side.BUY, 0,
-                      when(op.changeBalanceTimestamp))
+    return MasterDeal(DealId(P, BALANCE_BASE + op.balanceHistoryId), PositionId(P, 0), account, "", DealKind.BALANCE,
+                      Side.BUY, 0, when(op.changeBalanceTimestamp))
 
 
 def bridge_key(label: str) -> str | None:

@@ -32,7 +32,8 @@ reuses that deal's id, for the same reason. (Journals from before this scheme ho
 ``10^15 + ms`` ids; they compare as older and carry the same stops: nothing is
 sent again.)
 
-A balance operation gets its ``balanceHistoryId``. It is not in DealListRes
+A balance operation gets ``convert.BALANCE_BASE`` + its ``balanceHistoryId`` (its own id range: the
+ids come from another sequence than dealIds). It is not in DealListRes
 either; the worker resumes a backfill after the last journalled *trade*
 (``Store.last_deal_id(trades_only=True)``), never after an SLTP or balance id.
 """
