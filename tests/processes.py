@@ -166,6 +166,16 @@ class Daemon:
         key = "connector" if self.role == "connector" else "worker"
         return self.wait(lambda s: s is not None and key in s, f"the {self.role} role to start")
 
+    @classmethod
+    def for_test(cls, config: Path, control: str, tmp_path: Path, request) -> "Daemon":
+        """A daemon logging to ``tmp_path / "bridge.log"`` on a zmq context of its own, both ended with the test
+        (``daemon.ctx`` for the test's own sockets)."""
+        ctx = zmq.Context()
+        request.addfinalizer(lambda: ctx.destroy(0))
+        daemon = cls(config, tmp_path / "bridge.log", ctx, control)
+        request.addfinalizer(daemon.stop)
+        return daemon
+
     def status(self):
         client = Client(self.ctx, self.control)  # a fresh socket: a dead daemon must not leave a reply queued
         try:
@@ -236,6 +246,17 @@ def settled(expected_fills: int):
     return lambda s: (s and s.get("venues_ready") and s["worker"]["idle"]
                       and s["worker"]["intents"].get("filled", 0) == expected_fills
                       and not any(s["worker"]["intents"].get(k) for k in UNFINISHED))
+
+
+def a_restart_sends_nothing(daemon: Daemon, fills: int, deals: int) -> None:
+    """SIGKILL ``daemon`` and start it again with nothing changed at the venues: it settles with ``fills`` intents
+    filled and ``deals`` master deals journalled, and a second later still does (a late deal would show)."""
+    daemon.kill()
+    daemon.start()
+    daemon.wait(settled(fills), "the restart", timeout_s=30)
+    time.sleep(1.0)
+    status = daemon.wait(settled(fills), "the restart to stay quiet")
+    assert status["worker"]["journal"]["deals"] == deals
 
 
 def master_script(rng, actions: int):

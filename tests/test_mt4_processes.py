@@ -28,6 +28,7 @@ from pathlib import Path
 import zmq
 
 from tests.processes import Daemon, UNFINISHED, master_script, read_only_store, settled, start_mt4_sim, wait_for
+from tests.processes import a_restart_sends_nothing
 
 MASTER, FOLLOWER, HALF = 4001, 4002, 4003
 FOLLOWERS = ((FOLLOWER, "1"), (HALF, "0.5"))  # (login, multiplier)
@@ -170,18 +171,15 @@ def journal_keys(tmp_path: Path, login: int) -> list[tuple[str, str]]:
 def test_bridge_run_copies_trades_made_by_hand_on_a_bridge_sim_mt4_master(tmp_path, request):
     ports = start_sims(tmp_path, request)
     config, control = bridge_config(tmp_path, ports)
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(daemon.stop)
+    daemon = Daemon.for_test(config, control, tmp_path, request)
     daemon.start()
     status = daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"],
                          "the three terminals to be linked")
     assert [(c["login"], c["up"]) for c in status["connections"]["mt4/m4"]] == [
         (MASTER, True), (FOLLOWER, True), (HALF, True)], status["connections"]
 
-    trader = Terminal(ctx, ports[MASTER])
-    followers = {login: Terminal(ctx, ports[login]) for login, _ in FOLLOWERS}
+    trader = Terminal(daemon.ctx, ports[MASTER])
+    followers = {login: Terminal(daemon.ctx, ports[login]) for login, _ in FOLLOWERS}
 
     def copies_are(full: str, half: str) -> bool:
         return (followers[FOLLOWER].held(), followers[HALF].held()) == (Decimal(full), Decimal(half))
@@ -232,12 +230,9 @@ def test_sigkill_around_the_master_trades_loses_nothing_and_doubles_nothing(tmp_
     rng = random.Random(int(os.environ.get("COPYBRIDGE_SEED", "11")))
     ports = start_sims(tmp_path, request, "--reply-delay-ms", "30")
     config, control = bridge_config(tmp_path, ports)
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(daemon.stop)
-    trader = Terminal(ctx, ports[MASTER])
-    followers = {login: Terminal(ctx, ports[login]) for login, _ in FOLLOWERS}
+    daemon = Daemon.for_test(config, control, tmp_path, request)
+    trader = Terminal(daemon.ctx, ports[MASTER])
+    followers = {login: Terminal(daemon.ctx, ports[login]) for login, _ in FOLLOWERS}
 
     daemon.start()
     daemon.wait(settled(0), "the three terminals to be linked")
@@ -298,14 +293,11 @@ def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_
     per follower (their EAs' journals), then none after a second restart."""
     ports = start_sims(tmp_path, request)
     config, control = bridge_config(tmp_path, ports)
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(daemon.stop)
+    daemon = Daemon.for_test(config, control, tmp_path, request)
     daemon.start()
     daemon.wait(settled(0), "the three terminals to be linked")
-    trader = Terminal(ctx, ports[MASTER])
-    followers = {login: Terminal(ctx, ports[login]) for login, _ in FOLLOWERS}
+    trader = Terminal(daemon.ctx, ports[MASTER])
+    followers = {login: Terminal(daemon.ctx, ports[login]) for login, _ in FOLLOWERS}
 
     def follower_stops() -> dict[int, list]:
         return {login: [(t["sl"], t["tp"]) for t in f.trades()] for login, f in followers.items()}
@@ -325,12 +317,7 @@ def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_
     assert follower_stops() == {FOLLOWER: [(sl, tp)], HALF: [(sl, tp)]}
     assert status["worker"]["journal"]["deals"] == journalled + 1
     assert modifies() == {FOLLOWER: 1, HALF: 1}
-    daemon.kill()  # nothing changed: a second restart sends nothing
-    daemon.start()
-    daemon.wait(settled(4), "the second restart", timeout_s=30)
-    time.sleep(1.0)  # a late SLTP deal would show now
-    status = daemon.wait(settled(4), "the second restart to stay quiet")
-    assert status["worker"]["journal"]["deals"] == journalled + 1
+    a_restart_sends_nothing(daemon, 4, journalled + 1)
     assert modifies() == {FOLLOWER: 1, HALF: 1}
     daemon.stop()
     for f in (trader, *followers.values()):

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import pytest
 import rpyc
-import zmq
 
 from connectors.mt5.rpyc_provider import RpycTerminal
 from tests.processes import Daemon, UNFINISHED, master_script, read_only_store, settled, start_mt5_sim, wait_for
+from tests.processes import a_restart_sends_nothing
 
 MASTER, HEDGED, NETTED = 8001, 8002, 8003
 FOLLOWERS = ((HEDGED, "1"), (NETTED, "0.5"))  # (login, multiplier)
@@ -144,6 +144,18 @@ def readers(ports: dict[int, int]) -> dict[int, RpycTerminal]:
     return terminals
 
 
+def start_linked(daemon: Daemon, ports: dict[int, int], request) -> tuple[Trader, dict[int, RpycTerminal]]:
+    """The master's trader, then the bridge started and linked to the three terminals, then the followers'
+    readers; all closed after the test."""
+    trader = Trader(ports[MASTER])
+    request.addfinalizer(trader.close)
+    daemon.start()
+    daemon.wait(settled(0), "the three terminals to be linked")
+    followers = readers(ports)
+    request.addfinalizer(lambda: [t.close() for t in followers.values()])
+    return trader, followers
+
+
 def held(terminal: RpycTerminal) -> Decimal:
     """The net volume the terminal holds in EURUSD, in lots (buys positive)."""
     return sum((Decimal(repr(p.volume)) * (1 if p.type == BUY else -1) for p in terminal.positions_get()),
@@ -162,10 +174,7 @@ def trades(terminal: RpycTerminal) -> list:
 def test_bridge_run_copies_a_trade_placed_by_hand_on_a_bridge_sim_mt5_master(tmp_path, request, master_mode):
     ports = start_sims(tmp_path, request, master_mode)
     config, control = bridge_config(tmp_path, ports)
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(daemon.stop)
+    daemon = Daemon.for_test(config, control, tmp_path, request)
     daemon.start()
     status = daemon.wait(lambda s: s and s.get("venues_ready") and s["worker"]["idle"],
                          "the three terminals to be linked")
@@ -216,17 +225,8 @@ def test_sigkill_around_the_master_deals_loses_nothing_and_doubles_nothing(tmp_p
     for login, _ in FOLLOWERS:
         hold_order_replies(ports[login], 0.03)
     config, control = bridge_config(tmp_path, ports)
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(daemon.stop)
-    trader = Trader(ports[MASTER])
-    request.addfinalizer(trader.close)
-
-    daemon.start()
-    daemon.wait(settled(0), "the three terminals to be linked")
-    followers = readers(ports)
-    request.addfinalizer(lambda: [t.close() for t in followers.values()])
+    daemon = Daemon.for_test(config, control, tmp_path, request)
+    trader, followers = start_linked(daemon, ports, request)
     store_path = tmp_path / "bridge.sqlite"
     side, position, done, in_flight, done_there, unplanned = BUY, None, 0, 0, 0, 0
     for action in master_script(rng, 60 if SOAK else 16):
@@ -310,16 +310,8 @@ def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_
     the master's SL/TP amended by hand, restarted: one modify per follower, then none after a second restart."""
     ports = start_sims(tmp_path, request, "--hedging")
     config, control = bridge_config(tmp_path, ports)
-    ctx = zmq.Context()
-    request.addfinalizer(lambda: ctx.destroy(0))
-    daemon = Daemon(config, tmp_path / "bridge.log", ctx, control)
-    request.addfinalizer(daemon.stop)
-    trader = Trader(ports[MASTER])
-    request.addfinalizer(trader.close)
-    daemon.start()
-    daemon.wait(settled(0), "the three terminals to be linked")
-    followers = readers(ports)
-    request.addfinalizer(lambda: [t.close() for t in followers.values()])
+    daemon = Daemon.for_test(config, control, tmp_path, request)
+    trader, followers = start_linked(daemon, ports, request)
 
     def follower_stops() -> dict[int, list]:
         return {login: [(p.sl, p.tp) for p in t.positions_get()] for login, t in followers.items()}
@@ -338,12 +330,7 @@ def test_an_sltp_amend_made_while_the_bridge_is_down_reaches_each_follower_once_
     status = daemon.wait(settled(4), "one modify per follower after the restart", timeout_s=30)
     assert follower_stops() == {HEDGED: [(sl, tp)], NETTED: [(sl, tp)]}
     assert status["worker"]["journal"]["deals"] == journalled + 1
-    daemon.kill()  # nothing changed: a second restart sends nothing
-    daemon.start()
-    daemon.wait(settled(4), "the second restart", timeout_s=30)
-    time.sleep(1.0)  # a late SLTP deal would show now
-    status = daemon.wait(settled(4), "the second restart to stay quiet")
-    assert status["worker"]["journal"]["deals"] == journalled + 1
+    a_restart_sends_nothing(daemon, 4, journalled + 1)
     daemon.stop()
     with read_only_store(tmp_path / "bridge.sqlite") as store:
         assert [i.action.value for i in store.intents_in_state("filled")].count("modify") == 2
