@@ -14,19 +14,14 @@ from decimal import Decimal
 
 import pytest
 
-from allocation.copy import CopySettings, resolve
-from allocation.copy.settings import SizingMode
 from bridge.domain.deal import DealKind, Side
-from bridge.executor import Executor
 from bridge.store import Store
-from bridge.worker.planning import CopyRoute
-from bridge.worker.routes import Routes
-from bridge.worker.worker import Worker
 from connectors.mt4 import deals
 from connectors.mt4.dwx.venue import DwxVenue
 from connectors.mt4.venue import MT4Venue
 from tests.mt4_dwx_rig import DwxRig
 from tests.mt4_rig import HEDGER, MASTER, OTHER, Rig
+from tests.test_mt5_stops import copy_session, quiet_restart
 
 D = Decimal
 
@@ -122,23 +117,6 @@ def test_a_remainder_whose_stops_changed_while_down_is_its_roots_sltp_deal(rig):
 
 
 # -- through the worker and the store -----------------------------------------------------------------
-def copy_session(r: Rig, store: Store) -> Worker:
-    """The daemon's start for one master and two followers: watch, then the backfill the worker asks for
-    (after the journal's last trade, with the stops it last told), every deal into the worker."""
-    master = r.login(MASTER)
-    routes = Routes(copy={master: [CopyRoute(r.login(login), resolve(CopySettings(mode=SizingMode.MULTIPLIER)))
-                                   for login in (HEDGER, OTHER)]})
-    venues = {r.venue.server: r.venue}
-    worker = Worker(store, Executor(store, venues), routes, venues)
-    r.result(worker.recover())
-    r.result(r.venue.watch_deals(master, worker.accept))
-    backfill = r.result(r.venue.deals_since(master, store.last_deal_id(master, trades_only=True),
-                                            stops=store.known_stops(master)))
-    for deal in backfill:
-        worker.accept(deal)
-    return worker
-
-
 def modifies(r: Rig) -> dict[int, int]:
     """MODIFY commands each follower's EA executed (its result journal: one entry per key)."""
     return {login: sum(e["cmd"] == "MODIFY" for e in r.servers[login].ea.journal._entries.values())
@@ -154,7 +132,7 @@ def test_through_the_worker_a_down_time_amend_reaches_each_follower_with_one_mod
     bid = r.market.quote("EURUSD").bid
     sl, tp = bid - D("0.01000"), bid + D("0.01000")
     store = Store.open(tmp_path / "b.sqlite")
-    worker = copy_session(r, store)
+    worker = copy_session(r, store, MASTER, (HEDGER, OTHER))
     position = r.manual(m, "EURUSD", Side.BUY, "1.00")
     r.pump(lambda: len(store.intents_in_state("filled")) == 2)
     r.manual_sltp(m, position, sl=sl, tp=tp)
@@ -166,19 +144,13 @@ def test_through_the_worker_a_down_time_amend_reaches_each_follower_with_one_mod
     r.manual_sltp(m, position, sl=sl + D("0.00500"), tp=tp)  # while the bridge is down
     r.wait(0.05)
     before = modifies(r)
-    worker = copy_session(r, store)
+    worker = copy_session(r, store, MASTER, (HEDGER, OTHER))
     r.pump(lambda: len(store.intents_in_state("filled")) == 6)
     r.wait(0.3)
     assert follower_stops(r) == {HEDGER: [(sl + D("0.00500"), tp)], OTHER: [(sl + D("0.00500"), tp)]}
     assert {login: n - before[login] for login, n in modifies(r).items()} == {HEDGER: 1, OTHER: 1}
     assert len(store.intents_in_state("filled")) == 6
-    worker.stopping = True
-    restart(r)  # a second restart: nothing changed, nothing is sent
-    before = modifies(r)
-    worker = copy_session(r, store)
-    r.wait(0.3)
-    assert modifies(r) == before and len(store.intents_in_state("filled")) == 6
-    worker.stopping = True
+    quiet_restart(r, store, worker, restart, MASTER, (HEDGER, OTHER), modifies, lambda: r.wait(0.3))
     store.close()
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pytest
 
 from allocation.copy import CopySettings, resolve
 from allocation.copy.settings import SizingMode
@@ -25,9 +24,11 @@ from bridge.worker.worker import Worker
 from connectors.mt5 import deals, providers
 from connectors.mt5.venue import MT5Venue
 from tests.mt5_rig import HEDGER, MASTER, NET_MASTER, NETTER, POLL_S, Rig
+from tests import test_mt5_venue
 from tests.test_mt5_venue import settle, watch
 
 SL, TP = Decimal("1.07000"), Decimal("1.10000")
+rig = test_mt5_venue.rig  # the fixture: a Rig of four terminals, closed after the test
 SL2, TP2 = Decimal("1.07500"), Decimal("1.09500")
 
 
@@ -43,13 +44,6 @@ def restart(rig: Rig) -> None:
 def record(rig: Rig, login: int, position) -> object:
     [p] = rig.terminals[login].positions_get(ticket=position.value)
     return p
-
-
-@pytest.fixture
-def rig():
-    r = Rig()
-    yield r
-    r.close()
 
 
 def test_an_amend_made_while_down_is_one_sltp_deal_with_the_pollers_id_and_stable(rig):
@@ -137,21 +131,36 @@ def test_stops_removed_while_down_are_an_sltp_deal_without_stops(rig):
 
 
 # -- through the worker and the store -----------------------------------------------------------------
-def copy_session(rig: Rig, store: Store):
-    """The daemon's start for one master and two followers: watch, then the backfill the worker asks for
-    (after the journal's last trade, with the stops it last told), every deal into the worker."""
-    master = rig.login(MASTER)
-    routes = Routes(copy={master: [CopyRoute(rig.login(login), resolve(CopySettings(mode=SizingMode.MULTIPLIER)))
-                                   for login in (HEDGER, NETTER)]})
+def copy_session(rig, store: Store, master: int, followers: tuple[int, ...]) -> Worker:
+    """The daemon's start for one master copied 1:1 by ``followers`` on ``rig``'s venue (MT5 or MT4): watch,
+    then the backfill the worker asks for (after the journal's last trade, with the stops it last told), every
+    deal into the worker."""
+    account = rig.login(master)
+    routes = Routes(copy={account: [CopyRoute(rig.login(login), resolve(CopySettings(mode=SizingMode.MULTIPLIER)))
+                                    for login in followers]})
     venues = {rig.venue.server: rig.venue}
     worker = Worker(store, Executor(store, venues), routes, venues)
     rig.result(worker.recover())
-    rig.result(rig.venue.watch_deals(master, worker.accept))
-    backfill = rig.result(rig.venue.deals_since(master, store.last_deal_id(master, trades_only=True),
-                                                stops=store.known_stops(master)))
+    rig.result(rig.venue.watch_deals(account, worker.accept))
+    backfill = rig.result(rig.venue.deals_since(account, store.last_deal_id(account, trades_only=True),
+                                                stops=store.known_stops(account)))
     for deal in backfill:
         worker.accept(deal)
     return worker
+
+
+def quiet_restart(rig, store: Store, worker: Worker, restart, master: int, followers: tuple[int, ...], sent,
+                  idle) -> None:
+    """Stop ``worker``, restart the venue (``restart(rig)``) and start the session again with nothing changed at
+    the venue: after ``idle()``, no follower's terminal got a request (``sent(rig)``) and nothing more filled."""
+    filled = len(store.intents_in_state("filled"))
+    worker.stopping = True
+    restart(rig)
+    before = sent(rig)
+    worker = copy_session(rig, store, master, followers)
+    idle()
+    assert sent(rig) == before and len(store.intents_in_state("filled")) == filled
+    worker.stopping = True
 
 
 def requests(rig: Rig) -> dict[int, int]:
@@ -166,7 +175,7 @@ def follower_stops(rig: Rig) -> dict[int, list]:
 def test_through_the_worker_a_down_time_amend_reaches_each_follower_with_one_modify_then_nothing(rig, tmp_path):
     m = rig.login(MASTER)
     store = Store.open(tmp_path / "b.sqlite")
-    worker = copy_session(rig, store)
+    worker = copy_session(rig, store, MASTER, (HEDGER, NETTER))
     position = rig.manual(m, "EURUSD", Side.BUY, "1.00")
     rig.pump(until=lambda: len(store.intents_in_state("filled")) == 2)
     rig.manual_sltp(m, position, SL, TP)
@@ -178,21 +187,15 @@ def test_through_the_worker_a_down_time_amend_reaches_each_follower_with_one_mod
     rig.manual_sltp(m, position, SL2, TP2)  # while the bridge is down
     rig.clock.advance(2)
     before = requests(rig)
-    worker = copy_session(rig, store)
+    worker = copy_session(rig, store, MASTER, (HEDGER, NETTER))
     rig.pump(until=lambda: len(store.intents_in_state("filled")) == 6)
     for _ in range(100):
         rig.clock.advance(POLL_S)
     assert follower_stops(rig) == {HEDGER: [(1.075, 1.095)], NETTER: [(1.075, 1.095)]}
     assert {login: n - before[login] for login, n in requests(rig).items()} == {HEDGER: 1, NETTER: 1}
     assert len(store.intents_in_state("filled")) == 6
-    worker.stopping = True
-    restart(rig)  # a second restart: nothing changed, nothing is sent
-    before = requests(rig)
-    worker = copy_session(rig, store)
-    for _ in range(100):
-        rig.clock.advance(POLL_S)
-    assert requests(rig) == before and len(store.intents_in_state("filled")) == 6
-    worker.stopping = True
+    quiet_restart(rig, store, worker, restart, MASTER, (HEDGER, NETTER), requests,
+                  lambda: [rig.clock.advance(POLL_S) for _ in range(100)])
     store.close()
 
 

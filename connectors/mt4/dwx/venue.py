@@ -48,15 +48,8 @@ from allocation.leg import Action
 from bridge.domain.deal import Side
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId, ServerId
 from bridge.domain.volume import SymbolSpec
-from connectors.interface import (
-    AmbiguousOutcome,
-    OrderRequest,
-    OrderResult,
-    OrderStatus,
-    Stops,
-    VenueUnavailable,
-    magic_number,
-)
+from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, Stops, VenueUnavailable
+from connectors.interface import magic_number
 from connectors.mt4 import convert, deals
 from connectors.mt4.deals import Chains
 from connectors.mt4.dwx import protocol as D
