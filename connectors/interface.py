@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
-from typing import Callable, Protocol, runtime_checkable
+from typing import Callable, Mapping, Protocol, runtime_checkable
 
 from twisted.internet.defer import Deferred
 
 from allocation.leg import Action
-from bridge.domain.deal import MasterDeal, Side
+from bridge.domain.deal import DealKind, MasterDeal, Side
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId
 
 #: MetaTrader's order comment holds 31 characters; keys stay well inside it.
@@ -143,6 +143,21 @@ class VenuePosition:
 
 #: a position's (stop loss, take profit), None where it has none
 Stops = tuple[Decimal | None, Decimal | None]
+NO_STOPS: Stops = (None, None)
+
+
+def told_stops(known: Mapping[int, Stops], deals: list[MasterDeal]) -> dict[int, Stops]:
+    """The stops the bridge knows per open position once ``deals`` (a backfill, oldest first) are journalled
+    on top of ``known`` (``Store.known_stops``): as the journal counts them, an open's, a reversal's or an
+    SLTP deal's stops; a close forgets the position."""
+    stops = dict(known)
+    for deal in deals:
+        pid = deal.position_id.value
+        if deal.kind in (DealKind.OPEN, DealKind.REVERSAL, DealKind.SLTP):
+            stops[pid] = (deal.sl, deal.tp)
+        elif deal.kind is DealKind.CLOSE:
+            stops.pop(pid, None)
+    return stops
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ from bridge.bus.curve import CurveKeys
 from bridge.domain.ids import DealId, Login, OrderId, Platform, PositionId, ServerId
 from connectors.once import OrdersOnce
 from connectors.interface import (
+    NO_STOPS,
     AmbiguousOutcome,
     OrderRequest,
     OrderResult,
@@ -60,11 +61,11 @@ from connectors.interface import (
     Stops,
     VenueUnavailable,
     magic_number,
+    told_stops,
 )
 from connectors.mt4 import convert, deals, errors
 from connectors.mt4 import protocol as P
 from connectors.mt4.deals import Chains
-from connectors.mt5.deals import NO_STOPS, told_stops
 from connectors.mt4.errors import EAError
 from connectors.mt4.ledger import Ledger
 from connectors.mt4.link import EALink, LinkClosed, LinkTimeout

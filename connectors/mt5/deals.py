@@ -78,14 +78,13 @@ from typing import Callable, Mapping
 
 from bridge.domain.deal import DealKind, MasterDeal, Side, kind_of, signed
 from bridge.domain.ids import DealId, Login, Platform, PositionId
-from connectors.interface import Stops
+from connectors.interface import NO_STOPS, Stops
 from connectors.mt5 import codes as c
 from connectors.mt5 import convert
 
 P = Platform.MT5
 
 SLTP_IDS = 10 ** 17
-NO_STOPS: Stops = (None, None)
 REMEMBER = 10_000  # deal tickets kept for de-duplication
 TRADES = frozenset({c.DEAL_TYPE_BUY, c.DEAL_TYPE_SELL})
 BALANCES = frozenset({c.DEAL_TYPE_BALANCE, c.DEAL_TYPE_CREDIT, c.DEAL_TYPE_CHARGE, c.DEAL_TYPE_CORRECTION,
@@ -212,20 +211,6 @@ def sltp_deals(changed, account: Login, info_of: InfoOf, clock: convert.ServerCl
                               convert.side_of(p.type), 0, clock.utc_ms(p.time_update_msc),
                               convert.volume_of(p.volume, info), None, *stops))
     return out
-
-
-def told_stops(known: Mapping[int, Stops], deals: list[MasterDeal]) -> dict[int, Stops]:
-    """The stops the bridge knows per open position once ``deals`` (a backfill, oldest first) are journalled
-    on top of ``known`` (``Store.known_stops``): as the journal counts them, an open's, a reversal's or an
-    SLTP deal's stops; a close forgets the position."""
-    stops = dict(known)
-    for deal in deals:
-        pid = deal.position_id.value
-        if deal.kind in (DealKind.OPEN, DealKind.REVERSAL, DealKind.SLTP):
-            stops[pid] = (deal.sl, deal.tp)
-        elif deal.kind is DealKind.CLOSE:
-            stops.pop(pid, None)
-    return stops
 
 
 def recovered_stops(known: Mapping[int, Stops], positions, account: Login, info_of: InfoOf,

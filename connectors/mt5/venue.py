@@ -51,10 +51,12 @@ from twisted.internet import defer
 from allocation.leg import Action
 from bridge.domain.ids import DealId, Login, Platform, PositionId, ServerId
 from connectors.once import OrdersOnce
-from connectors.interface import AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, Stops, VenueUnavailable
+from connectors.interface import (
+    AmbiguousOutcome, OrderRequest, OrderResult, OrderStatus, Stops, VenueUnavailable, told_stops,
+)
 from connectors.mt5 import codes as c
 from connectors.mt5 import convert, requests, retcodes
-from connectors.mt5.deals import Inconsistent, classify, recovered_stops, resume_point, told_stops
+from connectors.mt5.deals import Inconsistent, classify, recovered_stops, resume_point
 from connectors.mt5.pool import CallFailed, TerminalPool, Worker, checked
 from connectors.mt5.watch import AHEAD_S, READS, Poller
 
