@@ -70,3 +70,35 @@ def test_closes_on_unsubscribe_survive_sigkill_with_the_closes_in_flight(world):
     assert sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER)) == master
     with read_only_store(store_path) as store:
         assert {r["state"] for r in store.db.query("SELECT state FROM links")} == {"closed"}
+
+
+@pytest.fixture
+def slow_world(tmp_path, request):
+    return (*sim_world(tmp_path, request, VENUE, [(1000, 100000), (2001, 20000)],
+                       f"[[master]]\naccount = \"{VENUE}/1000\"\n", fill_latency_us=2_000_000),
+            tmp_path / "bridge.sqlite")
+
+
+def test_a_copy_in_flight_at_the_removal_is_closed_once_it_fills(slow_world):
+    """The follower's copy is at the venue (fills come 2 s late) when it is unsubscribed with
+    --close-positions: nothing is linked yet, so the close is planned once the copy fills, and sent once."""
+    venue, bridge, config, store_path = slow_world
+    bridge.start()
+    cli(config, "copy", "subscribe", "--master", f"{VENUE}/1000", "--follower", f"{VENUE}/2001")
+    venue.venue("trade", account=MASTER, symbol="EURUSD", side="buy", amount="1.00")
+    bridge.wait(lambda s: s and s["worker"]["intents"].get("sent") == 1, "the copy to be at the venue")
+
+    out = cli(config, "copy", "unsubscribe", "--close-positions", "s1")
+    assert f"{VENUE}/2001 has no copied position open" in out  # its copy is still in flight
+    wait_for(lambda: len(venue_closes(venue, FOLLOWER)) == 1 and venue.venue("positions", account=FOLLOWER) == [],
+             "the late close to flatten the follower", timeout_s=30)
+    assert len(close_orders(store_path)) == 1
+    wait_for(lambda: close_orders(store_path)[0]["state"] == "filled", "the close's result", timeout_s=30)
+    with read_only_store(store_path) as store:
+        [request] = store.db.query("SELECT state, detail FROM close_requests")
+    assert request == {"state": "done", "detail": "1 copy(ies) in flight at the removal; 1 late close(s)"}
+    venue.venue("trade", account=MASTER, symbol="EURUSD", side="buy", amount="0.50")  # no longer copied
+    bridge.wait(lambda s: s and s["worker"]["journal"]["deals"] == 2 and s["worker"]["idle"], "the next deal")
+    trades = [d for d in venue.venue("deals_since", account=FOLLOWER, after=None) if d["kind"] != "balance"]
+    assert [d["kind"] for d in trades] == ["open", "close"]  # one copy, one close: nothing doubled
+    assert len(venue.venue("positions", account=MASTER)) >= 1  # the master keeps its position
