@@ -189,6 +189,19 @@ def test_demo_on_the_ctrader_server_copies_everything_once_by_the_servers_record
     assert "Traceback" not in result.stderr and "connection lost" not in result.stderr
 
 
+def test_a_ctrader_demo_whose_sltp_steps_repeat_the_stops_settles():
+    """Seed 1's session sets the same stops again (prices do not move between its steps): cTrader sends no
+    SL/TP deal for an amend that changes nothing, and the demo still settles once every trade is copied."""
+    steps = list(Script(15, 1).steps())
+    result = run_bridge("demo", "--platform", "ctrader", "--followers", "3", "--deals", "15", "--seed", "1",
+                        "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    trading = sum(1 for step in steps if step[0] != "sltp")
+    assert trading < summary["master_deals"] < len(steps)  # some SL/TP steps changed nothing
+    assert summary["duplicates"] == 0 and summary["missing"] == 0 and summary["followers_not_flat"] == 0
+
+
 def test_demo_on_simulated_mt5_terminals_copies_everything_once_by_the_terminals_records():
     result = run_bridge("demo", "--platform", "mt5", "--followers", "3", "--deals", "30", "--seed", "5", "--json")
     assert result.returncode == 0, result.stderr

@@ -81,8 +81,9 @@ def run_demo(reactor, followers: int, deals: int, seed: int, *, progress=None, p
 
     def settle() -> None:
         store = worker.store
-        if platform == "ctrader":  # every step is one master event (a reversal too, on the netting master)
-            journalled = _trading_deals(store) >= len(steps)
+        if platform == "ctrader":  # every trading step is one master deal (a reversal too, on the netting
+            # master); an SL/TP step is one only if it changed the stops (the same stops again: no deal)
+            journalled = _trading_deals(store, "sltp") >= sum(1 for step in steps if step[0] != "sltp")
         elif platform == "mt5":  # every trade in the master terminal's history (SL/TP changes come before them)
             journalled = all(store.deal_seq(deal_id) is not None for deal_id in venue.master_trades(MASTER))
         elif platform == "mt4":  # every trade in the master terminal's records (SL/TP changes are not trades)
