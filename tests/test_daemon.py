@@ -278,6 +278,21 @@ def test_status_answers_with_roles_positions_and_counts(daemon):
     assert answer["worker"]["intents"]["filled"] == 10  # five followers, an open and a close each
     assert answer["venues"] == ["sim/sim-demo"]
 
+    # what `bridge status` prints without --json: the same answer as labelled lines
+    from bridge.cli.status_view import render, status_lines
+
+    lines = dict(status_lines(answer))
+    assert lines["roles"] == "worker, connector"
+    assert lines["venues"] == "sim/sim-demo (connected and reconciled)"
+    assert lines["journal"].startswith("2 master deal(s), last seq 2, ")
+    assert lines["orders"] == "10 filled"
+    assert lines["masters"] == f"{daemon.master} live" and lines["worker"] == "idle"
+    assert lines["watching"] == str(daemon.master)
+    assert lines["reconcile"] == "not yet between deals"
+    assert lines["bus"].startswith(f"epoch {connector['epoch']}, next seq {connector['seq'] + 1}, ")
+    text = render(answer)
+    assert "{" not in text and all(len(line.split("  ", 1)) == 2 for line in text.splitlines())
+
 
 def test_status_without_a_daemon_is_one_line_and_exit_1(tmp_path):
     config = tmp_path / "bridge.toml"

@@ -39,7 +39,6 @@ def status(config_path, role, timeout, as_json) -> None:
     if as_json:
         click.echo(json.dumps(answer))
         return
-    click.echo(f"roles: {', '.join(answer.get('roles', [])) or 'none'}; venues: {', '.join(answer.get('venues', []))}")
-    for role in ("connector", "worker"):
-        if role in answer:
-            click.echo(f"{role}: {json.dumps(answer[role])}")
+    from bridge.cli.status_view import render
+
+    click.echo(render(answer))
