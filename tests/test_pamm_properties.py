@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import allocation.pamm as pamm
@@ -51,6 +51,11 @@ pool_settings = st.builds(
 
 @PROFILE
 @given(pool_settings, st.lists(step, min_size=1, max_size=60))
+# found by this test in CI: a performance fee under a cent raised the HWM with no ledger entry, so the
+# rebuild from the entries disagreed with the pool (now such a fee is not charged and the HWM stays)
+@example(PoolSettings(manager="M", performance_fee=Decimal(20)),
+         [("deposit", "M", Decimal("0.01")), ("deposit", "A", Decimal("0.01")), ("roll", "", 1), ("pnl", "", 251),
+          ("roll", "", 1)])
 def test_books_balance_and_rebuild_at_every_rollover(config, steps):
     pool = pamm.open_pool(config, T0)
     entries: list = []

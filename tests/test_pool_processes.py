@@ -87,7 +87,9 @@ def test_an_autocorrect_pool_survives_sigkill_with_its_orders_in_flight(world):
         asking.kill()
     assert asking.returncode == 1 and err.count("\n") == 1 and "no daemon answered" in err
     wait_for(lambda: sum(d["kind"] == "partial-close" for d in venue.venue("deals_since", account=MASTER, after=None))
-             == 2, "the venue to fill both closes while the bridge is down")
+             == 2, "the venue to fill both closes while the bridge is down: "
+             + repr([(d["kind"], d["volume"]) for d in venue.venue("deals_since", account=MASTER, after=None)])
+             + repr([(o["action"], o["volume"], o["state"]) for o in pool_orders(store_path)]))
 
     bridge.start()  # startup is recovery: each order is looked up at the venue, found, not sent again
     wait_for(lambda: all(o["state"] == "filled" for o in pool_orders(store_path)), "the orders to be resolved",

@@ -153,11 +153,15 @@ def _performance_fee(work: Work, nav: Decimal, k: str, base: Decimal, share: Dec
     if not rate or profit <= 0:
         return
     fee = cents_down(profit * share * rate / 100)
+    if fee <= 0:
+        # a fee under a cent is not charged, and the profit is not crystallised either: the HWM stays, so the
+        # profit counts towards the next fee (raising it here would forgo the fee on it, and leave the HWM
+        # moved with no ledger entry to say so: a rebuild from the entries would disagree)
+        return
     if share == 1:
         h["hwm"] = work.money[k] - fee
-    if fee > 0:
-        _charge(work, nav, k, fee, f"performance {rate}% of {profit} above HWM"
-                + ("" if share == 1 else f" x withdrawn share {share:.6f}"))
+    _charge(work, nav, k, fee, f"performance {rate}% of {profit} above HWM"
+            + ("" if share == 1 else f" x withdrawn share {share:.6f}"))
 
 
 def _charge(work: Work, nav: Decimal, k: str, fee: Decimal, detail: str) -> None:
