@@ -5,11 +5,14 @@ connectors.sim.serve``, fills 300 ms late) that outlives everything, the
 bridge (``bridge run``) and the `bridge copy` commands. A follower copies two
 master positions; it is unsubscribed with ``--close-positions``; the daemon
 sends both closes and is killed while they are at the venue, unanswered;
-restarted, it looks each up, finds it filled, and sends nothing again. The
-venue's own deal history shows each position closed exactly once.
+restarted, it looks each up: one the venue filled is not sent again, one that
+never left the killed process is sent once. The venue's own deal history shows
+each position closed exactly once.
 """
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -42,6 +45,16 @@ def venue_closes(venue: Client, account: str) -> list[dict]:
     return [d for d in venue.venue("deals_since", account=account, after=None) if d["kind"] in ("close", "partial-close")]
 
 
+def closes_reaching(venue: Client, patience_s: float = 3.0) -> int:
+    """The follower's closes the venue fills within ``patience_s`` (10x its fill latency): those it received."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        count = len(venue_closes(venue, FOLLOWER))
+        if count == 2 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
 def test_closes_on_unsubscribe_survive_sigkill_with_the_closes_in_flight(world):
     venue, bridge, config, store_path = world
     bridge.start()
@@ -57,14 +70,16 @@ def test_closes_on_unsubscribe_survive_sigkill_with_the_closes_in_flight(world):
     wait_for(lambda: [o["state"] for o in close_orders(store_path)] == ["sent", "sent"],
              "both closes to be sent", timeout_s=30)
     bridge.kill()  # the closes are at the venue, executing; their replies will find nobody
-    wait_for(lambda: len(venue_closes(venue, FOLLOWER)) == 2, "the venue to fill both closes while the bridge is down")
+    # a close marked sent may still have been in the killed process's socket queue, never on the wire: the
+    # venue fills (300 ms late) those it received; recovery looks each up and resends only the others
+    reached = closes_reaching(venue)
     assert all(o["state"] == "sent" for o in close_orders(store_path))
 
-    status = bridge.start()  # startup is recovery: each close is looked up at the venue, found, not sent again
+    status = bridge.start()  # startup is recovery: each close is looked up at the venue; found ones are not resent
     wait_for(lambda: all(o["state"] == "filled" for o in close_orders(store_path)), "the closes to be resolved",
              timeout_s=30)
-    status = bridge.wait(lambda s: s and s.get("closes", {}).get("resolved_by_lookup") == 2, "both lookups")
-    assert status["closes"]["sent"] == 0
+    status = bridge.wait(lambda s: s and s.get("closes", {}).get("resolved_by_lookup") == reached, "the lookups")
+    assert status["closes"]["sent"] == 2 - reached
     assert len(venue_closes(venue, FOLLOWER)) == 2  # each position closed exactly once
     assert venue.venue("positions", account=FOLLOWER) == []
     assert sorted((p["symbol"], p["volume"]) for p in venue.venue("positions", account=MASTER)) == master

@@ -5,15 +5,17 @@ connectors.sim.serve``, fills 300 ms late) that outlives everything, the
 bridge (``bridge run``) and the `bridge pamm` commands. An investor leaves an
 ``autocorrect`` pool; the rollover (asked of the daemon over its control
 socket) plans a partial close of each master position and sends them; the
-bridge is killed while they are at the venue, unanswered, and restarted. At
-the venue each position was partly closed exactly once, and the pool's books
-verify.
+bridge is killed while they are at the venue, unanswered, and restarted: each
+is looked up, and only one that never left the killed process is sent again.
+At the venue each position was partly closed exactly once, and the pool's
+books verify.
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 import zmq
@@ -61,6 +63,16 @@ def pool_orders(store_path) -> list[dict]:
         return list(store.db.query("SELECT * FROM account_orders ORDER BY key"))
 
 
+def closes_reaching(venue: Client, patience_s: float = 3.0) -> int:
+    """The partial closes the venue fills within ``patience_s`` (10x its fill latency): the ones it received."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        count = sum(d["kind"] == "partial-close" for d in venue.venue("deals_since", account=MASTER, after=None))
+        if count == 2 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
 def test_an_autocorrect_pool_survives_sigkill_with_its_orders_in_flight(world):
     venue, bridge, config, settings, store_path = world
     bridge.start()
@@ -86,12 +98,11 @@ def test_an_autocorrect_pool_survives_sigkill_with_its_orders_in_flight(world):
     finally:
         asking.kill()
     assert asking.returncode == 1 and err.count("\n") == 1 and "no daemon answered" in err
-    wait_for(lambda: sum(d["kind"] == "partial-close" for d in venue.venue("deals_since", account=MASTER, after=None))
-             == 2, "the venue to fill both closes while the bridge is down: "
-             + repr([(d["kind"], d["volume"]) for d in venue.venue("deals_since", account=MASTER, after=None)])
-             + repr([(o["action"], o["volume"], o["state"]) for o in pool_orders(store_path)]))
+    # an order marked sent may still have been in the killed process's socket queue, never on the wire: the
+    # venue fills (300 ms late) only those it received; recovery looks each up and resends only the others
+    reached = closes_reaching(venue)
 
-    bridge.start()  # startup is recovery: each order is looked up at the venue, found, not sent again
+    bridge.start()  # startup is recovery: each order is looked up at the venue; found ones are not sent again
     wait_for(lambda: all(o["state"] == "filled" for o in pool_orders(store_path)), "the orders to be resolved",
              timeout_s=30)
     orders = {o["position_id"]: o for o in pool_orders(store_path)}
@@ -108,4 +119,7 @@ def test_an_autocorrect_pool_survives_sigkill_with_its_orders_in_flight(world):
     assert [h["id"] for h in status["holders"] if h["units"] not in ("0", "0E-8", "0.00000000")] == ["M"]
     ok(pamm(config, "verify", "alpha"))
     daemon = bridge.status()
-    assert daemon["pools"]["orders"]["resolved_by_lookup"] == 2 and daemon["pools"]["orders"]["sent"] == 0
+    # each of the two closes exactly once (the trades above): found by lookup if it had reached the venue,
+    # sent once more if it had not
+    assert daemon["pools"]["orders"]["resolved_by_lookup"] == reached
+    assert daemon["pools"]["orders"]["sent"] == 2 - reached
