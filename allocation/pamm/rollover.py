@@ -13,7 +13,9 @@ Order inside one rollover (all at one dealing NAV = pool equity / units, 10 plac
 4. performance fee, per investor, every ``performance_every``-th rollover:
    ``(equity - HWM) x fee%`` when positive, rounded down to the cent; the HWM
    becomes the equity after the fee. Below the HWM nothing is charged and the HWM
-   stays, so a loss must be made good before any fee is due again;
+   stays, so a loss must be made good before any fee is due again; a fee that
+   rounds down to nothing is not charged either, and the HWM stays too (the
+   profit counts towards the next fee; every HWM move is in the ledger);
 5. per-investor auto-close: an investor whose equity is at or below their
    auto-close level is withdrawn in full (lock-up and minimum ignored);
 6. withdrawals due (placed at least ``freeze_seconds`` before this rollover), in
