@@ -314,3 +314,22 @@ def test_a_refused_key_is_logged_at_once_then_once_a_minute(caplog, monkeypatch)
                      f"bus: CURVE client key {'B' * 40} refused (not in [bus] curve_clients); 50 attempt(s) since "
                      "the last line"]
     assert allow.refused == 51
+
+
+def test_a_client_key_file_takes_keys_that_hold_a_hash(tmp_path):
+    """'#' is a Z85 character: a key may hold one (never first: a group's first digit is at most 82). Comments
+    are lines whose first word starts with '#', or a '#' word after the key; a '#' inside a key is the key's."""
+    from bridge.bus.curve import read_public_keys
+    from bridge.errors import InputError
+
+    keys = []
+    while len(keys) < 2:  # about a third of real keys hold a '#'
+        public = zmq.curve_keypair()[0].decode()
+        if "#" in public:
+            keys.append(public)
+    path = tmp_path / "clients"
+    path.write_text(f"# the bridge's clients\n{keys[0]}\n\n   {keys[1]}   # the second one\n#another comment\n")
+    assert read_public_keys(path, "--curve-clients") == tuple(keys)
+    path.write_text(f"{keys[0]} {keys[1]}\n")
+    with pytest.raises(InputError, match=r"clients:1: one key a line"):
+        read_public_keys(path, "--curve-clients")

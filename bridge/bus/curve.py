@@ -147,18 +147,27 @@ def read_server_key(table, own: tuple[Secret, str] | None, default: str | None =
 
 
 def read_public_keys(path: Path, what: str) -> tuple[str, ...]:
-    """A file of client public keys, one a line (``#`` starts a comment; a ``.pub`` of ``bridge keys generate``
-    is such a file): the format of the MT4 EA's ``CurveClientsFile``. At least one key."""
+    """A file of client public keys, one a line (a ``.pub`` of ``bridge keys generate`` is such a file): the
+    format of the MT4 EA's ``CurveClientsFile``. A line's key is its first word; a line whose first word
+    starts with ``#`` is a comment, as is a ``#`` word after the key. (``#`` is a Z85 character, so a key may
+    hold one, but never first: a Z85 group's first digit is at most 82 and ``#`` is 84. A ``#`` inside a word
+    never starts a comment.) At least one key."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputError(f"{what} {path}: cannot read it ({getattr(exc, 'strerror', None) or type(exc).__name__})") \
             from None
-    keys = [line.split("#", 1)[0].strip() for line in lines]
-    found = tuple(check_key(k, f"{what} {path}:{n}") for n, k in enumerate(keys, 1) if k)
+    found = []
+    for n, line in enumerate(lines, 1):
+        words = line.split()
+        if not words or words[0].startswith("#"):
+            continue  # blank, or a comment line
+        if len(words) > 1 and not words[1].startswith("#"):
+            raise InputError(f"{what} {path}:{n}: one key a line (a comment after it starts with '# ')")
+        found.append(check_key(words[0], f"{what} {path}:{n}"))
     if not found:
         raise InputError(f"{what} {path}: no public key in it (one Z85 key a line, from `bridge keys generate`)")
-    return found
+    return tuple(found)
 
 
 def serve(socket: zmq.Socket, endpoint: str, keys: CurveKeys | None) -> None:

@@ -44,20 +44,21 @@ private:
    Socket           *m_zap;
    long              m_allowed;
    long              m_refused;
-   //--- a line of a key file: what precedes '#', without blanks at either end
+   //--- a line of a key file: its first word; "" for a blank line or a comment line (its first word starts
+   //--- with '#'). '#' is a Z85 character, so a key may hold one, but never first (a group's first digit <= 82)
    string            KeyOf(const string line) const
      {
-      string s=line;
-      int hash=StringFind(s,"#");
-      if(hash>=0)
-         s=StringSubstr(s,0,hash);
+      int n=StringLen(line);
       int start=0;
-      int n=StringLen(s);
-      while(start<n && StringGetCharacter(s,start)<=' ')
+      while(start<n && StringGetCharacter(line,start)<=' ')
          start++;
-      while(n>start && StringGetCharacter(s,n-1)<=' ')
-         n--;
-      return(StringSubstr(s,start,n-start));
+      int end=start;
+      while(end<n && StringGetCharacter(line,end)>' ')
+         end++;
+      string word=StringSubstr(line,start,end-start);
+      if(StringGetCharacter(word,0)=='#')
+         return("");
+      return(word);
      }
    //--- 40 characters of the Z85 alphabet
    bool              IsKey(const string key) const
