@@ -241,6 +241,17 @@ def wait_for(condition, what: str, timeout_s: float = 20.0) -> None:
         time.sleep(0.005)
 
 
+def count_reaching(count, target: int, patience_s: float = 3.0) -> int:
+    """``count()`` polled until it reaches ``target`` or ``patience_s`` passes; its last value. For what another
+    process may or may not still do (a venue filling only the orders that reached it before a SIGKILL)."""
+    deadline = time.monotonic() + patience_s
+    while True:
+        value = count()
+        if value >= target or time.monotonic() > deadline:
+            return value
+        time.sleep(0.05)  # each count is a request to the other process
+
+
 def settled(expected_fills: int):
     """A status condition: venues ready, the worker idle, ``expected_fills`` intents filled, none unfinished."""
     return lambda s: (s and s.get("venues_ready") and s["worker"]["idle"]

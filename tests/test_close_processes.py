@@ -12,12 +12,10 @@ each position closed exactly once.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.processes import (
-    Client, bridge_cli, read_only_store, settled, sim_world, wait_for,
+    Client, bridge_cli, count_reaching, read_only_store, settled, sim_world, wait_for,
 )
 
 VENUE = "closev"
@@ -45,16 +43,6 @@ def venue_closes(venue: Client, account: str) -> list[dict]:
     return [d for d in venue.venue("deals_since", account=account, after=None) if d["kind"] in ("close", "partial-close")]
 
 
-def closes_reaching(venue: Client, patience_s: float = 3.0) -> int:
-    """The follower's closes the venue fills within ``patience_s`` (10x its fill latency): those it received."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        count = len(venue_closes(venue, FOLLOWER))
-        if count == 2 or time.monotonic() > deadline:
-            return count
-        time.sleep(0.05)
-
-
 def test_closes_on_unsubscribe_survive_sigkill_with_the_closes_in_flight(world):
     venue, bridge, config, store_path = world
     bridge.start()
@@ -72,7 +60,7 @@ def test_closes_on_unsubscribe_survive_sigkill_with_the_closes_in_flight(world):
     bridge.kill()  # the closes are at the venue, executing; their replies will find nobody
     # a close marked sent may still have been in the killed process's socket queue, never on the wire: the
     # venue fills (300 ms late) those it received; recovery looks each up and resends only the others
-    reached = closes_reaching(venue)
+    reached = count_reaching(lambda: len(venue_closes(venue, FOLLOWER)), 2)
     assert all(o["state"] == "sent" for o in close_orders(store_path))
 
     status = bridge.start()  # startup is recovery: each close is looked up at the venue; found ones are not resent

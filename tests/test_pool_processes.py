@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 
 import pytest
 import zmq
 
-from tests.processes import BRIDGE, ROOT, Client, Daemon, free_port_endpoint, read_only_store, start_venue, \
-    wait_for, write_accounts
+from tests.processes import BRIDGE, ROOT, Client, Daemon, count_reaching, free_port_endpoint, read_only_store, \
+    start_venue, wait_for, write_accounts
 
 VENUE = "pammv"
 MASTER = f"sim/{VENUE}/1000"
@@ -63,16 +62,6 @@ def pool_orders(store_path) -> list[dict]:
         return list(store.db.query("SELECT * FROM account_orders ORDER BY key"))
 
 
-def closes_reaching(venue: Client, patience_s: float = 3.0) -> int:
-    """The partial closes the venue fills within ``patience_s`` (10x its fill latency): the ones it received."""
-    deadline = time.monotonic() + patience_s
-    while True:
-        count = sum(d["kind"] == "partial-close" for d in venue.venue("deals_since", account=MASTER, after=None))
-        if count == 2 or time.monotonic() > deadline:
-            return count
-        time.sleep(0.05)
-
-
 def test_an_autocorrect_pool_survives_sigkill_with_its_orders_in_flight(world):
     venue, bridge, config, settings, store_path = world
     bridge.start()
@@ -100,7 +89,8 @@ def test_an_autocorrect_pool_survives_sigkill_with_its_orders_in_flight(world):
     assert asking.returncode == 1 and err.count("\n") == 1 and "no daemon answered" in err
     # an order marked sent may still have been in the killed process's socket queue, never on the wire: the
     # venue fills (300 ms late) only those it received; recovery looks each up and resends only the others
-    reached = closes_reaching(venue)
+    reached = count_reaching(lambda: sum(d["kind"] == "partial-close"
+                                         for d in venue.venue("deals_since", account=MASTER, after=None)), 2)
 
     bridge.start()  # startup is recovery: each order is looked up at the venue; found ones are not sent again
     wait_for(lambda: all(o["state"] == "filled" for o in pool_orders(store_path)), "the orders to be resolved",

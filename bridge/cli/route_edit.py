@@ -25,21 +25,32 @@ def load_config(config_path: Path):
 
 
 @contextmanager
-def route_book(config_path: Path) -> Iterator:
-    """(configuration, RouteBook on its store); the store is closed after."""
-    from bridge.daemon.route_book import RouteBook
+def open_store(config, *, existing: bool = False) -> Iterator:
+    """The configuration's store, closed after; a store that cannot be opened is one line (``existing``:
+    one that does not exist yet too, rather than creating it)."""
     from bridge.errors import InputError
     from bridge.store import Store
 
-    config = load_config(config_path)
+    if existing and not config.store_path.exists():
+        raise InputError(f"store {config.store_path}: no such file (the daemon creates it at its first start)")
     try:
         store = Store.open(config.store_path)
     except Exception as exc:  # sqlite3 errors: a directory missing, no permission, not a database
         raise InputError(f"store {config.store_path}: cannot open ({exc})") from None
     try:
-        yield config, RouteBook(config, store)
+        yield store
     finally:
         store.close()
+
+
+@contextmanager
+def route_book(config_path: Path) -> Iterator:
+    """(configuration, RouteBook on its store); the store is closed after."""
+    from bridge.daemon.route_book import RouteBook
+
+    config = load_config(config_path)
+    with open_store(config) as store:
+        yield config, RouteBook(config, store)
 
 
 close_option = click.option(

@@ -9,32 +9,17 @@ from __future__ import annotations
 import json
 import re
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
 
-from bridge.cli.route_edit import config_option, json_option, load_config
+from bridge.cli.route_edit import config_option, json_option, load_config, open_store
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dh]?)\s*$")
 
 
-@contextmanager
 def _store(config_path: Path):
-    from bridge.errors import InputError
-    from bridge.store import Store
-
-    config = load_config(config_path)
-    if not config.store_path.exists():
-        raise InputError(f"store {config.store_path}: no such file (the daemon creates it at its first start)")
-    try:
-        store = Store.open(config.store_path)
-    except Exception as exc:  # sqlite3 errors: no permission, not a database, locked beyond the timeout
-        raise InputError(f"store {config.store_path}: cannot open ({exc})") from None
-    try:
-        yield store
-    finally:
-        store.close()
+    return open_store(load_config(config_path), existing=True)
 
 
 def _megabytes(size: int) -> str:
@@ -154,10 +139,10 @@ def prune(config_path, older_than, dry_run, as_json) -> None:
 
     cutoff_ns = time.time_ns() - _age_ns(older_than)
     with _store(config_path) as store:
-        total = len(prunable_deals(store.db.conn, cutoff_ns)[0])
-        with bar(total, "deals") as advance:  # a bar on a terminal only
+        plan = prunable_deals(store.db.conn, cutoff_ns)  # read once: its length sizes the bar
+        with bar(len(plan[0]), "deals") as advance:  # a bar on a terminal only
             try:
-                result = store_prune(store, cutoff_ns, dry_run=dry_run, progress=advance)
+                result = store_prune(store, cutoff_ns, dry_run=dry_run, progress=advance, plan=plan)
             except StoreError as exc:
                 raise InputError(f"prune stopped: {exc}") from None
     figures = {"dry_run": dry_run, **result.as_dict()}

@@ -67,12 +67,13 @@ def prunable_deals(conn: sqlite3.Connection, cutoff_ns: int) -> tuple[list[int],
     return [seq for seq in old if seq not in unfinished], len(unfinished)
 
 
-def prune(store, cutoff_ns: int, *, dry_run: bool = False, progress: Callable[[int], None] | None = None
-          ) -> PruneResult:
+def prune(store, cutoff_ns: int, *, dry_run: bool = False, progress: Callable[[int], None] | None = None,
+          plan: tuple[list[int], int] | None = None) -> PruneResult:
     """Delete the detail of deals older than ``cutoff_ns`` (bridge clock, ns since the epoch) as the module
-    says; with ``dry_run``, count what would go and delete nothing."""
+    says; with ``dry_run``, count what would go and delete nothing. ``plan``: :func:`prunable_deals`'s answer,
+    when the caller read it already (each batch is checked again in its transaction)."""
     conn = store.db.conn
-    seqs, kept = prunable_deals(conn, cutoff_ns)
+    seqs, kept = plan if plan is not None else prunable_deals(conn, cutoff_ns)
     result = PruneResult(kept_unfinished=kept)
     for start in range(0, len(seqs), BATCH):
         batch = seqs[start:start + BATCH]
