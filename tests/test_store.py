@@ -105,6 +105,15 @@ def test_migrations_are_applied_once_and_recorded(tmp_path):
         assert list(again.db.query("SELECT name, applied_at FROM migrations ORDER BY rowid")) == recorded
 
 
+def old_link(store: Store, master_position: str, follower: str, follower_position: str, opened_by: str) -> None:
+    """An open EURUSD buy link of 300,000, written as a schema before 0010 (no master_id) holds it."""
+    with store.transaction():
+        store.db.conn.execute(
+            "INSERT INTO links (master_position, follower_id, follower_position, symbol, side, volume, state, "
+            "opened_by) VALUES (?, ?, ?, 'EURUSD', 'buy', 300000, 'open', ?)",
+            (master_position, follower, follower_position, opened_by))
+
+
 def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path):
     path = tmp_path / "store.db"
     db = connect(path)
@@ -113,8 +122,7 @@ def test_a_database_at_an_older_migration_is_upgraded_keeping_its_data(tmp_path)
     db.close()
     with Store(connect(path)) as old:  # the 0001 schema is enough to journal
         seq = old.journal_deal(make_deal(1), 10)
-        old.link(PositionId(Platform.SIM, 7), FOLLOWERS[0], PositionId(Platform.MT5, 70), "EURUSD", Side.BUY,
-                 300_000, "cbkey")
+        old_link(old, "sim:PositionId:7", FOLLOWERS[0], "mt5:PositionId:70", "cbkey")
         intents = make_intents(seq, make_deal(1))
         old.plan(seq, intents)
         old.mark_sent(intents[0].key, 20)
@@ -679,8 +687,7 @@ def test_links_get_their_master_from_the_deal_that_opened_them(tmp_path):
         seq = old.journal_deal(deal, 10)
         intents = make_intents(seq, deal)
         old.plan(seq, intents)
-        old.link(deal.position_id, FOLLOWERS[0], PositionId(Platform.MT5, 70), "EURUSD", Side.BUY, 300_000,
-                 intents[0].key)
+        old_link(old, str(deal.position_id), FOLLOWERS[0], "mt5:PositionId:70", intents[0].key)
     with Store.open(path) as store:
         assert store.migrated == ["0010_links_per_master"]
         [link] = store.links_of_master(deal.position_id)

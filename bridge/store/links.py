@@ -94,15 +94,11 @@ class LinkStore(StoreBase):
             existing = self._one("SELECT * FROM links WHERE master_position = ? AND follower_id = ? "
                                  f"AND follower_position = ?{which}", (_mp(master_position), follower_id, fp, *by))
             if existing is None:
-                values = (_mp(master_position), follower_id, fp, symbol, Side(side).value, volume, opened_by)
-                if master:
-                    self.db.conn.execute(
-                        "INSERT INTO links (master_position, follower_id, follower_position, symbol, side, volume, "
-                        "state, opened_by, master_id) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)", (*values, str(master)))
-                else:
-                    self.db.conn.execute(
-                        "INSERT INTO links (master_position, follower_id, follower_position, symbol, side, volume, "
-                        "state, opened_by) VALUES (?, ?, ?, ?, ?, ?, 'open', ?)", values)
+                self.db.conn.execute(
+                    "INSERT INTO links (master_position, follower_id, follower_position, symbol, side, volume, "
+                    "state, opened_by, master_id) VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?)",
+                    (_mp(master_position), follower_id, fp, symbol, Side(side).value, volume, opened_by,
+                     str(master or "")))
                 return
             if existing["state"] == "open" and existing["opened_by"] == opened_by:
                 return
